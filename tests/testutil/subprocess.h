@@ -1,0 +1,71 @@
+// Starting and stopping real binaries in tests (rcptguardd, slapd, ...).
+//
+// A Subprocess is started with an argv and optional stdout/stderr files, and
+// is stopped by its PID only (never by name). The destructor sends SIGKILL
+// to a process still running, so a failing test leaves nothing behind.
+//
+// Thread safety: not thread-safe; one owner.
+#ifndef RCPTGUARD_TESTS_TESTUTIL_SUBPROCESS_H_
+#define RCPTGUARD_TESTS_TESTUTIL_SUBPROCESS_H_
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace rcptguard::testing {
+
+class Subprocess {
+ public:
+  Subprocess() = default;
+  Subprocess(const Subprocess&) = delete;
+  Subprocess& operator=(const Subprocess&) = delete;
+  ~Subprocess();
+
+  // Starts argv[0] (a path) with argv. Output goes to the given files
+  // (created/truncated), or is inherited when empty.
+  absl::Status Start(const std::vector<std::string>& argv,
+                     const std::string& stdout_path = "",
+                     const std::string& stderr_path = "");
+
+  pid_t pid() const { return pid_; }
+  bool running();
+
+  // Sends `sig` to the process.
+  void Signal(int sig);
+  // Waits up to `timeout` for the process to exit; returns its exit status
+  // as from waitpid (use WIFEXITED etc.), or nullopt on timeout.
+  std::optional<int> Wait(absl::Duration timeout);
+  // SIGTERM, wait up to `timeout`, then SIGKILL.
+  std::optional<int> Stop(absl::Duration timeout = absl::Seconds(10));
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_status_;
+};
+
+// Runs argv to completion (bounded by timeout); returns the exit status and
+// fills `output` with stdout+stderr.
+absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
+                               std::string* output,
+                               absl::Duration timeout = absl::Seconds(60));
+
+// Reads a whole file ("" if missing).
+std::string ReadFile(const std::string& path);
+// Writes a whole file.
+absl::Status WriteFile(const std::string& path, const std::string& content);
+// A fresh temporary directory under $TMPDIR (or /tmp).
+std::string MakeTempDir(const std::string& prefix);
+// Waits until `path` exists and is non-empty, up to `timeout`.
+bool WaitForFile(const std::string& path, absl::Duration timeout);
+// Repo source and build roots (RG_SOURCE_DIR / RG_BINARY_DIR set by ctest).
+std::string SourceDir();
+std::string BinaryDir();
+
+}  // namespace rcptguard::testing
+
+#endif  // RCPTGUARD_TESTS_TESTUTIL_SUBPROCESS_H_
