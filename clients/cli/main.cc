@@ -1,0 +1,205 @@
+// rcptguard: command-line client for rcptguardd.
+//
+//   rcptguard check ADDR... [--client-ip IP] [--server HOST:PORT] [--json]
+//   rcptguard status [--server HOST:PORT] [--json]
+//   rcptguard health [--server HOST:PORT]     exit 0 when SERVING
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/credentials.h"
+#include "rcptguard/v1/admin.grpc.pb.h"
+#include "rcptguard/v1/validation.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+ABSL_FLAG(std::string, server, "127.0.0.1:50051", "rcptguardd address.");
+ABSL_FLAG(std::string, client_ip, "",
+          "SMTP client IP to report (check); empty makes the check a dry "
+          "lookup that feeds no harvest counters.");
+ABSL_FLAG(std::string, mail_from, "", "Envelope sender to report (check).");
+ABSL_FLAG(bool, json, false, "Print the response as JSON.");
+ABSL_FLAG(int, timeout_ms, 5000, "Deadline of each call.");
+
+namespace {
+
+using rcptguard::v1::Admin;
+using rcptguard::v1::RecipientValidation;
+
+constexpr char kUsage[] =
+    "rcptguard COMMAND [ARGS] [--server HOST:PORT]\n"
+    "commands:\n"
+    "  check ADDR...   validate recipients (--client-ip, --mail-from)\n"
+    "  status          show the served directory\n"
+    "  health          exit 0 when the server is SERVING\n";
+
+std::shared_ptr<grpc::Channel> Channel() {
+  return grpc::CreateChannel(absl::GetFlag(FLAGS_server),
+                             grpc::InsecureChannelCredentials());
+}
+
+void SetDeadline(grpc::ClientContext& ctx) {
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(absl::GetFlag(FLAGS_timeout_ms)));
+}
+
+int RpcFailed(const char* what, const grpc::Status& status) {
+  std::fprintf(stderr, "rcptguard: %s failed: %s (code %d)\n", what,
+               status.error_message().c_str(),
+               static_cast<int>(status.error_code()));
+  return 3;
+}
+
+std::string ToJson(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.add_whitespace = true;
+  opts.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
+  return out;
+}
+
+std::string StatusName(rcptguard::v1::RecipientStatus s) {
+  switch (s) {
+    case rcptguard::v1::RECIPIENT_STATUS_VALID:
+      return "VALID";
+    case rcptguard::v1::RECIPIENT_STATUS_UNKNOWN:
+      return "UNKNOWN";
+    case rcptguard::v1::RECIPIENT_STATUS_NOT_SERVED:
+      return "NOT_SERVED";
+    case rcptguard::v1::RECIPIENT_STATUS_MALFORMED:
+      return "MALFORMED";
+    default:
+      return "UNSPECIFIED";
+  }
+}
+
+int Check(const std::vector<char*>& args) {
+  if (args.size() < 3) {
+    std::fprintf(stderr, "usage: rcptguard check ADDR...\n");
+    return 2;
+  }
+  rcptguard::v1::ValidateRequest request;
+  request.set_request_id(1);
+  const std::string client_ip = absl::GetFlag(FLAGS_client_ip);
+  request.mutable_context()->set_client_ip(client_ip);
+  request.mutable_context()->set_mail_from(absl::GetFlag(FLAGS_mail_from));
+  request.mutable_context()->set_edge_id("rcptguard-cli");
+  request.set_dry_run(client_ip.empty());
+  for (size_t i = 2; i < args.size(); ++i) request.add_recipients(args[i]);
+
+  auto stub = RecipientValidation::NewStub(Channel());
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  rcptguard::v1::ValidateResponse response;
+  grpc::Status status = stub->Validate(&ctx, request, &response);
+  if (!status.ok()) return RpcFailed("Validate", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s", ToJson(response).c_str());
+    return 0;
+  }
+  for (int i = 0; i < response.verdicts_size(); ++i) {
+    const auto& v = response.verdicts(i);
+    std::string line = absl::StrCat(
+        request.recipients(i), "\t", StatusName(v.status()), "\t",
+        v.reply().code(), " ", v.reply().enhanced_status(), " ",
+        v.reply().text());
+    if (v.monitor_only()) absl::StrAppend(&line, "\t(monitor: would reject)");
+    if (!v.detail().empty()) absl::StrAppend(&line, "\t(", v.detail(), ")");
+    std::printf("%s\n", line.c_str());
+  }
+  const auto& c = response.client();
+  std::printf("client\t%s\t%s\n",
+              rcptguard::v1::ClientAction_Name(c.action()).c_str(),
+              c.rule().empty() ? "" : c.rule().c_str());
+  std::printf("directory\t%s\n", response.directory_version().c_str());
+  return 0;
+}
+
+int Status() {
+  auto stub = Admin::NewStub(Channel());
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  rcptguard::v1::GetStatusResponse response;
+  grpc::Status status =
+      stub->GetStatus(&ctx, rcptguard::v1::GetStatusRequest(), &response);
+  if (!status.ok()) return RpcFailed("GetStatus", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s", ToJson(response).c_str());
+    return 0;
+  }
+  using google::protobuf::util::TimeUtil;
+  std::printf("server version   %s\n", response.server_version().c_str());
+  std::printf("serving          %s\n", response.serving() ? "yes" : "no");
+  if (!response.serving()) return 0;
+  std::printf("directory        %s\n", response.directory_version().c_str());
+  std::printf("source           %s\n", response.source().c_str());
+  std::printf("loaded at        %s\n",
+              TimeUtil::ToString(response.loaded_at()).c_str());
+  std::printf("age              %.0f s\n", response.directory_age_seconds());
+  std::printf("addresses        %llu\n",
+              static_cast<unsigned long long>(response.total_addresses()));
+  const auto& load = response.load();
+  std::printf(
+      "load             %llu records, %llu included, %llu disabled excluded, "
+      "%llu addresses in other domains skipped, %llu malformed, %.3f s\n",
+      static_cast<unsigned long long>(load.records()),
+      static_cast<unsigned long long>(load.included_entries()),
+      static_cast<unsigned long long>(load.disabled_entries()),
+      static_cast<unsigned long long>(load.addresses_not_served()),
+      static_cast<unsigned long long>(load.addresses_malformed()),
+      load.duration_seconds());
+  std::printf("%-32s %-8s %12s  %s\n", "DOMAIN", "MODE", "ADDRESSES",
+              "ALIASES");
+  for (const auto& d : response.domains()) {
+    std::printf("%-32s %-8s %12llu  %s\n", d.name().c_str(),
+                d.mode() == rcptguard::v1::DOMAIN_MODE_MONITOR ? "monitor"
+                                                               : "enforce",
+                static_cast<unsigned long long>(d.addresses()),
+                absl::StrJoin(d.aliases(), ",").c_str());
+  }
+  return 0;
+}
+
+int Health() {
+  auto stub = grpc::health::v1::Health::NewStub(Channel());
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = stub->Check(&ctx, request, &response);
+  if (!status.ok()) return RpcFailed("Health.Check", status);
+  const bool serving =
+      response.status() == grpc::health::v1::HealthCheckResponse::SERVING;
+  std::printf("%s\n", grpc::health::v1::HealthCheckResponse::ServingStatus_Name(
+                          response.status())
+                          .c_str());
+  return serving ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(kUsage);
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() < 2) {
+    std::fprintf(stderr, "%s", kUsage);
+    return 2;
+  }
+  const std::string command = args[1];
+  if (command == "check") return Check(args);
+  if (command == "status") return Status();
+  if (command == "health") return Health();
+  std::fprintf(stderr, "rcptguard: unknown command '%s'\n%s", command.c_str(),
+               kUsage);
+  return 2;
+}

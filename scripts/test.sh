@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite
+# (unit, end-to-end with real peers, fuzz smoke runs). Usage:
+#   scripts/test.sh            RelWithDebInfo build in build-test/
+#   scripts/test.sh --asan     AddressSanitizer + UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=normal
+for arg in "$@"; do
+  case "$arg" in
+    --asan) mode=asan ;;
+    *) echo "usage: scripts/test.sh [--asan]" >&2; exit 2 ;;
+  esac
+done
+
+scripts/deps.sh test
+
+if [[ $mode == asan ]]; then
+  dir=build-asan
+  scripts/build.sh "$dir" -DRG_SANITIZE=ON -DRG_BENCHMARKS=OFF
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+else
+  dir=build-test
+  scripts/build.sh "$dir"
+fi
+
+cd "$dir"
+ctest --output-on-failure -j "$(nproc)" --timeout 600

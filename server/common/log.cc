@@ -1,0 +1,120 @@
+#include "server/common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "server/common/strings.h"
+
+namespace rcptguard {
+namespace {
+
+std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
+std::atomic<bool> json_output{false};
+
+constexpr std::string_view LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarning:
+      return "warning";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+bool NeedsQuotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v) {
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' ||
+        static_cast<unsigned char>(c) < 0x20) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void AppendEscaped(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));
+        } else {
+          out += c;
+        }
+    }
+  }
+}
+
+}  // namespace
+
+void SetMinLogLevel(LogLevel level) {
+  min_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
+void SetLogJson(bool json) {
+  json_output.store(json, std::memory_order_relaxed);
+}
+
+void Log(LogLevel level, std::string_view event,
+         std::initializer_list<LogField> fields) {
+  if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
+    return;
+  }
+  const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                          absl::UTCTimeZone());
+  std::string line;
+  if (json_output.load(std::memory_order_relaxed)) {
+    absl::StrAppend(&line, "{\"ts\":\"", ts, "\",\"level\":\"",
+                    ToAbsl(LevelName(level)), "\",\"event\":\"");
+    AppendEscaped(line, event);
+    line += '"';
+    for (const LogField& f : fields) {
+      line += ",\"";
+      AppendEscaped(line, f.key);
+      line += "\":\"";
+      AppendEscaped(line, f.value);
+      line += '"';
+    }
+    line += "}\n";
+  } else {
+    absl::StrAppend(&line, "ts=", ts, " level=", ToAbsl(LevelName(level)),
+                    " event=", ToAbsl(event));
+    for (const LogField& f : fields) {
+      absl::StrAppend(&line, " ", ToAbsl(f.key), "=");
+      if (NeedsQuotes(f.value)) {
+        line += '"';
+        AppendEscaped(line, f.value);
+        line += '"';
+      } else {
+        line += f.value;
+      }
+    }
+    line += '\n';
+  }
+  // One write per line keeps lines whole across threads.
+  ssize_t unused = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)unused;
+}
+
+}  // namespace rcptguard

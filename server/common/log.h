@@ -1,0 +1,63 @@
+// Structured, one-line-per-event logging to stderr.
+//
+//   LogInfo("directory_loaded", {{"version", v}, {"addresses", n}});
+// prints
+//   ts=2026-11-29T04:50:00.123Z level=info event=directory_loaded version=... addresses=...
+//
+// Values containing spaces, quotes or '=' are quoted. Never log a full
+// recipient address at info level: log its domain or fingerprint.
+//
+// Thread safety: safe to call from any thread; each line is written with one
+// write(2) so lines from different threads do not interleave.
+#ifndef RCPTGUARD_SERVER_COMMON_LOG_H_
+#define RCPTGUARD_SERVER_COMMON_LOG_H_
+
+#include <initializer_list>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace rcptguard {
+
+enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3 };
+
+struct LogField {
+  LogField(std::string_view k, std::string_view v) : key(k), value(v) {}
+  LogField(std::string_view k, const std::string& v) : key(k), value(v) {}
+  LogField(std::string_view k, const char* v) : key(k), value(v) {}
+  LogField(std::string_view k, absl::string_view v)
+      : key(k), value(v.data(), v.size()) {}
+  template <typename T,
+            typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+  LogField(std::string_view k, T v) : key(k), value(absl::StrCat(v)) {}
+  std::string_view key;
+  std::string value;
+};
+
+// Lines below this level are dropped. Default kInfo.
+void SetMinLogLevel(LogLevel level);
+// Emit JSON objects instead of key=value pairs.
+void SetLogJson(bool json);
+
+void Log(LogLevel level, std::string_view event,
+         std::initializer_list<LogField> fields = {});
+
+inline void LogInfo(std::string_view event,
+                    std::initializer_list<LogField> fields = {}) {
+  Log(LogLevel::kInfo, event, fields);
+}
+inline void LogWarning(std::string_view event,
+                       std::initializer_list<LogField> fields = {}) {
+  Log(LogLevel::kWarning, event, fields);
+}
+inline void LogError(std::string_view event,
+                     std::initializer_list<LogField> fields = {}) {
+  Log(LogLevel::kError, event, fields);
+}
+
+}  // namespace rcptguard
+
+#endif  // RCPTGUARD_SERVER_COMMON_LOG_H_

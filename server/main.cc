@@ -1,0 +1,100 @@
+// rcptguardd: composition root only. Flags bootstrap; everything else is the
+// text-format config (see deploy/examples/rcptguard.textproto).
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "server/common/log.h"
+#include "server/service/config.h"
+#include "server/service/server.h"
+
+ABSL_FLAG(std::string, config, "", "Path of the text-format ServerConfig.");
+ABSL_FLAG(std::string, listen, "",
+          "Override listen_address (host:port; port 0 picks a free port).");
+ABSL_FLAG(std::string, port_file, "",
+          "Write the bound gRPC port to this file once listening (tests).");
+ABSL_FLAG(bool, log_json, false, "Log JSON objects instead of key=value.");
+ABSL_FLAG(bool, check_config, false,
+          "Validate the config and exit (0 when valid).");
+
+namespace {
+
+int Fail(const char* what, const absl::Status& status) {
+  std::fprintf(stderr, "rcptguardd: %s: %s\n", what,
+               std::string(status.message()).c_str());
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "rcptguardd --config=FILE [--listen=HOST:PORT]\n"
+      "Recipient validation service for mail edges.");
+  absl::ParseCommandLine(argc, argv);
+  rcptguard::SetLogJson(absl::GetFlag(FLAGS_log_json));
+
+  const std::string config_path = absl::GetFlag(FLAGS_config);
+  if (config_path.empty()) {
+    std::fprintf(stderr, "rcptguardd: --config is required\n");
+    return 2;
+  }
+  auto config = rcptguard::service::LoadConfig(config_path);
+  if (!config.ok()) return Fail("invalid configuration", config.status());
+  if (!absl::GetFlag(FLAGS_listen).empty()) {
+    config->set_listen_address(absl::GetFlag(FLAGS_listen));
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::printf("configuration %s is valid\n", config_path.c_str());
+    return 0;
+  }
+
+  // Block the shutdown signals in every thread; one thread waits for them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = rcptguard::service::Server::Create(*std::move(config));
+  if (!server.ok()) return Fail("cannot start", server.status());
+  absl::Status started = (*server)->Start();
+  if (!started.ok()) return Fail("cannot start", started);
+
+  const std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (!port_file.empty()) {
+    const std::string tmp = port_file + ".tmp";
+    std::ofstream(tmp) << (*server)->port() << "\n";
+    std::rename(tmp.c_str(), port_file.c_str());
+  }
+
+  std::thread signal_thread([&server, &signals] {
+    for (;;) {
+      int sig = 0;
+      if (sigwait(&signals, &sig) != 0) continue;
+      if (sig == SIGHUP) {
+        rcptguard::LogInfo("sighup", {{"action", "reload"}});
+        (void)(*server)->LoadDirectory();
+        continue;
+      }
+      rcptguard::LogInfo("signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      (*server)->Shutdown();
+      return;
+    }
+  });
+
+  absl::Status loaded = (*server)->LoadDirectory();
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "rcptguardd: cannot load the directory: %s\n",
+                 std::string(loaded.message()).c_str());
+    std::_Exit(1);
+  }
+  (*server)->Wait();
+  signal_thread.join();
+  return 0;
+}

@@ -1,0 +1,204 @@
+#include "server/service/config.h"
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "server/address/address.h"
+#include "server/common/status_macros.h"
+#include "server/common/strings.h"
+
+namespace rcptguard::service {
+namespace {
+
+// Collects the first text-format error with its position.
+class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit FirstErrorCollector(std::string_view source) : source_(source) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override {
+    if (error_.empty()) {
+      error_ = absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ",
+                            message);
+    }
+  }
+  void AddWarning(int, google::protobuf::io::ColumnNumber,
+                  const std::string&) override {}
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string source_;
+  std::string error_;
+};
+
+std::string ResolvePath(std::string_view base_dir, const std::string& path) {
+  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  return absl::StrCat(ToAbsl(base_dir), "/", path);
+}
+
+void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
+  if (config.listen_address().empty()) {
+    config.set_listen_address(kDefaultListenAddress);
+  }
+  v1::Limits* limits = config.mutable_limits();
+  if (limits->max_recipients_per_request() == 0) {
+    limits->set_max_recipients_per_request(kDefaultMaxRecipients);
+  }
+  if (limits->max_address_length() == 0) {
+    limits->set_max_address_length(kDefaultMaxAddressLength);
+  }
+  if (limits->max_message_bytes() == 0) {
+    limits->set_max_message_bytes(kDefaultMaxMessageBytes);
+  }
+  if (limits->max_concurrent_streams() == 0) {
+    limits->set_max_concurrent_streams(kDefaultMaxConcurrentStreams);
+  }
+  v1::Shutdown* shutdown = config.mutable_shutdown();
+  if (!shutdown->has_grace_ms()) shutdown->set_grace_ms(kDefaultShutdownGraceMs);
+  if (!shutdown->has_drain_timeout_ms()) {
+    shutdown->set_drain_timeout_ms(kDefaultDrainTimeoutMs);
+  }
+  for (std::string& file : *config.mutable_directory()->mutable_ldif_files()) {
+    file = ResolvePath(base_dir, file);
+  }
+  if (!config.fingerprint_key_file().empty()) {
+    config.set_fingerprint_key_file(
+        ResolvePath(base_dir, config.fingerprint_key_file()));
+  }
+  for (v1::Domain& domain : *config.mutable_domains()) {
+    if (domain.mode() == v1::DOMAIN_MODE_UNSPECIFIED) {
+      domain.set_mode(v1::DOMAIN_MODE_ENFORCE);
+    }
+  }
+}
+
+absl::Status FieldError(std::string_view field, std::string_view reason) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(ToAbsl(field), ": ", ToAbsl(reason)));
+}
+
+}  // namespace
+
+absl::Status ValidateConfig(const v1::ServerConfig& config) {
+  if (config.domains().empty()) {
+    return FieldError("domains", "at least one served domain is required");
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < config.domains_size(); ++i) {
+    const v1::Domain& domain = config.domains(i);
+    const std::string field = absl::StrCat("domains[", i, "]");
+    auto name = address::NormalizeDomain(domain.name());
+    if (!name.ok()) {
+      return FieldError(absl::StrCat(field, ".name"), ToStd(name.status().message()));
+    }
+    if (!seen.insert(*name).second) {
+      return FieldError(absl::StrCat(field, ".name"),
+                        absl::StrCat("domain ", *name, " is listed twice"));
+    }
+    for (char c : domain.subaddress_delimiters()) {
+      const bool ok = c == '+' || c == '-' || c == '_' || c == '=' ||
+                      c == '#' || c == '~';
+      if (!ok) {
+        return FieldError(
+            absl::StrCat(field, ".subaddress_delimiters"),
+            absl::StrCat("'", std::string(1, c),
+                         "' is not a supported delimiter (use + - _ = # ~)"));
+      }
+    }
+    for (int j = 0; j < domain.aliases_size(); ++j) {
+      auto alias = address::NormalizeDomain(domain.aliases(j));
+      const std::string alias_field = absl::StrCat(field, ".aliases[", j, "]");
+      if (!alias.ok()) {
+        return FieldError(alias_field, ToStd(alias.status().message()));
+      }
+      if (!seen.insert(*alias).second) {
+        return FieldError(alias_field,
+                          absl::StrCat("domain ", *alias, " is listed twice"));
+      }
+    }
+  }
+  const v1::DirectorySource& dir = config.directory();
+  if (dir.ldif_files().empty()) {
+    return FieldError("directory.ldif_files",
+                      "at least one LDIF file is required");
+  }
+  const bool custom = dir.has_mapping();
+  if (!custom && dir.preset() != "ad" && dir.preset() != "openldap") {
+    return FieldError("directory.preset",
+                      absl::StrCat("must be \"ad\" or \"openldap\" (got \"",
+                                   dir.preset(), "\") or set directory.mapping"));
+  }
+  if (custom && dir.mapping().address_attributes().empty() &&
+      dir.mapping().proxy_attributes().empty()) {
+    return FieldError("directory.mapping",
+                      "needs at least one address or proxy attribute");
+  }
+  if (dir.shard_bits() > 16) {
+    return FieldError("directory.shard_bits", "must be at most 16");
+  }
+  const v1::Limits& limits = config.limits();
+  if (limits.max_recipients_per_request() > 100000) {
+    return FieldError("limits.max_recipients_per_request",
+                      "must be at most 100000");
+  }
+  if (limits.max_address_length() < 256 ||
+      limits.max_address_length() > 65536) {
+    return FieldError("limits.max_address_length",
+                      "must be between 256 and 65536");
+  }
+  if (limits.max_message_bytes() < 4096 ||
+      limits.max_message_bytes() > (64u << 20)) {
+    return FieldError("limits.max_message_bytes",
+                      "must be between 4096 and 67108864");
+  }
+  if (config.shutdown().drain_timeout_ms() > 600000) {
+    return FieldError("shutdown.drain_timeout_ms", "must be at most 600000");
+  }
+  if (config.shutdown().grace_ms() > 600000) {
+    return FieldError("shutdown.grace_ms", "must be at most 600000");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
+                                             std::string_view source_name,
+                                             std::string_view base_dir) {
+  v1::ServerConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  FirstErrorCollector errors(source_name);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(std::string(text), &config)) {
+    return absl::InvalidArgumentError(
+        errors.error().empty() ? absl::StrCat(ToAbsl(source_name), ": parse error")
+                               : errors.error());
+  }
+  ApplyDefaults(config, base_dir);
+  absl::Status status = ValidateConfig(config);
+  if (!status.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(source_name), ": ", status.message()));
+  }
+  return config;
+}
+
+absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read config file ", path));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string base_dir = ".";
+  if (auto slash = path.rfind('/'); slash != std::string::npos) {
+    base_dir = path.substr(0, slash == 0 ? 1 : slash);
+  }
+  return ParseConfig(buffer.str(), path, base_dir);
+}
+
+}  // namespace rcptguard::service

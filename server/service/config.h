@@ -1,0 +1,44 @@
+// Loading and validating the server configuration.
+//
+// The configuration is one text-format rcptguard.v1.ServerConfig. LoadConfig
+// parses it, fills in defaults, resolves relative paths against the config
+// file's folder, and validates it as a whole: the first problem comes back
+// as InvalidArgument naming the field and the reason, e.g.
+//   "domains[1].name: invalid domain: ..." or
+//   "/etc/rcptguard/config.textproto:12:3: Message type ... has no field ..."
+//
+// Thread safety: pure functions, safe to call from any thread.
+#ifndef RCPTGUARD_SERVER_SERVICE_CONFIG_H_
+#define RCPTGUARD_SERVER_SERVICE_CONFIG_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "rcptguard/v1/config.pb.h"
+
+namespace rcptguard::service {
+
+inline constexpr char kDefaultListenAddress[] = "127.0.0.1:50051";
+inline constexpr uint32_t kDefaultMaxRecipients = 1000;
+inline constexpr uint32_t kDefaultMaxAddressLength = 1024;
+inline constexpr uint32_t kDefaultMaxMessageBytes = 1 << 20;
+inline constexpr uint32_t kDefaultMaxConcurrentStreams = 100;
+inline constexpr uint32_t kDefaultShutdownGraceMs = 1000;
+inline constexpr uint32_t kDefaultDrainTimeoutMs = 10000;
+
+// Parses text-format `text` (named `source_name` in errors), applies
+// defaults, resolves relative paths against `base_dir`, and validates.
+absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
+                                             std::string_view source_name,
+                                             std::string_view base_dir);
+
+// Reads and parses the file at `path` (NotFound naming it if unreadable).
+absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path);
+
+// Validates an already defaulted config. Exposed for tests.
+absl::Status ValidateConfig(const v1::ServerConfig& config);
+
+}  // namespace rcptguard::service
+
+#endif  // RCPTGUARD_SERVER_SERVICE_CONFIG_H_

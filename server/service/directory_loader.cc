@@ -1,0 +1,154 @@
+#include "server/service/directory_loader.h"
+
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "server/common/status_macros.h"
+#include "server/snapshot/mapping.h"
+
+namespace rcptguard::service {
+namespace {
+
+absl::StatusOr<snapshot::AttributeMapping> MappingFromConfig(
+    const v1::DirectorySource& source) {
+  snapshot::AttributeMapping mapping;
+  if (source.has_mapping()) {
+    const v1::AttributeMapping& m = source.mapping();
+    mapping.address_attributes.assign(m.address_attributes().begin(),
+                                      m.address_attributes().end());
+    mapping.proxy_attributes.assign(m.proxy_attributes().begin(),
+                                    m.proxy_attributes().end());
+    mapping.object_classes.assign(m.object_classes().begin(),
+                                  m.object_classes().end());
+    mapping.active_directory_account_rules =
+        m.active_directory_account_rules();
+  } else {
+    RG_ASSIGN_OR_RETURN(snapshot::Preset preset,
+                        snapshot::ParsePreset(source.preset()));
+    mapping = snapshot::AttributeMapping::ForPreset(preset);
+  }
+  mapping.include_disabled_accounts = source.include_disabled_accounts();
+  RG_RETURN_IF_ERROR(mapping.Validate());
+  return mapping;
+}
+
+}  // namespace
+
+absl::StatusOr<directory::SipKey> LoadFingerprintKey(
+    const v1::ServerConfig& config) {
+  const std::string& path = config.fingerprint_key_file();
+  if (path.empty()) return directory::SipKey::Random();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot read fingerprint key file ", path));
+  }
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  std::string content = buffer.str();
+  if (content.size() == 16) return directory::SipKey::FromBytes(content);
+  absl::string_view trimmed = absl::StripAsciiWhitespace(content);
+  if (trimmed.size() == 32) {
+    bool hex = true;
+    for (char c : trimmed) hex = hex && absl::ascii_isxdigit(c);
+    if (hex) {
+      return directory::SipKey::FromBytes(absl::HexStringToBytes(trimmed));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "fingerprint key file ", path,
+      ": expected 16 raw bytes or 32 hex digits, found ", content.size(),
+      " bytes"));
+}
+
+std::vector<directory::DomainPolicy> DomainPolicies(
+    const v1::ServerConfig& config) {
+  std::vector<directory::DomainPolicy> policies;
+  policies.reserve(config.domains_size());
+  for (const v1::Domain& d : config.domains()) {
+    directory::DomainPolicy p;
+    p.name = d.name();
+    p.mode = d.mode() == v1::DOMAIN_MODE_MONITOR
+                 ? directory::DomainMode::kMonitor
+                 : directory::DomainMode::kEnforce;
+    p.subaddress_delimiters = d.subaddress_delimiters();
+    p.aliases.assign(d.aliases().begin(), d.aliases().end());
+    p.replies.valid = d.replies().valid();
+    p.replies.unknown = d.replies().unknown();
+    p.replies.not_served = d.replies().not_served();
+    p.replies.malformed = d.replies().malformed();
+    policies.push_back(std::move(p));
+  }
+  return policies;
+}
+
+absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
+    const v1::ServerConfig& config, const directory::SipKey& key) {
+  const absl::Time start = absl::Now();
+  RG_ASSIGN_OR_RETURN(snapshot::AttributeMapping mapping,
+                      MappingFromConfig(config.directory()));
+  RG_ASSIGN_OR_RETURN(
+      directory::DirectoryBuilder builder,
+      directory::DirectoryBuilder::Create(key, DomainPolicies(config)));
+
+  v1::LoadStatistics stats;
+  std::string first_malformed;
+  for (const std::string& file : config.directory().ldif_files()) {
+    auto sink = [&](std::string_view address) {
+      std::string error;
+      switch (builder.AddAddress(address, &error)) {
+        case directory::DirectoryBuilder::AddOutcome::kAdded:
+          stats.set_addresses_added(stats.addresses_added() + 1);
+          break;
+        case directory::DirectoryBuilder::AddOutcome::kDuplicate:
+          stats.set_addresses_duplicate(stats.addresses_duplicate() + 1);
+          break;
+        case directory::DirectoryBuilder::AddOutcome::kNotServed:
+          stats.set_addresses_not_served(stats.addresses_not_served() + 1);
+          break;
+        case directory::DirectoryBuilder::AddOutcome::kMalformed:
+          stats.set_addresses_malformed(stats.addresses_malformed() + 1);
+          if (first_malformed.empty()) {
+            first_malformed = absl::StrCat(file, ": ", error);
+          }
+          break;
+      }
+    };
+    RG_ASSIGN_OR_RETURN(snapshot::LdifLoadStats file_stats,
+                        snapshot::LoadLdifFile(file, mapping, sink));
+    stats.set_records(stats.records() + file_stats.records);
+    stats.set_included_entries(stats.included_entries() + file_stats.included);
+    stats.set_disabled_entries(stats.disabled_entries() + file_stats.disabled);
+    stats.set_other_excluded_entries(stats.other_excluded_entries() +
+                                     file_stats.no_addresses +
+                                     file_stats.wrong_object_class);
+  }
+  if (stats.addresses_added() == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "directory from ", absl::StrJoin(config.directory().ldif_files(), ", "),
+        " has no address in a served domain (", stats.records(),
+        " records, ", stats.addresses_not_served(),
+        " addresses in other domains): refusing to serve an empty directory"));
+  }
+  const absl::Time now = absl::Now();
+  directory::DirectoryInfo info;
+  info.version = absl::StrCat(
+      "ldif-", absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone()));
+  info.source =
+      absl::StrCat("ldif:", absl::StrJoin(config.directory().ldif_files(), ","));
+  info.built_at = now;
+  info.loaded_at = now;
+  RG_ASSIGN_OR_RETURN(std::shared_ptr<const directory::Directory> dir,
+                      std::move(builder).Build(std::move(info)));
+  stats.set_duration_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  return LoadedDirectory{std::move(dir), std::move(stats),
+                         std::move(first_malformed)};
+}
+
+}  // namespace rcptguard::service

@@ -1,0 +1,50 @@
+// Builds the served directory from the configuration's sources.
+//
+// Today the source is one or more LDIF exports read in this process; the
+// snapshot issue adds binary snapshot files. Whatever the source, a build
+// either yields a complete directory or an error: never a partial one, and
+// never an empty one (an empty export is the classic way to reject all mail).
+//
+// Thread safety: pure functions of their arguments; safe from any thread.
+#ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
+#define RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "rcptguard/v1/admin.pb.h"
+#include "rcptguard/v1/config.pb.h"
+#include "server/directory/directory.h"
+#include "server/directory/siphash.h"
+
+namespace rcptguard::service {
+
+struct LoadedDirectory {
+  std::shared_ptr<const directory::Directory> directory;
+  v1::LoadStatistics stats;
+  // "FILE: reason" of the first malformed address met, for the load log
+  // line; empty when there was none.
+  std::string first_malformed;
+};
+
+// The fingerprint key: read from config.fingerprint_key_file (16 raw bytes
+// or 32 hex digits, surrounding whitespace ignored), or a fresh random key
+// when no file is configured.
+absl::StatusOr<directory::SipKey> LoadFingerprintKey(
+    const v1::ServerConfig& config);
+
+// The served domains of the config as directory policies.
+std::vector<directory::DomainPolicy> DomainPolicies(
+    const v1::ServerConfig& config);
+
+// Reads every configured LDIF file into a new directory. Errors name the
+// file and line (LDIF syntax) or the reason the result was refused.
+absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
+    const v1::ServerConfig& config, const directory::SipKey& key);
+
+}  // namespace rcptguard::service
+
+#endif  // RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_

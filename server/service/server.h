@@ -1,0 +1,59 @@
+// rcptguardd's composition: config -> directory manager -> services -> gRPC
+// server with health checking and reflection.
+//
+// Life cycle: Create() checks the config and key; Start() binds and serves
+// with health NOT_SERVING; LoadDirectory() turns health SERVING once a
+// directory is served; Shutdown() turns health NOT_SERVING, waits the grace
+// period, then stops accepting calls and gives in-flight calls the drain
+// timeout to finish.
+//
+// Thread safety: Shutdown() may be called from any thread (e.g. a signal
+// thread) while Wait() blocks in another; the other methods are called by
+// the owner in the order above.
+#ifndef RCPTGUARD_SERVER_SERVICE_SERVER_H_
+#define RCPTGUARD_SERVER_SERVICE_SERVER_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "rcptguard/v1/config.pb.h"
+#include "server/service/directory_manager.h"
+#include "server/service/services.h"
+#include "server/service/validator.h"
+
+namespace rcptguard::service {
+
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Create(
+      v1::ServerConfig config);
+  ~Server();
+
+  // Binds config.listen_address and starts serving (health NOT_SERVING).
+  absl::Status Start();
+  // The bound port (useful with port 0).
+  int port() const { return port_; }
+
+  absl::Status LoadDirectory();
+
+  void Shutdown();
+  void Wait();
+
+ private:
+  explicit Server(v1::ServerConfig config, directory::SipKey key);
+
+  // Constant after construction.
+  const v1::ServerConfig config_;
+  DirectoryManager manager_;
+  Validator validator_;
+  RecipientValidationService validation_service_;
+  AdminService admin_service_;
+
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace rcptguard::service
+
+#endif  // RCPTGUARD_SERVER_SERVICE_SERVER_H_

@@ -1,0 +1,48 @@
+// gRPC services of rcptguardd. Handlers are thin: they call plain C++ parts
+// (Validator, DirectoryManager), convert the status, and nothing else.
+//
+// Thread safety: gRPC calls these from its own thread pool; every service is
+// safe to call concurrently as long as what it points at outlives it.
+#ifndef RCPTGUARD_SERVER_SERVICE_SERVICES_H_
+#define RCPTGUARD_SERVER_SERVICE_SERVICES_H_
+
+#include "rcptguard/v1/admin.grpc.pb.h"
+#include "rcptguard/v1/validation.grpc.pb.h"
+#include "server/service/directory_manager.h"
+#include "server/service/validator.h"
+
+namespace rcptguard::service {
+
+class RecipientValidationService final
+    : public v1::RecipientValidation::Service {
+ public:
+  explicit RecipientValidationService(const Validator* validator)
+      : validator_(validator) {}
+
+  grpc::Status Validate(grpc::ServerContext* context,
+                        const v1::ValidateRequest* request,
+                        v1::ValidateResponse* response) override;
+  grpc::Status ValidateStream(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::ValidateResponse, v1::ValidateRequest>*
+          stream) override;
+
+ private:
+  const Validator* const validator_;
+};
+
+class AdminService final : public v1::Admin::Service {
+ public:
+  explicit AdminService(const DirectoryManager* manager) : manager_(manager) {}
+
+  grpc::Status GetStatus(grpc::ServerContext* context,
+                         const v1::GetStatusRequest* request,
+                         v1::GetStatusResponse* response) override;
+
+ private:
+  const DirectoryManager* const manager_;
+};
+
+}  // namespace rcptguard::service
+
+#endif  // RCPTGUARD_SERVER_SERVICE_SERVICES_H_

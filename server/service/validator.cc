@@ -1,0 +1,120 @@
+#include "server/service/validator.h"
+
+#include <string_view>
+#include <vector>
+
+#include "absl/container/inlined_vector.h"
+#include "absl/strings/str_cat.h"
+
+namespace rcptguard::service {
+namespace {
+
+const std::string& Pick(const std::string& domain_text,
+                        const std::string& server_text,
+                        const std::string& builtin) {
+  if (!domain_text.empty()) return domain_text;
+  if (!server_text.empty()) return server_text;
+  return builtin;
+}
+
+void SetReply(v1::SmtpReply* reply, uint32_t code, std::string_view enhanced,
+              const std::string& text) {
+  reply->set_code(code);
+  reply->set_enhanced_status(std::string(enhanced));
+  reply->set_text(text);
+}
+
+}  // namespace
+
+Validator::Validator(const v1::ServerConfig& config,
+                     const directory::DirectoryHandle* handle)
+    : handle_(handle),
+      max_recipients_(config.limits().max_recipients_per_request()),
+      max_address_length_(config.limits().max_address_length()),
+      default_replies_(config.replies()) {}
+
+absl::Status Validator::Validate(const v1::ValidateRequest& request,
+                                 v1::ValidateResponse* response) const {
+  const int n = request.recipients_size();
+  if (static_cast<uint32_t>(n) > max_recipients_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("recipients: ", n, " exceeds the limit of ",
+                     max_recipients_, " per request"));
+  }
+  for (int i = 0; i < n; ++i) {
+    const size_t len = request.recipients(i).size();
+    if (len > max_address_length_) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "recipients[", i, "]: ", len, " octets exceeds the limit of ",
+          max_address_length_));
+    }
+  }
+  // One directory for the whole request, held until the answer is built.
+  std::shared_ptr<const directory::Directory> dir = handle_->Get();
+  if (dir == nullptr) {
+    return absl::UnavailableError("no directory loaded yet");
+  }
+
+  absl::InlinedVector<std::string_view, 64> raw(n);
+  for (int i = 0; i < n; ++i) raw[i] = request.recipients(i);
+  absl::InlinedVector<directory::LookupResult, 64> results(n);
+  dir->LookupBatch(absl::MakeConstSpan(raw), results.data());
+
+  static const std::string kValid(kValidText), kUnknown(kUnknownText),
+      kNotServed(kNotServedText), kMalformed(kMalformedText);
+  static const std::string kEmpty;
+  const std::vector<directory::DomainPolicy>& domains = dir->domains();
+
+  response->set_request_id(request.request_id());
+  response->set_directory_version(dir->info().version);
+  response->mutable_verdicts()->Reserve(n);
+  for (int i = 0; i < n; ++i) {
+    const directory::LookupResult& r = results[i];
+    const directory::ReplyTexts* texts =
+        r.domain_index >= 0 ? &domains[r.domain_index].replies : nullptr;
+    v1::RecipientVerdict* v = response->add_verdicts();
+    switch (r.status) {
+      case directory::LookupStatus::kValid:
+        v->set_status(v1::RECIPIENT_STATUS_VALID);
+        SetReply(v->mutable_reply(), 250, "2.1.5",
+                 Pick(texts ? texts->valid : kEmpty, default_replies_.valid(),
+                      kValid));
+        break;
+      case directory::LookupStatus::kUnknown: {
+        v->set_status(v1::RECIPIENT_STATUS_UNKNOWN);
+        const bool monitor =
+            texts != nullptr &&
+            domains[r.domain_index].mode == directory::DomainMode::kMonitor;
+        if (monitor) {
+          v->set_monitor_only(true);
+          SetReply(v->mutable_reply(), 250, "2.1.5",
+                   Pick(texts->valid, default_replies_.valid(), kValid));
+        } else {
+          SetReply(v->mutable_reply(), 550, "5.1.1",
+                   Pick(texts ? texts->unknown : kEmpty,
+                        default_replies_.unknown(), kUnknown));
+        }
+        break;
+      }
+      case directory::LookupStatus::kNotServed:
+        v->set_status(v1::RECIPIENT_STATUS_NOT_SERVED);
+        SetReply(v->mutable_reply(), 554, "5.7.1",
+                 Pick(kEmpty, default_replies_.not_served(), kNotServed));
+        break;
+      case directory::LookupStatus::kMalformed:
+        v->set_status(v1::RECIPIENT_STATUS_MALFORMED);
+        v->set_detail(r.error);
+        SetReply(v->mutable_reply(), 501, "5.1.3",
+                 Pick(texts ? texts->malformed : kEmpty,
+                      default_replies_.malformed(), kMalformed));
+        break;
+    }
+  }
+  // Harvest detection arrives with its own issue; until then every client
+  // is accepted.
+  v1::ClientVerdict* client = response->mutable_client();
+  client->set_action(v1::CLIENT_ACTION_ACCEPT);
+  return absl::OkStatus();
+}
+
+}  // namespace rcptguard::service

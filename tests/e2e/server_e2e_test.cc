@@ -1,0 +1,349 @@
+// End-to-end: the real rcptguardd binary, started on port 0 with the bundled
+// sample LDIF, asked over gRPC (Validate, ValidateStream, Health, Admin).
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "rcptguard/v1/admin.grpc.pb.h"
+#include "rcptguard/v1/validation.grpc.pb.h"
+#include "tests/testutil/subprocess.h"
+
+namespace rcptguard {
+namespace {
+
+using ::grpc::health::v1::HealthCheckResponse;
+using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::MakeTempDir;
+using ::rcptguard::testing::ReadFile;
+using ::rcptguard::testing::SourceDir;
+using ::rcptguard::testing::Subprocess;
+using ::rcptguard::testing::WaitForFile;
+using ::rcptguard::testing::WriteFile;
+using ::testing::HasSubstr;
+
+std::string SampleConfig(const std::string& ldif, int grace_ms) {
+  return absl::StrCat(R"(
+listen_address: "127.0.0.1:0"
+domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
+domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
+directory { ldif_files: ")", ldif, R"(" preset: "ad" }
+limits { max_recipients_per_request: 50 }
+shutdown { grace_ms: )", grace_ms, R"( drain_timeout_ms: 5000 }
+)");
+}
+
+class ServerProcess {
+ public:
+  // Starts rcptguardd with `config_text`; returns once the port is known.
+  void Start(const std::string& config_text) {
+    dir_ = MakeTempDir("rg-e2e");
+    ASSERT_FALSE(dir_.empty());
+    const std::string config = dir_ + "/config.textproto";
+    ASSERT_TRUE(WriteFile(config, config_text).ok());
+    port_file_ = dir_ + "/port";
+    log_ = dir_ + "/rcptguardd.log";
+    ASSERT_TRUE(process_
+                    .Start({BinaryDir() + "/server/rcptguardd",
+                            "--config=" + config, "--port_file=" + port_file_},
+                           log_, log_)
+                    .ok());
+    ASSERT_TRUE(WaitForFile(port_file_, absl::Seconds(20))) << ReadFile(log_);
+    port_ = std::stoi(ReadFile(port_file_));
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
+                                   grpc::InsecureChannelCredentials());
+  }
+
+  HealthCheckResponse::ServingStatus Health() {
+    auto stub = grpc::health::v1::Health::NewStub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(5));
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::Status status =
+        stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
+    if (!status.ok()) return HealthCheckResponse::UNKNOWN;
+    return response.status();
+  }
+
+  bool WaitServing(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (Health() == HealthCheckResponse::SERVING) return true;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  Subprocess& process() { return process_; }
+  std::string log() { return ReadFile(log_); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_, port_file_, log_;
+  int port_ = 0;
+  Subprocess process_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+v1::ValidateRequest SampleRequest(uint64_t id) {
+  v1::ValidateRequest request;
+  request.set_request_id(id);
+  request.mutable_context()->set_client_ip("192.0.2.10");
+  request.mutable_context()->set_mail_from("sender@remote.example.net");
+  request.mutable_context()->set_edge_id("edge-1");
+  for (const char* r :
+       {"alice@example.com", "<Bob@EXAMPLE.COM>", "nobody-here@example.com",
+        "someone@elsewhere.example.net", "not an address",
+        "alice+news@example.com", "alice@mail.example.com",
+        "postmaster@example.org", "nobody-here@example.org",
+        "info@example.com", "carol.former@example.com"}) {
+    request.add_recipients(r);
+  }
+  return request;
+}
+
+void ExpectSampleVerdicts(const v1::ValidateResponse& response, uint64_t id) {
+  EXPECT_EQ(response.request_id(), id);
+  EXPECT_FALSE(response.directory_version().empty());
+  ASSERT_EQ(response.verdicts_size(), 11);
+  auto status = [&](int i) { return response.verdicts(i).status(); };
+  auto code = [&](int i) { return response.verdicts(i).reply().code(); };
+  EXPECT_EQ(status(0), v1::RECIPIENT_STATUS_VALID);
+  EXPECT_EQ(code(0), 250u);
+  EXPECT_EQ(response.verdicts(0).reply().enhanced_status(), "2.1.5");
+  EXPECT_EQ(status(1), v1::RECIPIENT_STATUS_VALID);
+  EXPECT_EQ(status(2), v1::RECIPIENT_STATUS_UNKNOWN);
+  EXPECT_EQ(code(2), 550u);
+  EXPECT_EQ(response.verdicts(2).reply().enhanced_status(), "5.1.1");
+  EXPECT_EQ(status(3), v1::RECIPIENT_STATUS_NOT_SERVED);
+  EXPECT_EQ(code(3), 554u);
+  EXPECT_EQ(response.verdicts(3).reply().enhanced_status(), "5.7.1");
+  EXPECT_EQ(status(4), v1::RECIPIENT_STATUS_MALFORMED);
+  EXPECT_EQ(code(4), 501u);
+  EXPECT_EQ(response.verdicts(4).reply().enhanced_status(), "5.1.3");
+  EXPECT_FALSE(response.verdicts(4).detail().empty());
+  EXPECT_EQ(status(5), v1::RECIPIENT_STATUS_VALID) << "subaddress";
+  EXPECT_EQ(status(6), v1::RECIPIENT_STATUS_VALID) << "alias domain";
+  EXPECT_EQ(status(7), v1::RECIPIENT_STATUS_VALID) << "postmaster";
+  // MONITOR domain: reported unknown, accepted.
+  EXPECT_EQ(status(8), v1::RECIPIENT_STATUS_UNKNOWN);
+  EXPECT_EQ(code(8), 250u);
+  EXPECT_TRUE(response.verdicts(8).monitor_only());
+  EXPECT_EQ(status(9), v1::RECIPIENT_STATUS_VALID) << "shared mailbox";
+  EXPECT_EQ(status(10), v1::RECIPIENT_STATUS_UNKNOWN) << "disabled account";
+  EXPECT_EQ(response.client().action(), v1::CLIENT_ACTION_ACCEPT);
+}
+
+std::string SampleLdif() {
+  return SourceDir() + "/deploy/examples/sample.ldif";
+}
+
+TEST(ServerE2eTest, ValidateAnswersEveryStatus) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  v1::ValidateResponse response;
+  grpc::Status status = stub->Validate(&ctx, SampleRequest(7), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ExpectSampleVerdicts(response, 7);
+}
+
+TEST(ServerE2eTest, ValidateStreamAnswersInOrderWithRequestIds) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->ValidateStream(&ctx);
+  for (uint64_t id = 100; id < 110; ++id) {
+    ASSERT_TRUE(stream->Write(SampleRequest(id)));
+    v1::ValidateResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    ExpectSampleVerdicts(response, id);
+  }
+  stream->WritesDone();
+  grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST(ServerE2eTest, OverLimitRequestIsInvalidArgument) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+
+  v1::ValidateRequest request;
+  for (int i = 0; i < 51; ++i) request.add_recipients("alice@example.com");
+  grpc::ClientContext ctx;
+  v1::ValidateResponse response;
+  grpc::Status status = stub->Validate(&ctx, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "recipients: 51 exceeds the limit of 50 per request");
+
+  v1::ValidateRequest long_address;
+  long_address.add_recipients(std::string(2000, 'a') + "@example.com");
+  grpc::ClientContext ctx2;
+  status = stub->Validate(&ctx2, long_address, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "recipients[0]: 2012 octets exceeds the limit of 1024");
+
+  // The server keeps serving after bad requests.
+  grpc::ClientContext ctx3;
+  status = stub->Validate(&ctx3, SampleRequest(1), &response);
+  EXPECT_TRUE(status.ok());
+}
+
+TEST(ServerE2eTest, AdminStatusDescribesTheDirectory) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  auto stub = v1::Admin::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  v1::GetStatusResponse response;
+  grpc::Status status =
+      stub->GetStatus(&ctx, v1::GetStatusRequest(), &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(response.serving());
+  EXPECT_THAT(response.source(), HasSubstr("sample.ldif"));
+  EXPECT_GT(response.total_addresses(), 100u);
+  ASSERT_EQ(response.domains_size(), 2);
+  EXPECT_EQ(response.domains(0).name(), "example.com");
+  EXPECT_EQ(response.domains(0).mode(), v1::DOMAIN_MODE_ENFORCE);
+  EXPECT_EQ(response.domains(1).mode(), v1::DOMAIN_MODE_MONITOR);
+  EXPECT_EQ(response.domains(0).addresses() + response.domains(1).addresses(),
+            response.total_addresses());
+  EXPECT_GT(response.load().disabled_entries(), 0u);
+}
+
+// A large generated LDIF keeps the load busy long enough to observe health
+// NOT_SERVING before SERVING; SIGTERM then turns it NOT_SERVING again while
+// an open stream is still answered, and the process exits cleanly.
+TEST(ServerE2eTest, HealthTransitionsAndGracefulDrain) {
+  const std::string dir = MakeTempDir("rg-e2e-big");
+  const std::string ldif = dir + "/big.ldif";
+  {
+    std::string text = "version: 1\n\n";
+    text.reserve(60 << 20);
+    for (int i = 0; i < 400000; ++i) {
+      absl::StrAppend(&text, "dn: CN=user", i, ",OU=Users,DC=example,DC=com\n",
+                      "objectClass: user\nuserAccountControl: 512\n",
+                      "proxyAddresses: SMTP:user", i, "@example.com\n",
+                      "proxyAddresses: smtp:u", i, "@example.org\n\n");
+    }
+    ASSERT_TRUE(WriteFile(ldif, text).ok());
+  }
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(ldif, 3000)));
+  EXPECT_EQ(server.Health(), HealthCheckResponse::NOT_SERVING)
+      << "health must not be SERVING before the directory is loaded";
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(120))) << server.log();
+
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->ValidateStream(&ctx);
+  v1::ValidateRequest request;
+  request.set_request_id(1);
+  request.add_recipients("user123@example.com");
+  v1::ValidateResponse response;
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
+
+  server.process().Signal(SIGTERM);
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(server.Health(), HealthCheckResponse::NOT_SERVING);
+  // The open stream is still answered during the drain.
+  request.set_request_id(2);
+  request.set_recipients(0, "u399999@example.org");
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(response.request_id(), 2u);
+  EXPECT_EQ(response.verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  std::optional<int> exit_status = server.process().Wait(absl::Seconds(15));
+  ASSERT_TRUE(exit_status.has_value()) << "did not exit within the drain";
+  EXPECT_TRUE(WIFEXITED(*exit_status));
+  EXPECT_EQ(WEXITSTATUS(*exit_status), 0);
+  EXPECT_THAT(server.log(), HasSubstr("event=draining"));
+}
+
+TEST(ServerE2eTest, BadConfigExitsNamingTheField) {
+  const std::string dir = MakeTempDir("rg-e2e-bad");
+  const std::string config = dir + "/bad.textproto";
+  ASSERT_TRUE(WriteFile(config, absl::StrReplaceAll(
+                                    SampleConfig(SampleLdif(), 0),
+                                    {{"name: \"example.org\"",
+                                      "name: \"exa mple.org\""}}))
+                  .ok());
+  std::string output;
+  auto status = testing::RunCommand(
+      {BinaryDir() + "/server/rcptguardd", "--config=" + config}, &output);
+  ASSERT_TRUE(status.ok()) << status.status();
+  ASSERT_TRUE(WIFEXITED(*status));
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_THAT(output, HasSubstr("invalid configuration"));
+  EXPECT_THAT(output, HasSubstr("domains[1].name"));
+
+  ASSERT_TRUE(WriteFile(config, "domains { nam: \"x\" }").ok());
+  status = testing::RunCommand(
+      {BinaryDir() + "/server/rcptguardd", "--config=" + config}, &output);
+  ASSERT_TRUE(status.ok());
+  EXPECT_NE(WEXITSTATUS(*status), 0);
+  EXPECT_THAT(output, HasSubstr("bad.textproto:1:"));
+  EXPECT_THAT(output, HasSubstr("nam"));
+}
+
+TEST(ServerE2eTest, CliChecksAndReportsStatus) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  const std::string port = ReadFile(server.dir() + "/port");
+  const std::string target =
+      absl::StrCat("--server=127.0.0.1:", std::stoi(port));
+  std::string output;
+  auto status = testing::RunCommand({BinaryDir() + "/clients/rcptguard",
+                                     "check", "alice@example.com",
+                                     "nobody-here@example.com", target},
+                                    &output);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << output;
+  EXPECT_THAT(output, HasSubstr("alice@example.com\tVALID\t250 2.1.5"));
+  EXPECT_THAT(output,
+              HasSubstr("nobody-here@example.com\tUNKNOWN\t550 5.1.1"));
+
+  status = testing::RunCommand(
+      {BinaryDir() + "/clients/rcptguard", "status", target}, &output);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << output;
+  EXPECT_THAT(output, HasSubstr("example.com"));
+  EXPECT_THAT(output, HasSubstr("monitor"));
+
+  status = testing::RunCommand(
+      {BinaryDir() + "/clients/rcptguard", "health", target}, &output);
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(WEXITSTATUS(*status), 0) << output;
+  EXPECT_THAT(output, HasSubstr("SERVING"));
+}
+
+}  // namespace
+}  // namespace rcptguard

@@ -1,0 +1,146 @@
+#include "server/service/validator.h"
+
+#include <memory>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/directory/directory.h"
+#include "server/directory/directory_handle.h"
+
+namespace rcptguard::service {
+namespace {
+
+using directory::DirectoryBuilder;
+using directory::DomainMode;
+using directory::DomainPolicy;
+
+std::shared_ptr<const directory::Directory> MakeDirectory() {
+  std::vector<DomainPolicy> domains(2);
+  domains[0].name = "example.com";
+  domains[0].subaddress_delimiters = "+";
+  domains[0].aliases = {"alias.example.com"};
+  domains[0].replies.unknown = "No such mailbox here";
+  domains[1].name = "example.org";
+  domains[1].mode = DomainMode::kMonitor;
+  auto builder = DirectoryBuilder::Create(directory::SipKey{1, 2}, domains);
+  EXPECT_TRUE(builder.ok()) << builder.status();
+  for (const char* a : {"alice@example.com", "bob@example.org"}) {
+    EXPECT_EQ(builder->AddAddress(a), DirectoryBuilder::AddOutcome::kAdded);
+  }
+  directory::DirectoryInfo info;
+  info.version = "v-test";
+  auto dir = std::move(*builder).Build(info);
+  EXPECT_TRUE(dir.ok()) << dir.status();
+  return *dir;
+}
+
+v1::ServerConfig Config() {
+  v1::ServerConfig config;
+  config.mutable_limits()->set_max_recipients_per_request(4);
+  config.mutable_limits()->set_max_address_length(300);
+  config.mutable_replies()->set_malformed("Syntax, please");
+  return config;
+}
+
+class ValidatorTest : public ::testing::Test {
+ protected:
+  ValidatorTest() : config_(Config()), validator_(config_, &handle_) {
+    handle_.Replace(MakeDirectory());
+  }
+  v1::ServerConfig config_;
+  directory::DirectoryHandle handle_;
+  Validator validator_;
+};
+
+TEST_F(ValidatorTest, OneVerdictPerRecipientInOrderWithReplies) {
+  v1::ValidateRequest request;
+  request.set_request_id(42);
+  for (const char* r : {"<Alice+x@Example.com>", "nobody@alias.example.com",
+                        "x@not-ours.net", "@@"}) {
+    request.add_recipients(r);
+  }
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator_.Validate(request, &response).ok());
+  EXPECT_EQ(response.request_id(), 42u);
+  EXPECT_EQ(response.directory_version(), "v-test");
+  ASSERT_EQ(response.verdicts_size(), 4);
+
+  EXPECT_EQ(response.verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
+  EXPECT_EQ(response.verdicts(0).reply().code(), 250u);
+  EXPECT_EQ(response.verdicts(0).reply().enhanced_status(), "2.1.5");
+  EXPECT_EQ(response.verdicts(0).reply().text(), "Recipient OK");
+
+  EXPECT_EQ(response.verdicts(1).status(), v1::RECIPIENT_STATUS_UNKNOWN);
+  EXPECT_EQ(response.verdicts(1).reply().code(), 550u);
+  EXPECT_EQ(response.verdicts(1).reply().enhanced_status(), "5.1.1");
+  EXPECT_EQ(response.verdicts(1).reply().text(), "No such mailbox here");
+
+  EXPECT_EQ(response.verdicts(2).status(), v1::RECIPIENT_STATUS_NOT_SERVED);
+  EXPECT_EQ(response.verdicts(2).reply().code(), 554u);
+  EXPECT_EQ(response.verdicts(2).reply().enhanced_status(), "5.7.1");
+  EXPECT_EQ(response.verdicts(2).reply().text(), "Relay access denied");
+
+  EXPECT_EQ(response.verdicts(3).status(), v1::RECIPIENT_STATUS_MALFORMED);
+  EXPECT_EQ(response.verdicts(3).reply().code(), 501u);
+  EXPECT_EQ(response.verdicts(3).reply().enhanced_status(), "5.1.3");
+  EXPECT_EQ(response.verdicts(3).reply().text(), "Syntax, please");
+  EXPECT_FALSE(response.verdicts(3).detail().empty());
+
+  EXPECT_EQ(response.client().action(), v1::CLIENT_ACTION_ACCEPT);
+}
+
+TEST_F(ValidatorTest, MonitorDomainAcceptsUnknownButSaysSo) {
+  v1::ValidateRequest request;
+  request.add_recipients("nobody@example.org");
+  request.add_recipients("bob@example.org");
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator_.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).status(), v1::RECIPIENT_STATUS_UNKNOWN);
+  EXPECT_EQ(response.verdicts(0).reply().code(), 250u);
+  EXPECT_TRUE(response.verdicts(0).monitor_only());
+  EXPECT_EQ(response.verdicts(1).status(), v1::RECIPIENT_STATUS_VALID);
+  EXPECT_FALSE(response.verdicts(1).monitor_only());
+}
+
+TEST_F(ValidatorTest, EmptyRequestIsAnsweredEmpty) {
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator_.Validate(v1::ValidateRequest(), &response).ok());
+  EXPECT_EQ(response.verdicts_size(), 0);
+}
+
+TEST_F(ValidatorTest, TooManyRecipientsIsInvalidArgument) {
+  v1::ValidateRequest request;
+  for (int i = 0; i < 5; ++i) request.add_recipients("alice@example.com");
+  v1::ValidateResponse response;
+  absl::Status status = validator_.Validate(request, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "recipients: 5 exceeds the limit of 4 per request");
+}
+
+TEST_F(ValidatorTest, OversizeAddressIsInvalidArgumentNamingIt) {
+  v1::ValidateRequest request;
+  request.add_recipients("alice@example.com");
+  request.add_recipients(std::string(301, 'x'));
+  v1::ValidateResponse response;
+  absl::Status status = validator_.Validate(request, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(),
+            "recipients[1]: 301 octets exceeds the limit of 300");
+}
+
+TEST(ValidatorNoDirectoryTest, UnavailableUntilLoaded) {
+  v1::ServerConfig config = Config();
+  directory::DirectoryHandle handle;
+  Validator validator(config, &handle);
+  v1::ValidateRequest request;
+  request.add_recipients("alice@example.com");
+  v1::ValidateResponse response;
+  absl::Status status = validator.Validate(request, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  handle.Replace(MakeDirectory());
+  EXPECT_TRUE(validator.Validate(request, &response).ok());
+}
+
+}  // namespace
+}  // namespace rcptguard::service
