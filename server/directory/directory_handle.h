@@ -15,25 +15,21 @@
 //   if (dir == nullptr) { /* nothing loaded yet */ }
 //   handle.Reclaim();                                     // loader, later
 //
-// Thread safety: every method may be called from any thread. Readers share
-// one mutex in shared (reader) mode, so they never wait for each other; the
-// only exclusive section on it is Replace()'s pointer swap (a few
-// instructions, no allocation, no destruction), so a reload never pauses
-// lookups. The retired list has its own mutex that readers never take. The
-// handle must outlive its readers' calls to Get() (the shared_ptrs they got
-// may outlive the handle).
-//
-// Why not std::atomic<std::shared_ptr>: libstdc++ 12's load() releases its
-// internal bit lock with memory_order_relaxed, so its read of the pointer is
-// not ordered before a later exchange(); ThreadSanitizer reports it, and on
-// weakly ordered CPUs (arm64) a reader could pair the new pointer with the
-// old reference count. A shared-mode absl::Mutex costs about the same (one
-// atomic read-modify-write each way next to the refcount increment) and is
-// checked by -Wthread-safety.
+// Thread safety: every method may be called from any thread. Get() is
+// lock-free: it never waits for anything, and in particular never for the
+// loader. It announces itself on one of two reader counters, reads the
+// current slot, copies the shared_ptr out of it (one atomic increment) and
+// leaves. Replace() swaps the slot pointer atomically and then waits for a
+// grace period (both reader counters seen at zero after flipping the epoch
+// that selects them, as in userspace RCU) before it touches the old slot, so
+// a reader never copies out of freed memory. Replace() and Reclaim()
+// serialize on a mutex that readers never take. The handle must outlive its
+// readers' calls to Get() (the shared_ptrs they got may outlive the handle).
 #ifndef RCPTGUARD_SERVER_DIRECTORY_DIRECTORY_HANDLE_H_
 #define RCPTGUARD_SERVER_DIRECTORY_DIRECTORY_HANDLE_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -46,6 +42,7 @@ namespace rcptguard::directory {
 class DirectoryHandle {
  public:
   DirectoryHandle() = default;
+  ~DirectoryHandle();
   DirectoryHandle(const DirectoryHandle&) = delete;
   DirectoryHandle& operator=(const DirectoryHandle&) = delete;
 
@@ -66,14 +63,25 @@ class DirectoryHandle {
   size_t retired_count() const;
 
  private:
-  // Shared by readers; exclusive only for the swap in Replace().
-  mutable absl::Mutex current_mu_;
-  std::shared_ptr<const Directory> current_ ABSL_GUARDED_BY(current_mu_);
+  struct Slot {
+    std::shared_ptr<const Directory> directory;
+  };
+  struct alignas(64) ReaderCount {
+    std::atomic<int64_t> n{0};
+  };
+
+  // Waits until every Get() that could have read a slot published before
+  // this call has finished. Loader side only.
+  void WaitForReaders() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Read by Get() without locks. `current_` is owned by the handle.
+  std::atomic<Slot*> current_{nullptr};
+  std::atomic<uint32_t> epoch_{0};
+  mutable ReaderCount readers_[2];
 
   // Loader side only (Replace, Reclaim, retired_count).
-  mutable absl::Mutex retired_mu_;
-  std::vector<std::shared_ptr<const Directory>> retired_
-      ABSL_GUARDED_BY(retired_mu_);
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<const Directory>> retired_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rcptguard::directory
