@@ -3,6 +3,8 @@
 //   rcptguard check ADDR... [--client-ip IP] [--server HOST:PORT] [--json]
 //   rcptguard status [--server HOST:PORT] [--json]
 //   rcptguard health [--server HOST:PORT]     exit 0 when SERVING
+//   rcptguard offenders [N] [--server HOST:PORT] [--json]
+//   rcptguard forget IP|CIDR [--server HOST:PORT]
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -10,6 +12,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -40,6 +43,8 @@ constexpr char kUsage[] =
     "commands:\n"
     "  check ADDR...   validate recipients (--client-ip, --mail-from)\n"
     "  status          show the served directory\n"
+    "  offenders [N]   clients with the most unknown recipients\n"
+    "  forget IP|CIDR  clear a client's harvest state\n"
     "  health          exit 0 when the server is SERVING\n";
 
 std::shared_ptr<grpc::Channel> Channel() {
@@ -83,6 +88,13 @@ std::string StatusName(rcptguard::v1::RecipientStatus s) {
   }
 }
 
+std::string ActionName(rcptguard::v1::ClientAction a) {
+  std::string name = rcptguard::v1::ClientAction_Name(a);
+  constexpr std::string_view kPrefix = "CLIENT_ACTION_";
+  if (name.rfind(kPrefix, 0) == 0) name = name.substr(kPrefix.size());
+  return name;
+}
+
 int Check(const std::vector<char*>& args) {
   if (args.size() < 3) {
     std::fprintf(stderr, "usage: rcptguard check ADDR...\n");
@@ -118,9 +130,17 @@ int Check(const std::vector<char*>& args) {
     std::printf("%s\n", line.c_str());
   }
   const auto& c = response.client();
-  std::printf("client\t%s\t%s\n",
-              rcptguard::v1::ClientAction_Name(c.action()).c_str(),
-              c.rule().empty() ? "" : c.rule().c_str());
+  std::string client = absl::StrCat("client\t", ActionName(c.action()));
+  if (!c.rule().empty()) absl::StrAppend(&client, "\trule=", c.rule());
+  if (c.unknown_in_window() > 0) {
+    absl::StrAppend(&client, "\tunknown_in_window=", c.unknown_in_window());
+  }
+  if (c.delay_ms() > 0) absl::StrAppend(&client, "\tdelay_ms=", c.delay_ms());
+  if (c.reply().code() != 0) {
+    absl::StrAppend(&client, "\t", c.reply().code(), " ",
+                    c.reply().enhanced_status(), " ", c.reply().text());
+  }
+  std::printf("%s\n", client.c_str());
   std::printf("directory\t%s\n", response.directory_version().c_str());
   return 0;
 }
@@ -170,6 +190,59 @@ int Status() {
   return 0;
 }
 
+int Offenders(const std::vector<char*>& args) {
+  rcptguard::v1::ListOffendersRequest request;
+  if (args.size() >= 3) {
+    int n = 0;
+    if (!absl::SimpleAtoi(args[2], &n) || n <= 0 || n > 1000) {
+      std::fprintf(stderr, "rcptguard: offenders: N must be 1..1000\n");
+      return 2;
+    }
+    request.set_limit(n);
+  }
+  auto stub = Admin::NewStub(Channel());
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  rcptguard::v1::ListOffendersResponse response;
+  grpc::Status status = stub->ListOffenders(&ctx, request, &response);
+  if (!status.ok()) return RpcFailed("ListOffenders", status);
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s", ToJson(response).c_str());
+    return 0;
+  }
+  std::printf("%-40s %8s %8s %8s %8s  %-9s %s\n", "CLIENT", "UNKNOWN", "VALID",
+              "RELAY", "MALFORM", "ACTION", "RULE");
+  for (const auto& o : response.offenders()) {
+    std::string action = ActionName(o.verdict().action());
+    if (o.observed_action() != o.verdict().action()) {
+      absl::StrAppend(&action, " (observed ", ActionName(o.observed_action()),
+                      ")");
+    }
+    std::printf("%-40s %8u %8u %8u %8u  %-9s %s\n", o.key().c_str(),
+                o.unknown(), o.valid(), o.not_served(), o.malformed(),
+                action.c_str(), o.verdict().rule().c_str());
+  }
+  return 0;
+}
+
+int Forget(const std::vector<char*>& args) {
+  if (args.size() != 3) {
+    std::fprintf(stderr, "usage: rcptguard forget IP|CIDR\n");
+    return 2;
+  }
+  rcptguard::v1::ForgetClientRequest request;
+  request.set_client(args[2]);
+  auto stub = Admin::NewStub(Channel());
+  grpc::ClientContext ctx;
+  SetDeadline(ctx);
+  rcptguard::v1::ForgetClientResponse response;
+  grpc::Status status = stub->ForgetClient(&ctx, request, &response);
+  if (!status.ok()) return RpcFailed("ForgetClient", status);
+  std::printf("forgot %s: %llu tracked keys removed\n", args[2],
+              static_cast<unsigned long long>(response.removed()));
+  return 0;
+}
+
 int Health() {
   auto stub = grpc::health::v1::Health::NewStub(Channel());
   grpc::ClientContext ctx;
@@ -199,6 +272,8 @@ int main(int argc, char** argv) {
   if (command == "check") return Check(args);
   if (command == "status") return Status();
   if (command == "health") return Health();
+  if (command == "offenders") return Offenders(args);
+  if (command == "forget") return Forget(args);
   std::fprintf(stderr, "rcptguard: unknown command '%s'\n%s", command.c_str(),
                kUsage);
   return 2;

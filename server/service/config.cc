@@ -12,6 +12,7 @@
 #include "server/address/address.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
+#include "server/service/harvest_config.h"
 
 namespace rcptguard::service {
 namespace {
@@ -155,6 +156,9 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
       limits.max_message_bytes() > (64u << 20)) {
     return FieldError("limits.max_message_bytes",
                       "must be between 4096 and 67108864");
+  }
+  if (auto harvest = HarvestConfigFromProto(config.harvest()); !harvest.ok()) {
+    return harvest.status();
   }
   if (config.shutdown().drain_timeout_ms() > 600000) {
     return FieldError("shutdown.drain_timeout_ms", "must be at most 600000");

@@ -12,21 +12,36 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/service/directory_loader.h"
+#include "server/service/harvest_config.h"
 
 namespace rcptguard::service {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     v1::ServerConfig config) {
   RG_ASSIGN_OR_RETURN(directory::SipKey key, LoadFingerprintKey(config));
-  return std::unique_ptr<Server>(new Server(std::move(config), key));
+  std::unique_ptr<harvest::Detector> detector;
+  if (!config.harvest().disabled()) {
+    RG_ASSIGN_OR_RETURN(harvest::HarvestConfig harvest_config,
+                        HarvestConfigFromProto(config.harvest()));
+    RG_ASSIGN_OR_RETURN(
+        detector,
+        harvest::Detector::Create(std::move(harvest_config),
+                                  harvest::RealClock::Get(),
+                                  config.domains_size()));
+  }
+  return std::unique_ptr<Server>(
+      new Server(std::move(config), key, std::move(detector)));
 }
 
-Server::Server(v1::ServerConfig config, directory::SipKey key)
+Server::Server(v1::ServerConfig config, directory::SipKey key,
+               std::unique_ptr<harvest::Detector> detector)
     : config_(std::move(config)),
       manager_(config_, key),
-      validator_(config_, manager_.handle()),
+      detector_(std::move(detector)),
+      validator_(config_, manager_.handle(), detector_.get()),
       validation_service_(&validator_),
-      admin_service_(&manager_) {}
+      admin_service_(&manager_, detector_.get(),
+                     config_.harvest().observe_only()) {}
 
 Server::~Server() {
   if (server_ != nullptr) {

@@ -41,11 +41,13 @@ class Server {
   void Wait();
 
  private:
-  explicit Server(v1::ServerConfig config, directory::SipKey key);
+  Server(v1::ServerConfig config, directory::SipKey key,
+         std::unique_ptr<harvest::Detector> detector);
 
   // Constant after construction.
   const v1::ServerConfig config_;
   DirectoryManager manager_;
+  std::unique_ptr<harvest::Detector> detector_;  // null when disabled
   Validator validator_;
   RecipientValidationService validation_service_;
   AdminService admin_service_;

@@ -1,5 +1,6 @@
 #include "server/service/services.h"
 
+#include "server/common/log.h"
 #include "server/service/grpc_status.h"
 
 namespace rcptguard::service {
@@ -35,6 +36,70 @@ grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
                                      const v1::GetStatusRequest* request,
                                      v1::GetStatusResponse* response) {
   manager_->FillStatus(response);
+  v1::HarvestStatus* h = response->mutable_harvest();
+  h->set_enabled(detector_ != nullptr);
+  if (detector_ == nullptr) return grpc::Status::OK;
+  h->set_observe_only(observe_only_);
+  const harvest::DetectorStats stats = detector_->Stats();
+  h->set_tracked_keys(stats.tracked_keys);
+  h->set_max_tracked_keys(stats.max_tracked_keys);
+  h->set_evictions(stats.evictions);
+  h->set_active_penalties(stats.active_penalties);
+  h->set_domains_under_attack(stats.domains_under_attack);
+  const std::vector<harvest::DomainStatus> domains =
+      detector_->DomainStatuses();
+  for (int i = 0; i < response->domains_size() &&
+                  static_cast<size_t>(i) < domains.size();
+       ++i) {
+    response->mutable_domains(i)->set_under_attack(domains[i].under_attack);
+    response->mutable_domains(i)->set_probing_clients(
+        domains[i].distinct_clients);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ListOffenders(
+    grpc::ServerContext* context, const v1::ListOffendersRequest* request,
+    v1::ListOffendersResponse* response) {
+  if (detector_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "harvest detection is disabled");
+  }
+  if (request->limit() > 1000) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "limit: must be at most 1000");
+  }
+  const size_t limit = request->limit() == 0 ? 20 : request->limit();
+  for (const harvest::Offender& o : detector_->ListOffenders(limit)) {
+    v1::Offender* out = response->add_offenders();
+    out->set_key(o.key_text);
+    out->set_valid(o.counts.valid);
+    out->set_unknown(o.counts.unknown);
+    out->set_not_served(o.counts.not_served);
+    out->set_malformed(o.counts.malformed);
+    const int64_t nanos = absl::ToUnixNanos(o.last_seen);
+    out->mutable_last_seen()->set_seconds(nanos / 1000000000);
+    out->mutable_last_seen()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+    FillClientVerdict(o.verdict, out->mutable_verdict());
+    out->set_observed_action(
+        static_cast<v1::ClientAction>(static_cast<int>(o.verdict.observed_action) + 1));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
+                                        const v1::ForgetClientRequest* request,
+                                        v1::ForgetClientResponse* response) {
+  if (detector_ == nullptr) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        "harvest detection is disabled");
+  }
+  absl::StatusOr<size_t> removed = detector_->Forget(request->client());
+  if (!removed.ok()) return ToGrpcStatus(removed.status());
+  response->set_removed(*removed);
+  LogInfo("harvest_forget", {{"client", request->client()},
+                             {"removed", *removed},
+                             {"peer", context->peer()}});
   return grpc::Status::OK;
 }
 

@@ -33,14 +33,25 @@ class RecipientValidationService final
 
 class AdminService final : public v1::Admin::Service {
  public:
-  explicit AdminService(const DirectoryManager* manager) : manager_(manager) {}
+  // `detector` may be null (harvest detection disabled).
+  AdminService(const DirectoryManager* manager, harvest::Detector* detector,
+               bool observe_only)
+      : manager_(manager), detector_(detector), observe_only_(observe_only) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const v1::GetStatusRequest* request,
                          v1::GetStatusResponse* response) override;
+  grpc::Status ListOffenders(grpc::ServerContext* context,
+                             const v1::ListOffendersRequest* request,
+                             v1::ListOffendersResponse* response) override;
+  grpc::Status ForgetClient(grpc::ServerContext* context,
+                            const v1::ForgetClientRequest* request,
+                            v1::ForgetClientResponse* response) override;
 
  private:
   const DirectoryManager* const manager_;
+  harvest::Detector* const detector_;
+  const bool observe_only_;
 };
 
 }  // namespace rcptguard::service

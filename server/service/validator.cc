@@ -1,6 +1,8 @@
 #include "server/service/validator.h"
 
+#include <algorithm>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
@@ -27,8 +29,10 @@ void SetReply(v1::SmtpReply* reply, uint32_t code, std::string_view enhanced,
 }  // namespace
 
 Validator::Validator(const v1::ServerConfig& config,
-                     const directory::DirectoryHandle* handle)
+                     const directory::DirectoryHandle* handle,
+                     harvest::Detector* detector)
     : handle_(handle),
+      detector_(detector),
       max_recipients_(config.limits().max_recipients_per_request()),
       max_address_length_(config.limits().max_address_length()),
       default_replies_(config.replies()) {}
@@ -110,11 +114,86 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
         break;
     }
   }
-  // Harvest detection arrives with its own issue; until then every client
-  // is accepted.
   v1::ClientVerdict* client = response->mutable_client();
   client->set_action(v1::CLIENT_ACTION_ACCEPT);
+  if (detector_ == nullptr) return absl::OkStatus();
+
+  harvest::Observation obs;
+  const v1::SmtpContext& ctx = request.context();
+  obs.client_ip = ctx.client_ip();
+  obs.authenticated = ctx.authenticated();
+  obs.dsn = ctx.mail_from().empty() || ctx.mail_from() == "<>";
+  obs.dry_run = request.dry_run();
+  absl::InlinedVector<std::pair<int32_t, uint32_t>, 4> unknown_by_domain;
+  for (int i = 0; i < n; ++i) {
+    switch (results[i].status) {
+      case directory::LookupStatus::kValid:
+        ++obs.valid;
+        break;
+      case directory::LookupStatus::kUnknown: {
+        ++obs.unknown;
+        const int32_t d = results[i].domain_index;
+        auto it = std::find_if(unknown_by_domain.begin(),
+                               unknown_by_domain.end(),
+                               [d](const auto& p) { return p.first == d; });
+        if (it == unknown_by_domain.end()) {
+          unknown_by_domain.emplace_back(d, 1);
+        } else {
+          ++it->second;
+        }
+        break;
+      }
+      case directory::LookupStatus::kNotServed:
+        ++obs.not_served;
+        break;
+      case directory::LookupStatus::kMalformed:
+        ++obs.malformed;
+        break;
+    }
+  }
+  obs.unknown_by_domain = absl::MakeConstSpan(unknown_by_domain);
+  const harvest::Verdict verdict = detector_->Observe(obs);
+  FillClientVerdict(verdict, client);
+  if (client->action() == v1::CLIENT_ACTION_TEMPFAIL ||
+      client->action() == v1::CLIENT_ACTION_REJECT) {
+    for (v1::RecipientVerdict& v : *response->mutable_verdicts()) {
+      *v.mutable_reply() = client->reply();
+    }
+  }
   return absl::OkStatus();
+}
+
+void FillClientVerdict(const harvest::Verdict& verdict,
+                       v1::ClientVerdict* client) {
+  switch (verdict.action) {
+    case harvest::Action::kAccept:
+      client->set_action(v1::CLIENT_ACTION_ACCEPT);
+      break;
+    case harvest::Action::kTarpit:
+      client->set_action(v1::CLIENT_ACTION_TARPIT);
+      break;
+    case harvest::Action::kTempfail:
+      client->set_action(v1::CLIENT_ACTION_TEMPFAIL);
+      break;
+    case harvest::Action::kReject:
+      client->set_action(v1::CLIENT_ACTION_REJECT);
+      break;
+  }
+  client->set_rule(verdict.rule);
+  client->set_unknown_in_window(verdict.unknown_in_window);
+  client->set_delay_ms(
+      static_cast<uint32_t>(absl::ToInt64Milliseconds(verdict.delay)));
+  if (verdict.blocked_until != absl::InfinitePast()) {
+    const int64_t nanos = absl::ToUnixNanos(verdict.blocked_until);
+    client->mutable_blocked_until()->set_seconds(nanos / 1000000000);
+    client->mutable_blocked_until()->set_nanos(
+        static_cast<int32_t>(nanos % 1000000000));
+  }
+  if (verdict.reply.code != 0) {
+    client->mutable_reply()->set_code(verdict.reply.code);
+    client->mutable_reply()->set_enhanced_status(verdict.reply.enhanced_status);
+    client->mutable_reply()->set_text(verdict.reply.text);
+  }
 }
 
 }  // namespace rcptguard::service

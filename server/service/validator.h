@@ -3,6 +3,11 @@
 // directory (one directory snapshot per request), and fills the response
 // with one verdict per recipient and the SMTP reply for each.
 //
+// Every non-dry request also feeds harvest detection, and the response
+// carries the client's verdict. While a client is under TEMPFAIL or REJECT,
+// every recipient gets the client's reply, so that the answers reveal
+// nothing about which addresses exist.
+//
 // Thread safety: Validate() is safe to call concurrently from any number of
 // threads; the Validator itself is constant after construction.
 #ifndef RCPTGUARD_SERVER_SERVICE_VALIDATOR_H_
@@ -14,6 +19,7 @@
 #include "rcptguard/v1/config.pb.h"
 #include "rcptguard/v1/validation.pb.h"
 #include "server/directory/directory_handle.h"
+#include "server/harvest/harvest.h"
 
 namespace rcptguard::service {
 
@@ -25,9 +31,11 @@ inline constexpr char kMalformedText[] = "Bad recipient address syntax";
 
 class Validator {
  public:
-  // `handle` must outlive the Validator.
+  // `handle` and `detector` must outlive the Validator. A null `detector`
+  // turns harvest detection off (every client verdict is ACCEPT).
   Validator(const v1::ServerConfig& config,
-            const directory::DirectoryHandle* handle);
+            const directory::DirectoryHandle* handle,
+            harvest::Detector* detector = nullptr);
 
   // Errors: InvalidArgument for a request over the limits (naming the
   // limit and the offending field), Unavailable when no directory is loaded
@@ -38,10 +46,15 @@ class Validator {
  private:
   // Constant after construction.
   const directory::DirectoryHandle* const handle_;
+  harvest::Detector* const detector_;  // thread-safe itself
   const uint32_t max_recipients_;
   const uint32_t max_address_length_;
   const v1::ReplyTexts default_replies_;
 };
+
+// Translates a harvest verdict into the API's ClientVerdict.
+void FillClientVerdict(const harvest::Verdict& verdict,
+                       v1::ClientVerdict* client);
 
 }  // namespace rcptguard::service
 

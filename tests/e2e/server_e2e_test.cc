@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
+#include "tests/e2e/server_process.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard {
@@ -24,6 +25,7 @@ namespace {
 
 using ::grpc::health::v1::HealthCheckResponse;
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::SourceDir;
@@ -43,64 +45,13 @@ shutdown { grace_ms: )", grace_ms, R"( drain_timeout_ms: 5000 }
 )");
 }
 
-class ServerProcess {
- public:
-  // Starts rcptguardd with `config_text`; returns once the port is known.
-  void Start(const std::string& config_text) {
-    dir_ = MakeTempDir("rg-e2e");
-    ASSERT_FALSE(dir_.empty());
-    const std::string config = dir_ + "/config.textproto";
-    ASSERT_TRUE(WriteFile(config, config_text).ok());
-    port_file_ = dir_ + "/port";
-    log_ = dir_ + "/rcptguardd.log";
-    ASSERT_TRUE(process_
-                    .Start({BinaryDir() + "/server/rcptguardd",
-                            "--config=" + config, "--port_file=" + port_file_},
-                           log_, log_)
-                    .ok());
-    ASSERT_TRUE(WaitForFile(port_file_, absl::Seconds(20))) << ReadFile(log_);
-    port_ = std::stoi(ReadFile(port_file_));
-    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                   grpc::InsecureChannelCredentials());
-  }
-
-  HealthCheckResponse::ServingStatus Health() {
-    auto stub = grpc::health::v1::Health::NewStub(channel_);
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(5));
-    grpc::health::v1::HealthCheckResponse response;
-    grpc::Status status =
-        stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
-    if (!status.ok()) return HealthCheckResponse::UNKNOWN;
-    return response.status();
-  }
-
-  bool WaitServing(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      if (Health() == HealthCheckResponse::SERVING) return true;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return false;
-  }
-
-  std::shared_ptr<grpc::Channel> channel() { return channel_; }
-  Subprocess& process() { return process_; }
-  std::string log() { return ReadFile(log_); }
-  const std::string& dir() const { return dir_; }
-
- private:
-  std::string dir_, port_file_, log_;
-  int port_ = 0;
-  Subprocess process_;
-  std::shared_ptr<grpc::Channel> channel_;
-};
-
 v1::ValidateRequest SampleRequest(uint64_t id) {
   v1::ValidateRequest request;
   request.set_request_id(id);
-  request.mutable_context()->set_client_ip("192.0.2.10");
+  // One client per request id: these tests are about lookups, and repeated
+  // unknown recipients from one client would (rightly) trip harvest rules.
+  request.mutable_context()->set_client_ip(
+      absl::StrCat("10.", id % 256, ".", (id / 256) % 256, ".1"));
   request.mutable_context()->set_mail_from("sender@remote.example.net");
   request.mutable_context()->set_edge_id("edge-1");
   for (const char* r :

@@ -1,0 +1,66 @@
+#include "tests/e2e/server_process.h"
+
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+
+namespace rcptguard::testing {
+
+using ::grpc::health::v1::HealthCheckResponse;
+
+void ServerProcess::Start(const std::string& config_text,
+                          const std::vector<std::string>& extra_args) {
+  dir_ = MakeTempDir("rg-e2e");
+  ASSERT_FALSE(dir_.empty());
+  const std::string config = dir_ + "/config.textproto";
+  ASSERT_TRUE(WriteFile(config, config_text).ok());
+  port_file_ = dir_ + "/port";
+  log_ = dir_ + "/rcptguardd.log";
+  std::vector<std::string> argv = {BinaryDir() + "/server/rcptguardd",
+                                   "--config=" + config,
+                                   "--port_file=" + port_file_};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ASSERT_TRUE(process_.Start(argv, log_, log_).ok());
+  ASSERT_TRUE(WaitForFile(port_file_, absl::Seconds(20))) << ReadFile(log_);
+  port_ = std::stoi(ReadFile(port_file_));
+  channel_ = NewChannel();
+}
+
+std::shared_ptr<grpc::Channel> ServerProcess::NewChannel() const {
+  grpc::ChannelArguments args;
+  // A distinct argument keeps gRPC from sharing one subchannel.
+  static std::atomic<int> next{0};
+  args.SetInt("rcptguard.test.channel", next.fetch_add(1));
+  return grpc::CreateCustomChannel(target(), grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+std::string ServerProcess::target() const {
+  return absl::StrCat("127.0.0.1:", port_);
+}
+
+HealthCheckResponse::ServingStatus ServerProcess::Health() {
+  auto stub = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status =
+      stub->Check(&ctx, grpc::health::v1::HealthCheckRequest(), &response);
+  if (!status.ok()) return HealthCheckResponse::UNKNOWN;
+  return response.status();
+}
+
+bool ServerProcess::WaitServing(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (Health() == HealthCheckResponse::SERVING) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace rcptguard::testing

@@ -1,0 +1,48 @@
+// A real rcptguardd started for a test: writes the config to a temp dir,
+// starts the binary on port 0, learns the port, and offers a channel and a
+// health probe. The process is stopped by PID when the object goes away.
+//
+// Thread safety: not thread-safe; one owner (the channel is thread-safe).
+#ifndef RCPTGUARD_TESTS_E2E_SERVER_PROCESS_H_
+#define RCPTGUARD_TESTS_E2E_SERVER_PROCESS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "tests/testutil/subprocess.h"
+
+namespace rcptguard::testing {
+
+class ServerProcess {
+ public:
+  // Starts rcptguardd with `config_text` (plus `extra_args`); returns once
+  // the port is known. Use with ASSERT_NO_FATAL_FAILURE.
+  void Start(const std::string& config_text,
+             const std::vector<std::string>& extra_args = {});
+
+  grpc::health::v1::HealthCheckResponse::ServingStatus Health();
+  bool WaitServing(absl::Duration timeout);
+
+  std::shared_ptr<grpc::Channel> channel() { return channel_; }
+  // A new channel (its own HTTP/2 connection), e.g. to act as another edge.
+  std::shared_ptr<grpc::Channel> NewChannel() const;
+  int port() const { return port_; }
+  std::string target() const;
+  Subprocess& process() { return process_; }
+  std::string log() const { return ReadFile(log_); }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_, port_file_, log_;
+  int port_ = 0;
+  Subprocess process_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+}  // namespace rcptguard::testing
+
+#endif  // RCPTGUARD_TESTS_E2E_SERVER_PROCESS_H_
