@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
       if (sigwait(&signals, &sig) != 0) continue;
       if (sig == SIGHUP) {
         rcptguard::LogInfo("sighup", {{"action", "reload"}});
-        (void)(*server)->LoadDirectory();
+        (*server)->Reload("sighup");
         continue;
       }
       rcptguard::LogInfo("signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});

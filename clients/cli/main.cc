@@ -5,6 +5,7 @@
 //   rcptguard health [--server HOST:PORT]     exit 0 when SERVING
 //   rcptguard offenders [N] [--server HOST:PORT] [--json]
 //   rcptguard forget IP|CIDR [--server HOST:PORT]
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ ABSL_FLAG(std::string, client_ip, "",
 ABSL_FLAG(std::string, mail_from, "", "Envelope sender to report (check).");
 ABSL_FLAG(bool, json, false, "Print the response as JSON.");
 ABSL_FLAG(int, timeout_ms, 5000, "Deadline of each call.");
+ABSL_FLAG(bool, force, false,
+          "reload: load past the shrink and missing-domain guards.");
 
 namespace {
 
@@ -45,6 +48,7 @@ constexpr char kUsage[] =
     "  status          show the served directory\n"
     "  offenders [N]   clients with the most unknown recipients\n"
     "  forget IP|CIDR  clear a client's harvest state\n"
+    "  reload          load the directory source now (--force)\n"
     "  health          exit 0 when the server is SERVING\n";
 
 std::shared_ptr<grpc::Channel> Channel() {
@@ -165,7 +169,15 @@ int Status() {
   std::printf("source           %s\n", response.source().c_str());
   std::printf("loaded at        %s\n",
               TimeUtil::ToString(response.loaded_at()).c_str());
-  std::printf("age              %.0f s\n", response.directory_age_seconds());
+  std::printf("age              %.0f s%s\n", response.directory_age_seconds(),
+              response.stale() ? "  (STALE: unknown recipients get 450)" : "");
+  if (!response.last_reload().result().empty()) {
+    const auto& r = response.last_reload();
+    std::printf("last reload      %s (%s, %s)%s%s\n", r.result().c_str(),
+                r.trigger().c_str(), TimeUtil::ToString(r.at()).c_str(),
+                r.reason().empty() ? "" : ": ",
+                r.message().c_str());
+  }
   std::printf("addresses        %llu\n",
               static_cast<unsigned long long>(response.total_addresses()));
   const auto& load = response.load();
@@ -243,6 +255,25 @@ int Forget(const std::vector<char*>& args) {
   return 0;
 }
 
+int Reload() {
+  rcptguard::v1::ReloadRequest request;
+  request.set_force(absl::GetFlag(FLAGS_force));
+  auto stub = Admin::NewStub(Channel());
+  grpc::ClientContext ctx;
+  // Loading a large snapshot takes seconds.
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(
+                       std::max(absl::GetFlag(FLAGS_timeout_ms), 120000)));
+  rcptguard::v1::ReloadResponse response;
+  grpc::Status status = stub->Reload(&ctx, request, &response);
+  if (!status.ok()) return RpcFailed("Reload", status);
+  std::printf("%s %s (%llu addresses)\n",
+              response.changed() ? "serving" : "unchanged, serving",
+              response.directory_version().c_str(),
+              static_cast<unsigned long long>(response.total_addresses()));
+  return 0;
+}
+
 int Health() {
   auto stub = grpc::health::v1::Health::NewStub(Channel());
   grpc::ClientContext ctx;
@@ -274,6 +305,7 @@ int main(int argc, char** argv) {
   if (command == "health") return Health();
   if (command == "offenders") return Offenders(args);
   if (command == "forget") return Forget(args);
+  if (command == "reload") return Reload();
   std::fprintf(stderr, "rcptguard: unknown command '%s'\n%s", command.c_str(),
                kUsage);
   return 2;

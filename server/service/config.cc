@@ -7,6 +7,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/address/address.h"
@@ -64,9 +65,15 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
   if (!shutdown->has_drain_timeout_ms()) {
     shutdown->set_drain_timeout_ms(kDefaultDrainTimeoutMs);
   }
-  for (std::string& file : *config.mutable_directory()->mutable_ldif_files()) {
+  v1::DirectorySource* dir = config.mutable_directory();
+  for (std::string& file : *dir->mutable_ldif_files()) {
     file = ResolvePath(base_dir, file);
   }
+  dir->set_snapshot_file(ResolvePath(base_dir, dir->snapshot_file()));
+  dir->set_force_reload_file(ResolvePath(base_dir, dir->force_reload_file()));
+  if (!dir->has_max_shrink()) dir->set_max_shrink(kDefaultMaxShrink);
+  if (dir->watch_interval().empty()) dir->set_watch_interval("2s");
+  if (dir->stale_after().empty()) dir->set_stale_after("24h");
   if (!config.fingerprint_key_file().empty()) {
     config.set_fingerprint_key_file(
         ResolvePath(base_dir, config.fingerprint_key_file()));
@@ -124,12 +131,36 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
     }
   }
   const v1::DirectorySource& dir = config.directory();
-  if (dir.ldif_files().empty()) {
-    return FieldError("directory.ldif_files",
-                      "at least one LDIF file is required");
+  if (dir.ldif_files().empty() && dir.snapshot_file().empty()) {
+    return FieldError("directory",
+                      "set snapshot_file or at least one of ldif_files");
+  }
+  if (!dir.ldif_files().empty() && !dir.snapshot_file().empty()) {
+    return FieldError("directory",
+                      "set either snapshot_file or ldif_files, not both");
+  }
+  if (!dir.snapshot_file().empty() && config.fingerprint_key_file().empty()) {
+    return FieldError("fingerprint_key_file",
+                      "required with directory.snapshot_file (the key the "
+                      "snapshot was built with)");
+  }
+  if (dir.has_max_shrink() &&
+      !(dir.max_shrink() >= 0.0 && dir.max_shrink() <= 1.0)) {
+    return FieldError("directory.max_shrink", "must be between 0 and 1");
+  }
+  for (const auto& [field, value] :
+       {std::pair<const char*, const std::string*>{"directory.watch_interval",
+                                                   &dir.watch_interval()},
+        {"directory.stale_after", &dir.stale_after()}}) {
+    absl::Duration d;
+    if (!absl::ParseDuration(*value, &d) || d < absl::ZeroDuration()) {
+      return FieldError(field, absl::StrCat("invalid duration \"", *value,
+                                            "\" (use e.g. \"2s\", \"24h\")"));
+    }
   }
   const bool custom = dir.has_mapping();
-  if (!custom && dir.preset() != "ad" && dir.preset() != "openldap") {
+  if (dir.snapshot_file().empty() && !custom && dir.preset() != "ad" &&
+      dir.preset() != "openldap") {
     return FieldError("directory.preset",
                       absl::StrCat("must be \"ad\" or \"openldap\" (got \"",
                                    dir.preset(), "\") or set directory.mapping"));

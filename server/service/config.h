@@ -26,6 +26,7 @@ inline constexpr uint32_t kDefaultMaxMessageBytes = 1 << 20;
 inline constexpr uint32_t kDefaultMaxConcurrentStreams = 100;
 inline constexpr uint32_t kDefaultShutdownGraceMs = 1000;
 inline constexpr uint32_t kDefaultDrainTimeoutMs = 10000;
+inline constexpr double kDefaultMaxShrink = 0.10;
 
 // Parses text-format `text` (named `source_name` in errors), applies
 // defaults, resolves relative paths against `base_dir`, and validates.

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "server/common/status_macros.h"
 #include "server/snapshot/mapping.h"
+#include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::service {
 namespace {
@@ -129,13 +130,6 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
                                      file_stats.no_addresses +
                                      file_stats.wrong_object_class);
   }
-  if (stats.addresses_added() == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "directory from ", absl::StrJoin(config.directory().ldif_files(), ", "),
-        " has no address in a served domain (", stats.records(),
-        " records, ", stats.addresses_not_served(),
-        " addresses in other domains): refusing to serve an empty directory"));
-  }
   const absl::Time now = absl::Now();
   directory::DirectoryInfo info;
   info.version = absl::StrCat(
@@ -147,8 +141,36 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
   RG_ASSIGN_OR_RETURN(std::shared_ptr<const directory::Directory> dir,
                       std::move(builder).Build(std::move(info)));
   stats.set_duration_seconds(absl::ToDoubleSeconds(absl::Now() - start));
-  return LoadedDirectory{std::move(dir), std::move(stats),
-                         std::move(first_malformed)};
+  LoadedDirectory loaded;
+  loaded.directory = std::move(dir);
+  loaded.stats = std::move(stats);
+  loaded.first_malformed = std::move(first_malformed);
+  return loaded;
+}
+
+absl::StatusOr<LoadedDirectory> LoadDirectoryFromSnapshot(
+    const v1::ServerConfig& config, const directory::SipKey& key) {
+  const absl::Time start = absl::Now();
+  snapshot::ReadOptions options;
+  options.loaded_at = start;
+  RG_ASSIGN_OR_RETURN(
+      snapshot::LoadedSnapshot snap,
+      snapshot::ReadSnapshot(config.directory().snapshot_file(), key,
+                             DomainPolicies(config), options));
+  LoadedDirectory loaded;
+  loaded.directory = std::move(snap.directory);
+  loaded.missing_domains = std::move(snap.missing_domains);
+  loaded.stats.set_addresses_added(loaded.directory->address_count());
+  loaded.stats.set_duration_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  return loaded;
+}
+
+absl::StatusOr<LoadedDirectory> LoadDirectoryFromSources(
+    const v1::ServerConfig& config, const directory::SipKey& key) {
+  if (!config.directory().snapshot_file().empty()) {
+    return LoadDirectoryFromSnapshot(config, key);
+  }
+  return LoadDirectoryFromLdif(config, key);
 }
 
 }  // namespace rcptguard::service

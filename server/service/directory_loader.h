@@ -5,6 +5,10 @@
 // either yields a complete directory or an error: never a partial one, and
 // never an empty one (an empty export is the classic way to reject all mail).
 //
+// The loaders do not judge the result: an empty or shrunken directory is
+// returned as it is, and DirectoryManager's guards decide whether to serve
+// it.
+//
 // Thread safety: pure functions of their arguments; safe from any thread.
 #ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
 #define RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
@@ -28,6 +32,8 @@ struct LoadedDirectory {
   // "FILE: reason" of the first malformed address met, for the load log
   // line; empty when there was none.
   std::string first_malformed;
+  // Served domains the source has no entry for (snapshots only).
+  std::vector<std::string> missing_domains;
 };
 
 // The fingerprint key: read from config.fingerprint_key_file (16 raw bytes
@@ -41,8 +47,16 @@ std::vector<directory::DomainPolicy> DomainPolicies(
     const v1::ServerConfig& config);
 
 // Reads every configured LDIF file into a new directory. Errors name the
-// file and line (LDIF syntax) or the reason the result was refused.
+// file and line (LDIF syntax).
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
+    const v1::ServerConfig& config, const directory::SipKey& key);
+
+// Reads and verifies directory.snapshot_file (format, checksum, key id).
+absl::StatusOr<LoadedDirectory> LoadDirectoryFromSnapshot(
+    const v1::ServerConfig& config, const directory::SipKey& key);
+
+// The configured source: the snapshot file if set, else the LDIF files.
+absl::StatusOr<LoadedDirectory> LoadDirectoryFromSources(
     const v1::ServerConfig& config, const directory::SipKey& key);
 
 }  // namespace rcptguard::service

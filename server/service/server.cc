@@ -78,16 +78,33 @@ absl::Status Server::Start() {
 }
 
 absl::Status Server::LoadDirectory() {
-  RG_RETURN_IF_ERROR(manager_.Load());
-  if (server_ != nullptr) {
-    server_->GetHealthCheckService()->SetServingStatus(true);
+  manager_.set_on_loaded([this] {
+    if (server_ != nullptr && !shutting_down_.load()) {
+      server_->GetHealthCheckService()->SetServingStatus(true);
+    }
+  });
+  absl::StatusOr<ReloadResult> first = manager_.Reload(false, "start");
+  if (!first.ok() && config_.directory().snapshot_file().empty()) {
+    return first.status();
+  }
+  if (!first.ok()) {
+    LogWarning("waiting_for_snapshot",
+               {{"path", config_.directory().snapshot_file()},
+                {"reason", first.status().message()}});
+  } else {
     LogInfo("serving");
   }
+  manager_.StartMaintenance();
   return absl::OkStatus();
+}
+
+void Server::Reload(std::string_view trigger) {
+  (void)manager_.Reload(false, trigger);
 }
 
 void Server::Shutdown() {
   if (server_ == nullptr) return;
+  shutting_down_.store(true);
   server_->GetHealthCheckService()->SetServingStatus(false);
   const absl::Duration grace = absl::Milliseconds(config_.shutdown().grace_ms());
   const absl::Duration drain =
@@ -98,6 +115,7 @@ void Server::Shutdown() {
   absl::SleepFor(grace);
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(drain)));
+  manager_.StopMaintenance();
   LogInfo("stopped");
 }
 

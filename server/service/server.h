@@ -13,7 +13,9 @@
 #ifndef RCPTGUARD_SERVER_SERVICE_SERVER_H_
 #define RCPTGUARD_SERVER_SERVICE_SERVER_H_
 
+#include <atomic>
 #include <memory>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
@@ -35,7 +37,14 @@ class Server {
   // The bound port (useful with port 0).
   int port() const { return port_; }
 
+  // The first load, then the maintenance thread (reclaiming, watching the
+  // snapshot file). Health turns SERVING on the first successful load,
+  // whenever it happens. With LDIF sources a failed first load is an error
+  // (nothing would change it); with a snapshot source the server stays up
+  // NOT_SERVING and loads the snapshot when it appears or changes.
   absl::Status LoadDirectory();
+  // Reloads now (SIGHUP).
+  void Reload(std::string_view trigger);
 
   void Shutdown();
   void Wait();
@@ -54,6 +63,7 @@ class Server {
 
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  std::atomic<bool> shutting_down_{false};
 };
 
 }  // namespace rcptguard::service

@@ -104,3 +104,24 @@ grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
 }
 
 }  // namespace rcptguard::service
+
+namespace rcptguard::service {
+
+grpc::Status AdminService::Reload(grpc::ServerContext* context,
+                                  const v1::ReloadRequest* request,
+                                  v1::ReloadResponse* response) {
+  LogInfo("admin_reload", {{"force", request->force() ? "true" : "false"},
+                           {"peer", context->peer()}});
+  absl::StatusOr<ReloadResult> result =
+      manager_->Reload(request->force(), "admin");
+  if (!result.ok()) return ToGrpcStatus(result.status());
+  std::shared_ptr<const directory::Directory> dir = manager_->handle()->Get();
+  if (dir != nullptr) {
+    response->set_directory_version(dir->info().version);
+    response->set_total_addresses(dir->address_count());
+  }
+  response->set_changed(result->kind == ReloadResult::Kind::kLoaded);
+  return grpc::Status::OK;
+}
+
+}  // namespace rcptguard::service

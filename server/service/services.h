@@ -34,7 +34,7 @@ class RecipientValidationService final
 class AdminService final : public v1::Admin::Service {
  public:
   // `detector` may be null (harvest detection disabled).
-  AdminService(const DirectoryManager* manager, harvest::Detector* detector,
+  AdminService(DirectoryManager* manager, harvest::Detector* detector,
                bool observe_only)
       : manager_(manager), detector_(detector), observe_only_(observe_only) {}
 
@@ -47,9 +47,12 @@ class AdminService final : public v1::Admin::Service {
   grpc::Status ForgetClient(grpc::ServerContext* context,
                             const v1::ForgetClientRequest* request,
                             v1::ForgetClientResponse* response) override;
+  grpc::Status Reload(grpc::ServerContext* context,
+                      const v1::ReloadRequest* request,
+                      v1::ReloadResponse* response) override;
 
  private:
-  const DirectoryManager* const manager_;
+  DirectoryManager* const manager_;
   harvest::Detector* const detector_;
   const bool observe_only_;
 };

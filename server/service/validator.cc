@@ -35,6 +35,12 @@ Validator::Validator(const v1::ServerConfig& config,
       detector_(detector),
       max_recipients_(config.limits().max_recipients_per_request()),
       max_address_length_(config.limits().max_address_length()),
+      stale_after_([&config] {
+        absl::Duration d;
+        return absl::ParseDuration(config.directory().stale_after(), &d)
+                   ? d
+                   : absl::ZeroDuration();
+      }()),
       default_replies_(config.replies()) {}
 
 absl::Status Validator::Validate(const v1::ValidateRequest& request,
@@ -65,7 +71,11 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   dir->LookupBatch(absl::MakeConstSpan(raw), results.data());
 
   static const std::string kValid(kValidText), kUnknown(kUnknownText),
-      kNotServed(kNotServedText), kMalformed(kMalformedText);
+      kNotServed(kNotServedText), kMalformed(kMalformedText),
+      kStale(kStaleText);
+  // A stale directory may lack people added since: defer, do not bounce.
+  const bool stale = stale_after_ > absl::ZeroDuration() &&
+                     absl::Now() - dir->info().built_at > stale_after_;
   static const std::string kEmpty;
   const std::vector<directory::DomainPolicy>& domains = dir->domains();
 
@@ -93,6 +103,9 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
           v->set_monitor_only(true);
           SetReply(v->mutable_reply(), 250, "2.1.5",
                    Pick(texts->valid, default_replies_.valid(), kValid));
+        } else if (stale) {
+          SetReply(v->mutable_reply(), 450, "4.1.1",
+                   Pick(kEmpty, default_replies_.stale(), kStale));
         } else {
           SetReply(v->mutable_reply(), 550, "5.1.1",
                    Pick(texts ? texts->unknown : kEmpty,

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 
+#include "absl/time/time.h"
+
 #include "absl/status/status.h"
 #include "rcptguard/v1/config.pb.h"
 #include "rcptguard/v1/validation.pb.h"
@@ -28,6 +30,8 @@ inline constexpr char kValidText[] = "Recipient OK";
 inline constexpr char kUnknownText[] = "User unknown";
 inline constexpr char kNotServedText[] = "Relay access denied";
 inline constexpr char kMalformedText[] = "Bad recipient address syntax";
+inline constexpr char kStaleText[] =
+    "Recipient not verified: directory out of date, try again later";
 
 class Validator {
  public:
@@ -49,6 +53,9 @@ class Validator {
   harvest::Detector* const detector_;  // thread-safe itself
   const uint32_t max_recipients_;
   const uint32_t max_address_length_;
+  // Directories older than this answer unknown recipients with 450 4.1.1;
+  // zero turns that off.
+  const absl::Duration stale_after_;
   const v1::ReplyTexts default_replies_;
 };
 

@@ -96,8 +96,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" subaddress_delimiters: \"@\" }",
                 "domains[0].subaddress_delimiters: '@' is not a supported "
                 "delimiter"},
-        BadCase{"NoLdif", "domains { name: \"a.com\" } directory { preset: \"ad\" }",
-                "directory.ldif_files: at least one LDIF file is required"},
+        BadCase{"NoSource", "domains { name: \"a.com\" } directory { preset: \"ad\" }",
+                "directory: set snapshot_file or at least one of ldif_files"},
+        BadCase{"BothSources",
+                "domains { name: \"a.com\" } fingerprint_key_file: \"k\" "
+                "directory { ldif_files: \"a\" snapshot_file: \"s\" }",
+                "directory: set either snapshot_file or ldif_files, not both"},
+        BadCase{"SnapshotWithoutKey",
+                "domains { name: \"a.com\" } directory { snapshot_file: \"s\" }",
+                "fingerprint_key_file: required with directory.snapshot_file"},
+        BadCase{"BadShrink",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" max_shrink: 1.5 }",
+                "directory.max_shrink: must be between 0 and 1"},
+        BadCase{"BadStaleAfter",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" stale_after: \"one day\" }",
+                "directory.stale_after: invalid duration \"one day\""},
+        BadCase{"BadHarvestRule",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"10m\" min_unknown: 3 } }",
+                "harvest.rules[0].action: must be HARVEST_ACTION_TARPIT"},
         BadCase{"BadPreset",
                 "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
                 "preset: \"exchange\" }",

@@ -3,6 +3,8 @@
 #include <memory>
 #include <string>
 
+#include "absl/time/clock.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/directory/directory.h"
@@ -15,7 +17,8 @@ using directory::DirectoryBuilder;
 using directory::DomainMode;
 using directory::DomainPolicy;
 
-std::shared_ptr<const directory::Directory> MakeDirectory() {
+std::shared_ptr<const directory::Directory> MakeDirectory(
+    absl::Time built_at = absl::Now()) {
   std::vector<DomainPolicy> domains(2);
   domains[0].name = "example.com";
   domains[0].subaddress_delimiters = "+";
@@ -30,6 +33,7 @@ std::shared_ptr<const directory::Directory> MakeDirectory() {
   }
   directory::DirectoryInfo info;
   info.version = "v-test";
+  info.built_at = built_at;
   auto dir = std::move(*builder).Build(info);
   EXPECT_TRUE(dir.ok()) << dir.status();
   return *dir;
@@ -140,6 +144,52 @@ TEST(ValidatorNoDirectoryTest, UnavailableUntilLoaded) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   handle.Replace(MakeDirectory());
   EXPECT_TRUE(validator.Validate(request, &response).ok());
+}
+
+}  // namespace
+}  // namespace rcptguard::service
+
+namespace rcptguard::service {
+namespace {
+
+TEST(ValidatorStaleTest, StaleDirectoryDefersUnknownRecipients) {
+  v1::ServerConfig config = Config();
+  config.mutable_directory()->set_stale_after("24h");
+  directory::DirectoryHandle handle;
+  handle.Replace(MakeDirectory(absl::Now() - absl::Hours(25)));
+  Validator validator(config, &handle);
+  v1::ValidateRequest request;
+  request.add_recipients("nobody@example.com");
+  request.add_recipients("alice@example.com");
+  request.add_recipients("nobody@example.org");  // MONITOR: still accepted
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).status(), v1::RECIPIENT_STATUS_UNKNOWN);
+  EXPECT_EQ(response.verdicts(0).reply().code(), 450u);
+  EXPECT_EQ(response.verdicts(0).reply().enhanced_status(), "4.1.1");
+  EXPECT_EQ(response.verdicts(0).reply().text(),
+            "Recipient not verified: directory out of date, try again later");
+  EXPECT_EQ(response.verdicts(1).reply().code(), 250u);
+  EXPECT_EQ(response.verdicts(2).reply().code(), 250u);
+
+  // A fresh directory answers 550 again.
+  handle.Replace(MakeDirectory(absl::Now()));
+  response.Clear();
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).reply().code(), 550u);
+}
+
+TEST(ValidatorStaleTest, ZeroTurnsStalenessOff) {
+  v1::ServerConfig config = Config();
+  config.mutable_directory()->set_stale_after("0s");
+  directory::DirectoryHandle handle;
+  handle.Replace(MakeDirectory(absl::Now() - absl::Hours(24 * 365)));
+  Validator validator(config, &handle);
+  v1::ValidateRequest request;
+  request.add_recipients("nobody@example.com");
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).reply().code(), 550u);
 }
 
 }  // namespace
