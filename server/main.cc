@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/synchronization/mutex.h"
 #include "server/common/log.h"
 #include "server/service/config.h"
 #include "server/service/server.h"
@@ -36,6 +37,10 @@ int main(int argc, char** argv) {
       "rcptguardd --config=FILE [--listen=HOST:PORT]\n"
       "Recipient validation service for mail edges.");
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil is built with mutex deadlock detection on, which costs
+  // about a fifth of the harvest detector's hot path; our lock order is
+  // checked by clang's -Wthread-safety and the sanitizer builds instead.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   rcptguard::SetLogJson(absl::GetFlag(FLAGS_log_json));
 
   const std::string config_path = absl::GetFlag(FLAGS_config);
