@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "server/common/flag_spelling.h"
 #include "absl/synchronization/mutex.h"
 #include "server/common/log.h"
 #include "server/service/config.h"
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "rcptguardd --config=FILE [--listen=HOST:PORT]\n"
       "Recipient validation service for mail edges.");
+  rcptguard::AcceptDashedFlagNames(argc, argv);
   absl::ParseCommandLine(argc, argv);
   // Debian's Abseil is built with mutex deadlock detection on, which costs
   // about a fifth of the harvest detector's hot path; our lock order is

@@ -13,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "server/common/flag_spelling.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -25,6 +26,7 @@
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "clients/cli/snapshot_command.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "rcptguardd address.");
 ABSL_FLAG(std::string, client_ip, "",
@@ -34,7 +36,8 @@ ABSL_FLAG(std::string, mail_from, "", "Envelope sender to report (check).");
 ABSL_FLAG(bool, json, false, "Print the response as JSON.");
 ABSL_FLAG(int, timeout_ms, 5000, "Deadline of each call.");
 ABSL_FLAG(bool, force, false,
-          "reload: load past the shrink and missing-domain guards.");
+          "reload: load past the shrink and missing-domain guards; "
+          "snapshot keygen: replace an existing key file.");
 
 namespace {
 
@@ -294,12 +297,14 @@ int Health() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
+  rcptguard::AcceptDashedFlagNames(argc, argv);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
     std::fprintf(stderr, "%s", kUsage);
     return 2;
   }
   const std::string command = args[1];
+  if (command == "snapshot") return rcptguard::cli::RunSnapshotCommand(args);
   if (command == "check") return Check(args);
   if (command == "status") return Status();
   if (command == "health") return Health();

@@ -373,6 +373,14 @@ absl::StatusOr<std::optional<LdifRecord>> LdifReader::Next() {
     if (logical_.front() == '#') continue;
     std::string reason = ParseAttributeLine(logical_, &attribute);
     if (!reason.empty()) return Fail(Error(logical_line_, reason));
+    // ldifde (Active Directory's own export tool) writes every record as
+    // "changetype: add" with the full entry: that is content, so accept it
+    // where RFC 2849 puts it, right after the dn. Other change records
+    // (modify, delete, modrdn) and controls are refused.
+    if (attribute.name == "changetype" && record.attributes.empty() &&
+        absl::AsciiStrToLower(attribute.value) == "add") {
+      continue;
+    }
     if (attribute.name == "changetype" || attribute.name == "control") {
       return Fail(Error(logical_line_, "change records are not supported"));
     }

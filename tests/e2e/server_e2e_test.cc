@@ -272,9 +272,11 @@ TEST(ServerE2eTest, CliChecksAndReportsStatus) {
   const std::string target =
       absl::StrCat("--server=127.0.0.1:", std::stoi(port));
   std::string output;
+  // Flags may be spelled with dashes as in the docs (--client-ip).
   auto status = testing::RunCommand({BinaryDir() + "/clients/rcptguard",
                                      "check", "alice@example.com",
-                                     "nobody-here@example.com", target},
+                                     "nobody-here@example.com", target,
+                                     "--client-ip=192.0.2.55"},
                                     &output);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(WEXITSTATUS(*status), 0) << output;

@@ -97,6 +97,21 @@ TEST(LdifReaderTest, ReadsRecordsAndAttributes) {
   EXPECT_THAT(Flatten(records[1]), ElementsAre("mail=bob@example.com"));
 }
 
+TEST(LdifReaderTest, AcceptsLdifdeAddRecordsAsContent) {
+  // What `ldifde -f` writes: every entry as a change record of type add.
+  std::vector<LdifRecord> records = MustReadAll(
+      "dn: CN=Alice,DC=example,DC=com\nchangetype: add\n"
+      "objectClass: user\nmail: alice@example.com\n\n"
+      "dn: CN=Bob,DC=example,DC=com\nchangetype: ADD\nmail: bob@example.com\n");
+  ASSERT_EQ(records.size(), 2u);
+  ASSERT_EQ(records[0].attributes.size(), 2u);
+  EXPECT_EQ(records[0].attributes[0].name, "objectclass");
+  EXPECT_EQ(records[1].Values("mail")[0], "bob@example.com");
+  // Anything but add, or add after other attributes, is still refused.
+  EXPECT_FALSE(ReadAll("dn: x\nmail: a@b.c\nchangetype: add\n").ok());
+  EXPECT_FALSE(ReadAll("dn: x\nchangetype: modify\n").ok());
+}
+
 TEST(LdifReaderTest, ValueSpacing) {
   std::vector<LdifRecord> records = MustReadAll(
       "dn:cn=a\n"
@@ -324,7 +339,7 @@ TEST(LdifReaderTest, ErrorsAreStickyAndEndIsStable) {
 }
 
 TEST(LdifReaderTest, ErrorMessages) {
-  EXPECT_EQ(ErrorOf("dn: a\nchangetype: add\n"),
+  EXPECT_EQ(ErrorOf("dn: a\nchangetype: modrdn\n"),
             "test.ldif:2: change records are not supported");
   EXPECT_EQ(ErrorOf("dn: a\nChangeType: delete\n"),
             "test.ldif:2: change records are not supported");

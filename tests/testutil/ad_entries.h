@@ -1,0 +1,67 @@
+// Generated Active Directory / Exchange shaped directories for tests that
+// load them into a private slapd (tests/testutil/slapd.h) or an LDIF file,
+// with the answer every address must get once served.
+//
+// The directory (suffix dc=example,dc=com) serves example.com, its alias
+// domain mail.example.com, and example.org. It holds `users` mailbox users
+// (every tenth on a disabled account, every tenth hidden from address lists,
+// every fourth with an example.org secondary, each with an alias-domain and
+// an external secondary, an X500 proxy and a UPN), shared / room /
+// equipment / linked mailboxes on disabled accounts, mail users and mail
+// contacts forwarding to external targetAddresses, external contacts,
+// distribution groups, dynamic groups, public folders, a security group,
+// computers with a mail attribute, users without mail, and a service account
+// (no mail, with a userPassword) to bind as.
+//
+// Contract: a pure function of its options. Addresses are ASCII, so the
+// expectations below only need ASCII lower-casing and the alias mapping to
+// match the address part's normalization.
+//
+// Thread safety: pure function; AdDirectory is a plain value.
+#ifndef RCPTGUARD_TESTS_TESTUTIL_AD_ENTRIES_H_
+#define RCPTGUARD_TESTS_TESTUTIL_AD_ENTRIES_H_
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace rcptguard::testing {
+
+inline constexpr char kAdSuffix[] = "dc=example,dc=com";
+inline constexpr char kAdServiceDn[] =
+    "cn=svc-rcptguard,ou=Service,dc=example,dc=com";
+
+struct AdDirectoryOptions {
+  int users = 2400;
+  // userPassword of kAdServiceDn (an ordinary entry: size limits apply to it,
+  // unlike the rootdn).
+  std::string service_password = "Svc-Pa55-for-snapshot-tests";
+};
+
+struct AdDirectory {
+  // Starts with "version: 1" (SlapdServer strips it for slapadd).
+  std::string ldif;
+
+  // Served as rcptguardd would with the domains below: example.com with
+  // alias mail.example.com, and example.org.
+  std::vector<std::string> valid;       // included, in a served domain
+  std::vector<std::string> unknown;     // served domain, must not be valid
+  std::vector<std::string> not_served;  // outside the served domains
+
+  // Distinct normalized addresses per served domain (alias addresses count
+  // for example.com), as a snapshot's domain table must show them with the
+  // domains example.com (alias mail.example.com) and example.org.
+  std::map<std::string, uint64_t> domain_counts;
+
+  uint64_t entries = 0;           // LDIF records (OUs, suffix and all)
+  uint64_t matching_entries = 0;  // entries the AD preset's filter selects
+  uint64_t included_entries = 0;  // of those, included by the mapping
+  uint64_t disabled_entries = 0;  // of those, excluded as disabled
+};
+
+AdDirectory MakeAdDirectory(const AdDirectoryOptions& options = {});
+
+}  // namespace rcptguard::testing
+
+#endif  // RCPTGUARD_TESTS_TESTUTIL_AD_ENTRIES_H_
