@@ -7,4 +7,7 @@ dir="${1:-build}"
 shift || true
 cmake -G Ninja -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
 # Two cores and gRPC headers: more jobs than cores only thrashes memory.
-cmake --build "$dir" -j "$(nproc)"
+# RG_TARGETS="a b" builds just those targets.
+targets=()
+for t in ${RG_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$dir" -j "$(nproc)" "${targets[@]}"

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 scripts/deps.sh build
-scripts/build.sh build
+RG_TARGETS="rcptguardd rcptguard" scripts/build.sh build
 
 run="$root/build/demo"
 mkdir -p "$run"

@@ -9,8 +9,9 @@
 //      fixed up, so the fuzzer gets past the corruption checks into the
 //      header bounds, the domain table and the slot layout.
 // The seeds in tests/fuzz/corpus/snapshot/ are written by
-//   RG_WRITE_SNAPSHOT_CORPUS=tests/fuzz/corpus/snapshot \
+//   RG_WRITE_SNAPSHOT_CORPUS=tests/fuzz/corpus/snapshot
 //     build/tests/unit/snapshot/snapshot_file_test --gtest_filter='*FuzzSeeds*'
+// (one command line)
 // and are made with the key below.
 #include <fcntl.h>
 #include <sys/mman.h>
