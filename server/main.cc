@@ -19,6 +19,10 @@ ABSL_FLAG(std::string, listen, "",
           "Override listen_address (host:port; port 0 picks a free port).");
 ABSL_FLAG(std::string, port_file, "",
           "Write the bound gRPC port to this file once listening (tests).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Override metrics.listen_address (host:port; port 0 picks one).");
+ABSL_FLAG(std::string, metrics_port_file, "",
+          "Write the bound metrics port to this file once listening (tests).");
 ABSL_FLAG(bool, log_json, false, "Log JSON objects instead of key=value.");
 ABSL_FLAG(bool, check_config, false,
           "Validate the config and exit (0 when valid).");
@@ -55,6 +59,10 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_listen).empty()) {
     config->set_listen_address(absl::GetFlag(FLAGS_listen));
   }
+  if (!absl::GetFlag(FLAGS_metrics_listen).empty()) {
+    config->mutable_metrics()->set_listen_address(
+        absl::GetFlag(FLAGS_metrics_listen));
+  }
   if (absl::GetFlag(FLAGS_check_config)) {
     std::printf("configuration %s is valid\n", config_path.c_str());
     return 0;
@@ -73,11 +81,16 @@ int main(int argc, char** argv) {
   absl::Status started = (*server)->Start();
   if (!started.ok()) return Fail("cannot start", started);
 
-  const std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty()) {
-    const std::string tmp = port_file + ".tmp";
-    std::ofstream(tmp) << (*server)->port() << "\n";
-    std::rename(tmp.c_str(), port_file.c_str());
+  // Port files are written whole and renamed into place, metrics first, so
+  // a test that sees the gRPC port file can read both.
+  for (const auto& [path, port] :
+       {std::pair{absl::GetFlag(FLAGS_metrics_port_file),
+                  (*server)->metrics_port()},
+        std::pair{absl::GetFlag(FLAGS_port_file), (*server)->port()}}) {
+    if (path.empty()) continue;
+    const std::string tmp = path + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), path.c_str());
   }
 
   std::thread signal_thread([&server, &signals] {

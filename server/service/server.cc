@@ -9,6 +9,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "server/address/address.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/service/directory_loader.h"
@@ -29,19 +30,89 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
                                   harvest::RealClock::Get(),
                                   config.domains_size()));
   }
-  return std::unique_ptr<Server>(
-      new Server(std::move(config), key, std::move(detector)));
+  std::unique_ptr<metrics::ServerMetrics> metrics;
+  if (!config.metrics().disabled()) {
+    metrics::MetricsOptions options;
+    for (const v1::Domain& d : config.domains()) {
+      // Validated already: NormalizeDomain succeeds.
+      options.domains.push_back(
+          address::NormalizeDomain(d.name()).value_or(d.name()));
+    }
+    RG_ASSIGN_OR_RETURN(harvest::HarvestConfig harvest_config,
+                        HarvestConfigFromProto(config.harvest()));
+    for (const harvest::HarvestRule& r : harvest_config.rules) {
+      options.rule_names.push_back(r.name);
+    }
+    if (config.metrics().max_edge_ids() != 0) {
+      options.max_edge_ids = config.metrics().max_edge_ids();
+    }
+    options.version = RCPTGUARD_VERSION;
+    RG_ASSIGN_OR_RETURN(metrics, metrics::ServerMetrics::Create(options));
+    if (detector != nullptr) {
+      harvest::Detector* d = detector.get();
+      metrics->SetHarvestSampler([d] {
+        const harvest::DetectorStats stats = d->Stats();
+        metrics::HarvestSample sample;
+        sample.tracked_keys = stats.tracked_keys;
+        sample.max_tracked_keys = stats.max_tracked_keys;
+        sample.evictions = stats.evictions;
+        sample.active_penalty_boxes = stats.active_penalties;
+        sample.domains_under_attack = stats.domains_under_attack;
+        return sample;
+      });
+    }
+  }
+  return std::unique_ptr<Server>(new Server(
+      std::move(config), key, std::move(detector), std::move(metrics)));
 }
 
 Server::Server(v1::ServerConfig config, directory::SipKey key,
-               std::unique_ptr<harvest::Detector> detector)
+               std::unique_ptr<harvest::Detector> detector,
+               std::unique_ptr<metrics::ServerMetrics> metrics)
     : config_(std::move(config)),
+      metrics_(std::move(metrics)),
       manager_(config_, key),
       detector_(std::move(detector)),
-      validator_(config_, manager_.handle(), detector_.get()),
-      validation_service_(&validator_),
+      validator_(config_, manager_.handle(), detector_.get(), metrics_.get()),
+      validation_service_(&validator_, metrics_.get()),
       admin_service_(&manager_, detector_.get(),
-                     config_.harvest().observe_only()) {}
+                     config_.harvest().observe_only(), metrics_.get()) {
+  if (metrics_ != nullptr) {
+    metrics::ServerMetrics* m = metrics_.get();
+    manager_.set_reload_observer(
+        [m](const ReloadResult& result, const directory::Directory* served) {
+          metrics::ReloadResult r = metrics::ReloadResult::kFailed;
+          switch (result.kind) {
+            case ReloadResult::Kind::kLoaded:
+              r = metrics::ReloadResult::kSuccess;
+              break;
+            case ReloadResult::Kind::kUnchanged:
+              r = metrics::ReloadResult::kUnchanged;
+              break;
+            case ReloadResult::Kind::kRefused:
+              r = metrics::ReloadResult::kRefused;
+              break;
+            case ReloadResult::Kind::kFailed:
+              r = metrics::ReloadResult::kFailed;
+              break;
+          }
+          m->RecordReload(r, result.reason, absl::Seconds(result.seconds));
+          if (result.kind == ReloadResult::Kind::kLoaded && served != nullptr) {
+            metrics::DirectoryState state;
+            state.version = served->info().version;
+            state.addresses = served->address_count();
+            state.domains = served->domains().size();
+            state.built_at = served->info().built_at;
+            state.loaded_at = served->info().loaded_at;
+            m->SetDirectory(state);
+          }
+        });
+  }
+}
+
+int Server::metrics_port() const {
+  return metrics_server_ != nullptr ? metrics_server_->port() : 0;
+}
 
 Server::~Server() {
   if (server_ != nullptr) {
@@ -51,6 +122,16 @@ Server::~Server() {
 }
 
 absl::Status Server::Start() {
+  if (metrics_ != nullptr) {
+    const std::string address = config_.metrics().listen_address().empty()
+                                    ? std::string(":9464")
+                                    : config_.metrics().listen_address();
+    RG_ASSIGN_OR_RETURN(
+        metrics_server_,
+        metrics::StartMetricsServer(address, metrics_->collectables()));
+    LogInfo("metrics_listening",
+            {{"address", address}, {"port", metrics_server_->port()}});
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
+#include "server/metrics/metrics.h"
 #include "server/service/directory_manager.h"
 #include "server/service/services.h"
 #include "server/service/validator.h"
@@ -36,6 +37,8 @@ class Server {
   absl::Status Start();
   // The bound port (useful with port 0).
   int port() const { return port_; }
+  // The bound metrics port; 0 when metrics are disabled.
+  int metrics_port() const;
 
   // The first load, then the maintenance thread (reclaiming, watching the
   // snapshot file). Health turns SERVING on the first successful load,
@@ -51,10 +54,13 @@ class Server {
 
  private:
   Server(v1::ServerConfig config, directory::SipKey key,
-         std::unique_ptr<harvest::Detector> detector);
+         std::unique_ptr<harvest::Detector> detector,
+         std::unique_ptr<metrics::ServerMetrics> metrics);
 
   // Constant after construction.
   const v1::ServerConfig config_;
+  // Null when metrics are disabled. Declared before everything that records.
+  std::unique_ptr<metrics::ServerMetrics> metrics_;
   DirectoryManager manager_;
   std::unique_ptr<harvest::Detector> detector_;  // null when disabled
   Validator validator_;
@@ -62,6 +68,9 @@ class Server {
   AdminService admin_service_;
 
   std::unique_ptr<grpc::Server> server_;
+  // Declared last, so destroyed first: scrapes stop before the detector
+  // they sample goes away.
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
   int port_ = 0;
   std::atomic<bool> shutting_down_{false};
 };

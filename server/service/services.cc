@@ -1,14 +1,39 @@
 #include "server/service/services.h"
 
+#include "absl/time/clock.h"
 #include "server/common/log.h"
 #include "server/service/grpc_status.h"
 
 namespace rcptguard::service {
+namespace {
+
+// Times one call (or one stream message) and records it on Done().
+class CallTimer {
+ public:
+  CallTimer(metrics::ServerMetrics* metrics, metrics::Method method)
+      : metrics_(metrics), method_(method), start_(absl::Now()) {}
+  grpc::Status Done(grpc::Status status) {
+    if (metrics_ != nullptr) {
+      metrics_->RecordRequest(
+          method_, static_cast<absl::StatusCode>(status.error_code()),
+          absl::Now() - start_);
+    }
+    return status;
+  }
+
+ private:
+  metrics::ServerMetrics* const metrics_;
+  const metrics::Method method_;
+  const absl::Time start_;
+};
+
+}  // namespace
 
 grpc::Status RecipientValidationService::Validate(
     grpc::ServerContext* context, const v1::ValidateRequest* request,
     v1::ValidateResponse* response) {
-  return ToGrpcStatus(validator_->Validate(*request, response));
+  CallTimer timer(metrics_, metrics::Method::kValidate);
+  return timer.Done(ToGrpcStatus(validator_->Validate(*request, response)));
 }
 
 grpc::Status RecipientValidationService::ValidateStream(
@@ -18,8 +43,11 @@ grpc::Status RecipientValidationService::ValidateStream(
   v1::ValidateRequest request;
   v1::ValidateResponse response;
   while (stream->Read(&request)) {
+    // Each message is recorded as one ValidateStream request.
+    CallTimer timer(metrics_, metrics::Method::kValidateStream);
     response.Clear();
     absl::Status status = validator_->Validate(request, &response);
+    timer.Done(ToGrpcStatus(status));
     if (!status.ok()) {
       // A bad message ends the stream with its error: the edge learns which
       // request (by id) was refused and why.
@@ -32,7 +60,7 @@ grpc::Status RecipientValidationService::ValidateStream(
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
+grpc::Status AdminService::GetStatusImpl(grpc::ServerContext* context,
                                      const v1::GetStatusRequest* request,
                                      v1::GetStatusResponse* response) {
   manager_->FillStatus(response);
@@ -58,7 +86,7 @@ grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ListOffenders(
+grpc::Status AdminService::ListOffendersImpl(
     grpc::ServerContext* context, const v1::ListOffendersRequest* request,
     v1::ListOffendersResponse* response) {
   if (detector_ == nullptr) {
@@ -87,7 +115,7 @@ grpc::Status AdminService::ListOffenders(
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
+grpc::Status AdminService::ForgetClientImpl(grpc::ServerContext* context,
                                         const v1::ForgetClientRequest* request,
                                         v1::ForgetClientResponse* response) {
   if (detector_ == nullptr) {
@@ -107,7 +135,7 @@ grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
 
 namespace rcptguard::service {
 
-grpc::Status AdminService::Reload(grpc::ServerContext* context,
+grpc::Status AdminService::ReloadImpl(grpc::ServerContext* context,
                                   const v1::ReloadRequest* request,
                                   v1::ReloadResponse* response) {
   LogInfo("admin_reload", {{"force", request->force() ? "true" : "false"},
@@ -122,6 +150,38 @@ grpc::Status AdminService::Reload(grpc::ServerContext* context,
   }
   response->set_changed(result->kind == ReloadResult::Kind::kLoaded);
   return grpc::Status::OK;
+}
+
+}  // namespace rcptguard::service
+
+namespace rcptguard::service {
+
+grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
+                                     const v1::GetStatusRequest* request,
+                                     v1::GetStatusResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kGetStatus);
+  return timer.Done(GetStatusImpl(context, request, response));
+}
+
+grpc::Status AdminService::ListOffenders(
+    grpc::ServerContext* context, const v1::ListOffendersRequest* request,
+    v1::ListOffendersResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kListOffenders);
+  return timer.Done(ListOffendersImpl(context, request, response));
+}
+
+grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
+                                        const v1::ForgetClientRequest* request,
+                                        v1::ForgetClientResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kForgetClient);
+  return timer.Done(ForgetClientImpl(context, request, response));
+}
+
+grpc::Status AdminService::Reload(grpc::ServerContext* context,
+                                  const v1::ReloadRequest* request,
+                                  v1::ReloadResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kReload);
+  return timer.Done(ReloadImpl(context, request, response));
 }
 
 }  // namespace rcptguard::service

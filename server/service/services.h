@@ -8,6 +8,7 @@
 
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
+#include "server/metrics/metrics.h"
 #include "server/service/directory_manager.h"
 #include "server/service/validator.h"
 
@@ -16,8 +17,10 @@ namespace rcptguard::service {
 class RecipientValidationService final
     : public v1::RecipientValidation::Service {
  public:
-  explicit RecipientValidationService(const Validator* validator)
-      : validator_(validator) {}
+  // `metrics` may be null.
+  explicit RecipientValidationService(const Validator* validator,
+                                      metrics::ServerMetrics* metrics = nullptr)
+      : validator_(validator), metrics_(metrics) {}
 
   grpc::Status Validate(grpc::ServerContext* context,
                         const v1::ValidateRequest* request,
@@ -29,14 +32,18 @@ class RecipientValidationService final
 
  private:
   const Validator* const validator_;
+  metrics::ServerMetrics* const metrics_;
 };
 
 class AdminService final : public v1::Admin::Service {
  public:
   // `detector` may be null (harvest detection disabled).
   AdminService(DirectoryManager* manager, harvest::Detector* detector,
-               bool observe_only)
-      : manager_(manager), detector_(detector), observe_only_(observe_only) {}
+               bool observe_only, metrics::ServerMetrics* metrics = nullptr)
+      : manager_(manager),
+        detector_(detector),
+        observe_only_(observe_only),
+        metrics_(metrics) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const v1::GetStatusRequest* request,
@@ -52,9 +59,23 @@ class AdminService final : public v1::Admin::Service {
                       v1::ReloadResponse* response) override;
 
  private:
+  grpc::Status GetStatusImpl(grpc::ServerContext* context,
+                             const v1::GetStatusRequest* request,
+                             v1::GetStatusResponse* response);
+  grpc::Status ListOffendersImpl(grpc::ServerContext* context,
+                                 const v1::ListOffendersRequest* request,
+                                 v1::ListOffendersResponse* response);
+  grpc::Status ForgetClientImpl(grpc::ServerContext* context,
+                                const v1::ForgetClientRequest* request,
+                                v1::ForgetClientResponse* response);
+  grpc::Status ReloadImpl(grpc::ServerContext* context,
+                          const v1::ReloadRequest* request,
+                          v1::ReloadResponse* response);
+
   DirectoryManager* const manager_;
   harvest::Detector* const detector_;
   const bool observe_only_;
+  metrics::ServerMetrics* const metrics_;
 };
 
 }  // namespace rcptguard::service

@@ -30,9 +30,11 @@ void SetReply(v1::SmtpReply* reply, uint32_t code, std::string_view enhanced,
 
 Validator::Validator(const v1::ServerConfig& config,
                      const directory::DirectoryHandle* handle,
-                     harvest::Detector* detector)
+                     harvest::Detector* detector,
+                     metrics::ServerMetrics* metrics)
     : handle_(handle),
       detector_(detector),
+      metrics_(metrics),
       max_recipients_(config.limits().max_recipients_per_request()),
       max_address_length_(config.limits().max_address_length()),
       stale_after_([&config] {
@@ -127,9 +129,15 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
         break;
     }
   }
+  if (metrics_ != nullptr) RecordMetrics(request, results.data(), *response);
   v1::ClientVerdict* client = response->mutable_client();
   client->set_action(v1::CLIENT_ACTION_ACCEPT);
-  if (detector_ == nullptr) return absl::OkStatus();
+  if (detector_ == nullptr) {
+    if (metrics_ != nullptr) {
+      metrics_->RecordClientVerdict(metrics::ClientAction::kAccept, "");
+    }
+    return absl::OkStatus();
+  }
 
   harvest::Observation obs;
   const v1::SmtpContext& ctx = request.context();
@@ -167,6 +175,11 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   obs.unknown_by_domain = absl::MakeConstSpan(unknown_by_domain);
   const harvest::Verdict verdict = detector_->Observe(obs);
   FillClientVerdict(verdict, client);
+  if (metrics_ != nullptr) {
+    // harvest::Action and metrics::ClientAction share their order.
+    metrics_->RecordClientVerdict(
+        static_cast<metrics::ClientAction>(verdict.action), verdict.rule);
+  }
   if (client->action() == v1::CLIENT_ACTION_TEMPFAIL ||
       client->action() == v1::CLIENT_ACTION_REJECT) {
     for (v1::RecipientVerdict& v : *response->mutable_verdicts()) {
@@ -174,6 +187,36 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
     }
   }
   return absl::OkStatus();
+}
+
+void Validator::RecordMetrics(const v1::ValidateRequest& request,
+                              const directory::LookupResult* results,
+                              const v1::ValidateResponse& response) const {
+  const int n = request.recipients_size();
+  metrics_->RecordRecipientsPerRequest(n);
+  metrics_->RecordEdgeRequest(request.context().edge_id());
+  for (int i = 0; i < n; ++i) {
+    const directory::LookupResult& r = results[i];
+    metrics::RecipientStatus status = metrics::RecipientStatus::kMalformed;
+    switch (r.status) {
+      case directory::LookupStatus::kValid:
+        status = metrics::RecipientStatus::kValid;
+        break;
+      case directory::LookupStatus::kUnknown:
+        status = metrics::RecipientStatus::kUnknown;
+        break;
+      case directory::LookupStatus::kNotServed:
+        status = metrics::RecipientStatus::kNotServed;
+        break;
+      case directory::LookupStatus::kMalformed:
+        status = metrics::RecipientStatus::kMalformed;
+        break;
+    }
+    metrics_->RecordRecipient(status, r.domain_index);
+    if (response.verdicts(i).monitor_only()) {
+      metrics_->RecordMonitorWouldReject(r.domain_index);
+    }
+  }
 }
 
 void FillClientVerdict(const harvest::Verdict& verdict,

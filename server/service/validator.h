@@ -22,6 +22,7 @@
 #include "rcptguard/v1/validation.pb.h"
 #include "server/directory/directory_handle.h"
 #include "server/harvest/harvest.h"
+#include "server/metrics/metrics.h"
 
 namespace rcptguard::service {
 
@@ -39,7 +40,8 @@ class Validator {
   // turns harvest detection off (every client verdict is ACCEPT).
   Validator(const v1::ServerConfig& config,
             const directory::DirectoryHandle* handle,
-            harvest::Detector* detector = nullptr);
+            harvest::Detector* detector = nullptr,
+            metrics::ServerMetrics* metrics = nullptr);
 
   // Errors: InvalidArgument for a request over the limits (naming the
   // limit and the offending field), Unavailable when no directory is loaded
@@ -49,8 +51,13 @@ class Validator {
 
  private:
   // Constant after construction.
+  void RecordMetrics(const v1::ValidateRequest& request,
+                     const directory::LookupResult* results,
+                     const v1::ValidateResponse& response) const;
+
   const directory::DirectoryHandle* const handle_;
-  harvest::Detector* const detector_;  // thread-safe itself
+  harvest::Detector* const detector_;      // thread-safe itself
+  metrics::ServerMetrics* const metrics_;  // thread-safe itself; may be null
   const uint32_t max_recipients_;
   const uint32_t max_address_length_;
   // Directories older than this answer unknown recipients with 450 4.1.1;

@@ -31,6 +31,8 @@ class ServerProcess {
   // A new channel (its own HTTP/2 connection), e.g. to act as another edge.
   std::shared_ptr<grpc::Channel> NewChannel() const;
   int port() const { return port_; }
+  // The /metrics port (0 if the config disabled metrics).
+  int metrics_port() const { return metrics_port_; }
   std::string target() const;
   Subprocess& process() { return process_; }
   std::string log() const { return ReadFile(log_); }
@@ -39,6 +41,7 @@ class ServerProcess {
  private:
   std::string dir_, port_file_, log_;
   int port_ = 0;
+  int metrics_port_ = 0;
   Subprocess process_;
   std::shared_ptr<grpc::Channel> channel_;
 };

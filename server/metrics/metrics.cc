@@ -1,0 +1,609 @@
+#include "server/metrics/metrics.h"
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "prometheus/text_serializer.h"
+#include "server/common/strings.h"
+#include "server/metrics/process_collector.h"
+
+namespace rcptguard::metrics {
+namespace {
+
+constexpr std::string_view kMethodNames[kMethodCount] = {
+    "Validate",      "ValidateStream", "GetStatus",
+    "ListOffenders", "ForgetClient",   "Reload"};
+constexpr std::string_view kRecipientStatusNames[kRecipientStatusCount] = {
+    "valid", "unknown", "not_served", "malformed"};
+constexpr std::string_view kActionNames[kClientActionCount] = {
+    "accept", "tarpit", "tempfail", "reject"};
+constexpr std::string_view kReloadResultNames[kReloadResultCount] = {
+    "success", "unchanged", "refused", "failed"};
+// Reload reasons; index 0 is for success and unchanged, the last is the
+// fold-over value.
+constexpr std::string_view kReloadReasons[9] = {
+    "none", "empty",  "shrunk", "missing_domain", "checksum",
+    "key",  "format", "io",     "other"};
+constexpr size_t kReasonNone = 0;
+constexpr size_t kReasonOther = 8;
+constexpr int kGrpcCodeCount = 17;  // OK .. UNAUTHENTICATED
+
+// Which (result, reason) pairs get a series of their own.
+bool ReasonApplies(ReloadResult result, size_t reason) {
+  switch (result) {
+    case ReloadResult::kSuccess:
+    case ReloadResult::kUnchanged:
+      return reason == kReasonNone;
+    case ReloadResult::kRefused:
+      return reason >= 1 && (reason <= 3 || reason == kReasonOther);
+    case ReloadResult::kFailed:
+      return reason >= 4;
+  }
+  return false;
+}
+
+constexpr size_t kMaxEdgeIdLength = 64;
+
+bool IsLabelableEdgeId(std::string_view id) {
+  if (id.size() > kMaxEdgeIdLength) return false;
+  for (char c : id) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+prometheus::MetricFamily Family(std::string name, std::string help,
+                                prometheus::MetricType type) {
+  prometheus::MetricFamily family;
+  family.name = std::move(name);
+  family.help = std::move(help);
+  family.type = type;
+  return family;
+}
+
+void AddSample(prometheus::MetricFamily* family, double value,
+               std::vector<prometheus::ClientMetric::Label> labels = {}) {
+  prometheus::ClientMetric metric;
+  metric.label = std::move(labels);
+  if (family->type == prometheus::MetricType::Counter) {
+    metric.counter.value = value;
+  } else {
+    metric.gauge.value = value;
+  }
+  family->metric.push_back(std::move(metric));
+}
+
+}  // namespace
+
+std::string_view MethodName(Method method) {
+  const size_t i = static_cast<size_t>(method);
+  return i < kMethodCount ? kMethodNames[i] : "unknown";
+}
+
+// Request counts per edge_id: an insert-only open-addressing table of at
+// most `max_edges` entries with lock-free readers. A known id costs one hash
+// and a probe of acquire loads; an unknown one takes mu_ once to claim a
+// slot (at most max_edges times per process), after which every miss goes
+// to "other" without locking. Entries are never removed or moved, so a
+// reader that finds an empty slot may only have missed an insert racing
+// with it, which the slow path re-checks under mu_.
+class EdgeTable {
+ public:
+  explicit EdgeTable(size_t max_edges) : max_edges_(max_edges) {
+    size_t capacity = 8;
+    while (capacity < 2 * max_edges_) capacity *= 2;
+    mask_ = capacity - 1;
+    slots_ = std::make_unique<std::atomic<Entry*>[]>(capacity);
+    for (size_t i = 0; i < capacity; ++i) {
+      slots_[i].store(nullptr, std::memory_order_relaxed);
+    }
+    full_.store(max_edges_ == 0, std::memory_order_relaxed);
+  }
+
+  void Increment(std::string_view id) {
+    if (id.empty()) {
+      none_.count.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    const size_t hash = absl::Hash<absl::string_view>{}(ToAbsl(id));
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      Entry* entry = slots_[i].load(std::memory_order_acquire);
+      if (entry == nullptr) break;
+      if (entry->name == id) {
+        entry->count.fetch_add(1, std::memory_order_relaxed);
+        return;
+      }
+    }
+    if (full_.load(std::memory_order_relaxed) || !IsLabelableEdgeId(id)) {
+      other_.count.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    Insert(id, hash)->count.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void AppendTo(prometheus::MetricFamily* family) const {
+    for (size_t i = 0; i <= mask_; ++i) {
+      const Entry* entry = slots_[i].load(std::memory_order_acquire);
+      if (entry == nullptr) continue;
+      AddSample(family,
+                static_cast<double>(
+                    entry->count.load(std::memory_order_relaxed)),
+                {{"edge_id", entry->name}});
+    }
+    AddSample(family,
+              static_cast<double>(other_.count.load(std::memory_order_relaxed)),
+              {{"edge_id", "other"}});
+    AddSample(family,
+              static_cast<double>(none_.count.load(std::memory_order_relaxed)),
+              {{"edge_id", "none"}});
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    std::atomic<uint64_t> count{0};
+  };
+
+  // Returns the entry for `id`, claiming a slot if there is room, else
+  // other_.
+  Entry* Insert(std::string_view id, size_t hash) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    size_t i = hash & mask_;
+    for (;; i = (i + 1) & mask_) {
+      Entry* entry = slots_[i].load(std::memory_order_acquire);
+      if (entry == nullptr) break;
+      if (entry->name == id) return entry;
+    }
+    if (entries_.size() >= max_edges_) return &other_;
+    auto entry = std::make_unique<Entry>();
+    entry->name = std::string(id);
+    Entry* raw = entry.get();
+    entries_.push_back(std::move(entry));
+    // The table is at most half full, so slot i is free and probing ends.
+    slots_[i].store(raw, std::memory_order_release);
+    if (entries_.size() >= max_edges_) {
+      full_.store(true, std::memory_order_relaxed);
+    }
+    return raw;
+  }
+
+  // Constant after construction.
+  const size_t max_edges_;
+  size_t mask_ = 0;
+  std::unique_ptr<std::atomic<Entry*>[]> slots_;
+
+  std::atomic<bool> full_{false};
+  Entry other_;
+  Entry none_;
+
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
+};
+
+// The metrics computed or read at scrape time: directory state and age,
+// harvest detector statistics, per-edge request counts.
+class ScrapeCollector : public prometheus::Collectable {
+ public:
+  ScrapeCollector(size_t max_edges, std::function<absl::Time()> now)
+      : now_(now ? std::move(now) : [] { return absl::Now(); }),
+        edges_(max_edges) {}
+
+  EdgeTable& edges() { return edges_; }
+
+  void SetDirectory(const DirectoryState& state) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    directory_ = state;
+    loaded_ = true;
+  }
+
+  void SetHarvestSampler(std::function<HarvestSample()> sampler)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    auto shared =
+        sampler ? std::make_shared<const std::function<HarvestSample()>>(
+                      std::move(sampler))
+                : nullptr;
+    absl::MutexLock lock(&mu_);
+    sampler_ = std::move(shared);
+  }
+
+  std::vector<prometheus::MetricFamily> Collect() const override
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    using prometheus::MetricType;
+    DirectoryState directory;
+    bool loaded;
+    std::shared_ptr<const std::function<HarvestSample()>> sampler;
+    {
+      absl::MutexLock lock(&mu_);
+      directory = directory_;
+      loaded = loaded_;
+      sampler = sampler_;
+    }
+    std::vector<prometheus::MetricFamily> families;
+
+    auto addresses =
+        Family("rcptguard_directory_addresses",
+               "Addresses in the served directory (0 before the first load).",
+               MetricType::Gauge);
+    AddSample(&addresses, static_cast<double>(directory.addresses));
+    families.push_back(std::move(addresses));
+    auto domains = Family("rcptguard_directory_domains",
+                          "Domains in the served directory.", MetricType::Gauge);
+    AddSample(&domains, static_cast<double>(directory.domains));
+    families.push_back(std::move(domains));
+    if (loaded) {
+      auto info = Family("rcptguard_directory_info",
+                         "The served directory; value 1, its version as label.",
+                         MetricType::Gauge);
+      AddSample(&info, 1, {{"version", directory.version}});
+      families.push_back(std::move(info));
+      if (directory.loaded_at != absl::InfinitePast() &&
+          directory.loaded_at != absl::InfiniteFuture()) {
+        auto loaded_at = Family(
+            "rcptguard_directory_last_load_success_timestamp_seconds",
+            "Unix time the served directory was loaded.", MetricType::Gauge);
+        AddSample(&loaded_at, absl::ToDoubleSeconds(directory.loaded_at -
+                                                    absl::UnixEpoch()));
+        families.push_back(std::move(loaded_at));
+      }
+      if (directory.built_at != absl::InfinitePast() &&
+          directory.built_at != absl::InfiniteFuture()) {
+        auto age = Family("rcptguard_directory_snapshot_age_seconds",
+                          "Seconds since the served directory's source was "
+                          "read (its built_at).",
+                          MetricType::Gauge);
+        AddSample(&age, std::max(0.0, absl::ToDoubleSeconds(
+                                          now_() - directory.built_at)));
+        families.push_back(std::move(age));
+      }
+    }
+
+    if (sampler != nullptr) {
+      const HarvestSample s = (*sampler)();
+      auto gauge = [&](const char* name, const char* help, uint64_t value,
+                       MetricType type = MetricType::Gauge) {
+        auto family = Family(name, help, type);
+        AddSample(&family, static_cast<double>(value));
+        families.push_back(std::move(family));
+      };
+      gauge("rcptguard_harvest_tracked_keys",
+            "Client keys (addresses and prefixes) with harvest windows.",
+            s.tracked_keys);
+      gauge("rcptguard_harvest_tracked_keys_limit",
+            "Most client keys tracked before the oldest are evicted.",
+            s.max_tracked_keys);
+      gauge("rcptguard_harvest_evictions_total",
+            "Client keys evicted to stay within the tracked-keys limit.",
+            s.evictions, MetricType::Counter);
+      gauge("rcptguard_harvest_penalty_boxes_active",
+            "Client keys in an enforced penalty box.", s.active_penalty_boxes);
+      gauge("rcptguard_harvest_domains_under_attack",
+            "Served domains whose unknown-recipient rate is above the "
+            "attack threshold.",
+            s.domains_under_attack);
+    }
+
+    auto edges = Family("rcptguard_edge_requests_total",
+                        "Validate requests by edge_id (the first edges seen "
+                        "get a label; the rest are \"other\").",
+                        MetricType::Counter);
+    edges_.AppendTo(&edges);
+    families.push_back(std::move(edges));
+    return families;
+  }
+
+ private:
+  // Constant after construction.
+  const std::function<absl::Time()> now_;
+
+  // Lock-free for readers; see EdgeTable.
+  EdgeTable edges_;
+
+  mutable absl::Mutex mu_;
+  DirectoryState directory_ ABSL_GUARDED_BY(mu_);
+  bool loaded_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<const std::function<HarvestSample()>> sampler_
+      ABSL_GUARDED_BY(mu_);
+};
+
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,    5};
+}
+
+prometheus::Histogram::BucketBoundaries RecipientBuckets() {
+  return {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+}
+
+prometheus::Histogram::BucketBoundaries LoadDurationBuckets() {
+  return {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
+}
+
+absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
+    MetricsOptions options, std::shared_ptr<prometheus::Registry> registry) {
+  if (registry == nullptr) registry = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<ServerMetrics> metrics(
+      new ServerMetrics(std::move(options), std::move(registry)));
+  if (absl::Status status = metrics->Register(); !status.ok()) return status;
+  return metrics;
+}
+
+ServerMetrics::ServerMetrics(MetricsOptions options,
+                             std::shared_ptr<prometheus::Registry> registry)
+    : options_(std::move(options)), registry_(std::move(registry)) {
+  scrape_ = std::make_shared<ScrapeCollector>(options_.max_edge_ids,
+                                              options_.now);
+  if (options_.process_metrics) {
+    process_ = std::make_shared<ProcessCollector>(options_.proc_root);
+  }
+  domain_labels_ = std::min(options_.domains.size(), options_.max_domain_labels);
+  for (size_t i = 0; i < options_.rule_names.size(); ++i) {
+    rule_slots_.try_emplace(options_.rule_names[i], i);
+  }
+  rule_other_ = options_.rule_names.size();
+  rule_none_ = rule_other_ + 1;
+}
+
+ServerMetrics::~ServerMetrics() = default;
+
+std::vector<std::shared_ptr<prometheus::Collectable>>
+ServerMetrics::collectables() const {
+  std::vector<std::shared_ptr<prometheus::Collectable>> all = {registry_,
+                                                               scrape_};
+  if (process_ != nullptr) all.push_back(process_);
+  return all;
+}
+
+absl::Status ServerMetrics::Register() {
+  try {
+    prometheus::Registry& r = *registry_;
+    prometheus::BuildGauge()
+        .Name("rcptguard_build_info")
+        .Help("rcptguardd build; value 1, its version as label.")
+        .Register(r)
+        .Add({{"version", options_.version}})
+        .Set(1);
+
+    auto& requests =
+        prometheus::BuildCounter()
+            .Name("rcptguard_grpc_requests_total")
+            .Help("gRPC calls (ValidateStream: messages) by method and status "
+                  "code.")
+            .Register(r);
+    auto& latency =
+        prometheus::BuildHistogram()
+            .Name("rcptguard_grpc_request_duration_seconds")
+            .Help("gRPC call (ValidateStream: message) handling time in "
+                  "seconds.")
+            .Register(r);
+    for (size_t m = 0; m < kMethodCount; ++m) {
+      const std::string method(kMethodNames[m]);
+      for (int c = 0; c < kGrpcCodeCount; ++c) {
+        requests_[m][c] = &requests.Add(
+            {{"method", method},
+             {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
+      }
+      latency_[m] = &latency.Add({{"method", method}}, LatencyBuckets());
+    }
+
+    recipients_per_request_ =
+        &prometheus::BuildHistogram()
+             .Name("rcptguard_recipients_per_request")
+             .Help("Recipients in one ValidateRequest.")
+             .Register(r)
+             .Add({}, RecipientBuckets());
+
+    auto& recipients = prometheus::BuildCounter()
+                           .Name("rcptguard_recipients_total")
+                           .Help("Recipient verdicts by served domain (others: "
+                                 "\"other\") and status.")
+                           .Register(r);
+    auto& would_reject =
+        prometheus::BuildCounter()
+            .Name("rcptguard_monitor_would_reject_total")
+            .Help("Unknown recipients of MONITOR-mode domains that were "
+                  "accepted but would have been rejected.")
+            .Register(r);
+    recipients_.resize(domain_labels_ + 1);
+    would_reject_.resize(domain_labels_ + 1);
+    for (size_t d = 0; d <= domain_labels_; ++d) {
+      const std::string domain = d < domain_labels_ ? options_.domains[d] : "other";
+      for (size_t s = 0; s < kRecipientStatusCount; ++s) {
+        recipients_[d][s] = &recipients.Add(
+            {{"domain", domain}, {"status", std::string(kRecipientStatusNames[s])}});
+      }
+      would_reject_[d] = &would_reject.Add({{"domain", domain}});
+    }
+
+    auto& verdicts = prometheus::BuildCounter()
+                         .Name("rcptguard_client_verdicts_total")
+                         .Help("Client (harvest) verdicts by action and the "
+                               "rule that decided.")
+                         .Register(r);
+    for (size_t a = 0; a < kClientActionCount; ++a) {
+      verdicts_[a].resize(rule_none_ + 1);
+      for (size_t k = 0; k <= rule_none_; ++k) {
+        const std::string rule = k < rule_other_   ? options_.rule_names[k]
+                                 : k == rule_other_ ? "other"
+                                                    : "none";
+        verdicts_[a][k] = &verdicts.Add(
+            {{"action", std::string(kActionNames[a])}, {"rule", rule}});
+      }
+    }
+
+    auto& reloads = prometheus::BuildCounter()
+                        .Name("rcptguard_directory_reloads_total")
+                        .Help("Directory reload attempts by result and "
+                              "refusal or failure reason.")
+                        .Register(r);
+    for (size_t res = 0; res < kReloadResultCount; ++res) {
+      for (size_t reason = 0; reason < std::size(kReloadReasons); ++reason) {
+        if (!ReasonApplies(static_cast<ReloadResult>(res), reason)) continue;
+        reloads_[res][reason] = &reloads.Add(
+            {{"result", std::string(kReloadResultNames[res])},
+             {"reason", std::string(kReloadReasons[reason])}});
+      }
+    }
+    load_duration_ = &prometheus::BuildHistogram()
+                          .Name("rcptguard_directory_load_duration_seconds")
+                          .Help("Time to load and check one directory "
+                                "candidate, in seconds.")
+                          .Register(r)
+                          .Add({}, LoadDurationBuckets());
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot register metrics: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
+size_t ServerMetrics::DomainSlot(int domain_index) const {
+  return domain_index >= 0 && static_cast<size_t>(domain_index) < domain_labels_
+             ? static_cast<size_t>(domain_index)
+             : domain_labels_;
+}
+
+void ServerMetrics::RecordRequest(Method method, absl::StatusCode code,
+                                  absl::Duration latency) {
+  const size_t m = static_cast<size_t>(method);
+  if (m >= kMethodCount) return;
+  int c = static_cast<int>(code);
+  if (c < 0 || c >= kGrpcCodeCount) c = static_cast<int>(absl::StatusCode::kUnknown);
+  requests_[m][c]->Increment();
+  latency_[m]->Observe(absl::ToDoubleSeconds(latency));
+}
+
+void ServerMetrics::RecordRecipientsPerRequest(size_t recipients) {
+  recipients_per_request_->Observe(static_cast<double>(recipients));
+}
+
+void ServerMetrics::RecordRecipient(RecipientStatus status, int domain_index,
+                                    uint64_t count) {
+  const size_t s = static_cast<size_t>(status);
+  if (s >= kRecipientStatusCount || count == 0) return;
+  recipients_[DomainSlot(domain_index)][s]->Increment(
+      static_cast<double>(count));
+}
+
+void ServerMetrics::RecordMonitorWouldReject(int domain_index, uint64_t count) {
+  if (count == 0) return;
+  would_reject_[DomainSlot(domain_index)]->Increment(static_cast<double>(count));
+}
+
+void ServerMetrics::RecordClientVerdict(ClientAction action,
+                                        std::string_view rule) {
+  const size_t a = static_cast<size_t>(action);
+  if (a >= kClientActionCount) return;
+  size_t slot = rule_none_;
+  if (!rule.empty()) {
+    auto it = rule_slots_.find(ToAbsl(rule));
+    slot = it != rule_slots_.end() ? it->second : rule_other_;
+  }
+  verdicts_[a][slot]->Increment();
+}
+
+void ServerMetrics::RecordEdgeRequest(std::string_view edge_id) {
+  scrape_->edges().Increment(edge_id);
+}
+
+void ServerMetrics::RecordReload(ReloadResult result, std::string_view reason,
+                                 absl::Duration took) {
+  const size_t res = static_cast<size_t>(result);
+  if (res >= kReloadResultCount) return;
+  size_t slot = kReasonOther;
+  if (result == ReloadResult::kSuccess || result == ReloadResult::kUnchanged) {
+    slot = kReasonNone;
+  } else {
+    for (size_t i = 1; i < std::size(kReloadReasons); ++i) {
+      if (kReloadReasons[i] == reason) slot = i;
+    }
+    if (reloads_[res][slot] == nullptr) slot = kReasonOther;
+  }
+  reloads_[res][slot]->Increment();
+  load_duration_->Observe(absl::ToDoubleSeconds(took));
+}
+
+void ServerMetrics::SetDirectory(const DirectoryState& state) {
+  scrape_->SetDirectory(state);
+}
+
+void ServerMetrics::SetHarvestSampler(std::function<HarvestSample()> sampler) {
+  scrape_->SetHarvestSampler(std::move(sampler));
+}
+
+std::string SerializeText(
+    const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables) {
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto& collectable : collectables) {
+    if (collectable == nullptr) continue;
+    std::vector<prometheus::MetricFamily> more = collectable->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+// ---- MetricsServer ----
+
+MetricsServer::~MetricsServer() = default;
+
+namespace {
+
+// civetweb's listening_ports syntax: "8080" (every IPv4 interface),
+// "127.0.0.1:8080", "[::1]:8080". Accepts ":8080" for the first, as Go
+// servers do.
+absl::StatusOr<std::string> CivetListenAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon + 1 == address.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics listen address \"", address,
+                     "\" has no port (want host:port or :port)"));
+  }
+  const std::string port = address.substr(colon + 1);
+  int port_number = 0;
+  if (!absl::SimpleAtoi(port, &port_number) || port_number < 0 ||
+      port_number > 65535) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "metrics listen address \"", address, "\" has a bad port"));
+  }
+  if (colon == 0) return port;
+  return address;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
+    std::string listen_address,
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectables) {
+  absl::StatusOr<std::string> civet = CivetListenAddress(listen_address);
+  if (!civet.ok()) return civet.status();
+  std::unique_ptr<MetricsServer> server(new MetricsServer());
+  server->collectables_ = std::move(collectables);
+  try {
+    server->exposer_ = std::make_unique<prometheus::Exposer>(*civet);
+    for (const auto& collectable : server->collectables_) {
+      if (collectable != nullptr) server->exposer_->RegisterCollectable(collectable);
+    }
+    const std::vector<int> ports = server->exposer_->GetListeningPorts();
+    if (!ports.empty()) server->port_ = ports.front();
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot serve metrics on ", listen_address, ": ", e.what()));
+  }
+  return server;
+}
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
+    std::string listen_address, std::shared_ptr<prometheus::Registry> registry) {
+  return StartMetricsServer(
+      std::move(listen_address),
+      std::vector<std::shared_ptr<prometheus::Collectable>>{std::move(registry)});
+}
+
+}  // namespace rcptguard::metrics
