@@ -5,6 +5,11 @@
 //   rcptguard health [--server HOST:PORT]     exit 0 when SERVING
 //   rcptguard offenders [N] [--server HOST:PORT] [--json]
 //   rcptguard forget IP|CIDR [--server HOST:PORT]
+//   rcptguard reload [--force]
+//
+// Every command talks to the server through the client library
+// (clients/cpp/client.h), with TLS when --tls is given (--tls-ca,
+// --tls-cert/--tls-key for mutual TLS, --tls-server-name).
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -27,6 +32,7 @@
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "clients/cli/snapshot_command.h"
+#include "clients/cpp/client.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "rcptguardd address.");
 ABSL_FLAG(std::string, client_ip, "",
@@ -35,6 +41,15 @@ ABSL_FLAG(std::string, client_ip, "",
 ABSL_FLAG(std::string, mail_from, "", "Envelope sender to report (check).");
 ABSL_FLAG(bool, json, false, "Print the response as JSON.");
 ABSL_FLAG(int, timeout_ms, 5000, "Deadline of each call.");
+ABSL_FLAG(bool, tls, false, "Connect with TLS.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA certificates for the server's certificate (TLS); empty: "
+          "the system roots.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mutual TLS).");
+ABSL_FLAG(std::string, tls_key, "", "PEM client private key (mutual TLS).");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "Name expected in the server certificate, if not the host of "
+          "--server.");
 ABSL_FLAG(bool, force, false,
           "reload: load past the shrink and missing-domain guards; "
           "snapshot keygen: replace an existing key file.");
@@ -45,7 +60,7 @@ using rcptguard::v1::Admin;
 using rcptguard::v1::RecipientValidation;
 
 constexpr char kUsage[] =
-    "rcptguard COMMAND [ARGS] [--server HOST:PORT]\n"
+    "rcptguard COMMAND [ARGS] [--server HOST:PORT] [--json] [--tls ...]\n"
     "commands:\n"
     "  check ADDR...   validate recipients (--client-ip, --mail-from)\n"
     "  status          show the served directory\n"
@@ -54,10 +69,26 @@ constexpr char kUsage[] =
     "  reload          load the directory source now (--force)\n"
     "  health          exit 0 when the server is SERVING\n";
 
-std::shared_ptr<grpc::Channel> Channel() {
-  return grpc::CreateChannel(absl::GetFlag(FLAGS_server),
-                             grpc::InsecureChannelCredentials());
+rcptguard::client::ClientOptions Options() {
+  rcptguard::client::ClientOptions o;
+  o.target = absl::GetFlag(FLAGS_server);
+  o.deadline = absl::Milliseconds(absl::GetFlag(FLAGS_timeout_ms));
+  o.edge_id = "rcptguard-cli";
+  o.batch_window = absl::ZeroDuration();
+  o.tls.enabled = absl::GetFlag(FLAGS_tls);
+  o.tls.ca_file = absl::GetFlag(FLAGS_tls_ca);
+  o.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
+  o.tls.key_file = absl::GetFlag(FLAGS_tls_key);
+  o.tls.server_name_override = absl::GetFlag(FLAGS_tls_server_name);
+  return o;
 }
+
+// Made once in main() from the flags, before any command runs.
+std::shared_ptr<grpc::Channel>& ChannelSlot() {
+  static auto* channel = new std::shared_ptr<grpc::Channel>();
+  return *channel;
+}
+std::shared_ptr<grpc::Channel> Channel() { return ChannelSlot(); }
 
 void SetDeadline(grpc::ClientContext& ctx) {
   ctx.set_deadline(std::chrono::system_clock::now() +
@@ -116,12 +147,22 @@ int Check(const std::vector<char*>& args) {
   request.set_dry_run(client_ip.empty());
   for (size_t i = 2; i < args.size(); ++i) request.add_recipients(args[i]);
 
-  auto stub = RecipientValidation::NewStub(Channel());
-  grpc::ClientContext ctx;
-  SetDeadline(ctx);
-  rcptguard::v1::ValidateResponse response;
-  grpc::Status status = stub->Validate(&ctx, request, &response);
-  if (!status.ok()) return RpcFailed("Validate", status);
+  absl::StatusOr<std::unique_ptr<rcptguard::client::Client>> validator =
+      rcptguard::client::Client::CreateWithChannel(Options(), Channel());
+  if (!validator.ok()) {
+    std::fprintf(stderr, "rcptguard: %s\n",
+                 std::string(validator.status().message()).c_str());
+    return 2;
+  }
+  absl::StatusOr<rcptguard::v1::ValidateResponse> answer =
+      (*validator)->ValidateSync(request);
+  if (!answer.ok()) {
+    return RpcFailed("Validate",
+                     grpc::Status(static_cast<grpc::StatusCode>(
+                                      answer.status().code()),
+                                  std::string(answer.status().message())));
+  }
+  const rcptguard::v1::ValidateResponse& response = *answer;
   if (absl::GetFlag(FLAGS_json)) {
     std::printf("%s", ToJson(response).c_str());
     return 0;
@@ -305,6 +346,14 @@ int main(int argc, char** argv) {
   }
   const std::string command = args[1];
   if (command == "snapshot") return rcptguard::cli::RunSnapshotCommand(args);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      rcptguard::client::MakeChannel(Options());
+  if (!channel.ok()) {
+    std::fprintf(stderr, "rcptguard: %s\n",
+                 std::string(channel.status().message()).c_str());
+    return 2;
+  }
+  ChannelSlot() = *std::move(channel);
   if (command == "check") return Check(args);
   if (command == "status") return Status();
   if (command == "health") return Health();

@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# Postfix adapter benchmark (bounded: about two minutes).
+#
+#   tests/bench/postfix_bench.sh [BUILD_DIR]      (as root; needs postfix,
+#                                                   postfix-lmdb, python3)
+#
+# Part 1, the adapter alone: 2000 idle policy connections held open while
+# 200 active ones send requests back to back (Python asyncio client), then
+# 200 active socketmap connections; requests/s, latency percentiles, the
+# adapter's threads and RSS.
+#
+# Part 2, RCPT commands per second through one private Postfix instance, in
+# the same run: relay_recipient_maps = lmdb: (the baseline a site would use
+# without rcptguard), relay_recipient_maps = socketmap: (adapter), and
+# check_policy_service (adapter). The recipients are a fixed mix of 1/3
+# valid and 2/3 unknown demo addresses; harvest detection is off in the
+# server (every session comes from 127.0.0.1), Postfix's own error tarpit is
+# off (smtpd_error_sleep_time = 0, high soft/hard error limits) and
+# in_flow_delay = 0.
+#
+# Everything listens on 127.0.0.1; every process is stopped by PID.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${1:-${RG_BINARY_DIR:-$ROOT/build}}"
+SECONDS_PER_RUN="${RG_BENCH_SECONDS:-10}"
+SESSIONS="${RG_BENCH_SESSIONS:-16}"
+RGD="$BUILD/server/rcptguardd"
+ADAPTER="$BUILD/clients/postfix/rcptguard-postfix"
+for b in "$RGD" "$ADAPTER" /usr/sbin/postfix /usr/sbin/postmap python3; do
+  command -v "$b" >/dev/null || { echo "missing: $b" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "run as root (private Postfix instance)" >&2; exit 2; }
+
+WORK="$(mktemp -d /tmp/rg-postfix-bench-XXXXXX)"
+chmod 755 "$WORK"
+PIDS=()
+MASTER_CONFIG=""
+cleanup() {
+  if [ -n "$MASTER_CONFIG" ]; then
+    postfix -c "$MASTER_CONFIG" stop >/dev/null 2>&1 || true
+  fi
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+# --- rcptguardd and the adapter --------------------------------------------
+cat > "$WORK/rg.textproto" <<EOF
+listen_address: "127.0.0.1:0"
+domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
+domains { name: "example.org" }
+directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" }
+harvest { disabled: true }
+shutdown { grace_ms: 0 drain_timeout_ms: 1000 }
+EOF
+"$RGD" --config="$WORK/rg.textproto" --port_file="$WORK/rg.port" \
+  >"$WORK/rg.log" 2>&1 &
+PIDS+=($!)
+wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
+RG_PORT="$(cat "$WORK/rg.port")"
+"$ADAPTER" --server="127.0.0.1:$RG_PORT" \
+  --policy_listen=inet:127.0.0.1:0 --socketmap_listen=inet:127.0.0.1:0 \
+  --metrics_listen=127.0.0.1:0 --port_file="$WORK/adapter.ports" \
+  --log_level=warning >"$WORK/adapter.log" 2>&1 &
+ADAPTER_PID=$!
+PIDS+=($ADAPTER_PID)
+wait_file "$WORK/adapter.ports" || { cat "$WORK/adapter.log"; exit 1; }
+POLICY_PORT="$(sed -n 's/^policy=//p' "$WORK/adapter.ports")"
+SOCKETMAP_PORT="$(sed -n 's/^socketmap=//p' "$WORK/adapter.ports")"
+sleep 0.5
+
+# Recipients: demo addresses, 1 valid : 2 unknown.
+python3 - "$ROOT" >"$WORK/valid.txt" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1] + "/deploy/examples/sample.expected.json"))
+for a in d["valid_addresses"]:
+    if a.isascii():
+        print(a.lower())
+EOF
+
+echo "== adapter alone: 2000 idle + 200 active policy connections, then 200 socketmap =="
+python3 - "$POLICY_PORT" "$SOCKETMAP_PORT" "$SECONDS_PER_RUN" "$ADAPTER_PID" <<'EOF'
+import asyncio, sys, time
+policy_port, sm_port, secs, pid = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+REQ = ("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.{ip}\n"
+       "helo_name=bench.example.net\nsender=s@example.net\nrecipient={rcpt}\n"
+       "instance=b.{n}\nqueue_id=\n\n")
+RCPTS = ["alice@example.com", "nobody@example.com", "guess@example.com"]
+
+def proc(field):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith(field):
+            return line.split()[1]
+
+async def policy_worker(i, stop, lat):
+    r, w = await asyncio.open_connection("127.0.0.1", policy_port)
+    n = 0
+    while time.monotonic() < stop:
+        t = time.monotonic()
+        w.write(REQ.format(ip=i % 250, rcpt=RCPTS[n % 3], n=n).encode())
+        await r.readuntil(b"\n\n")
+        lat.append(time.monotonic() - t)
+        n += 1
+    w.close()
+
+async def sm_worker(i, stop, lat):
+    r, w = await asyncio.open_connection("127.0.0.1", sm_port)
+    n = 0
+    while time.monotonic() < stop:
+        p = ("rcpt " + RCPTS[n % 3]).encode()
+        t = time.monotonic()
+        w.write(str(len(p)).encode() + b":" + p + b",")
+        head = await r.readuntil(b":")
+        await r.readexactly(int(head[:-1]) + 1)
+        lat.append(time.monotonic() - t)
+        n += 1
+    w.close()
+
+def report(name, lat, secs):
+    lat.sort()
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+    print(f"{name}: {len(lat)/secs:8.0f} req/s  p50 {pct(.5):.2f} ms  p99 {pct(.99):.2f} ms  "
+          f"max {lat[-1]*1000:.1f} ms")
+
+async def main():
+    idle = []
+    for _ in range(2000):
+        idle.append(await asyncio.open_connection("127.0.0.1", policy_port))
+    print(f"2000 idle connections open; adapter threads {proc('Threads:')}, RSS {proc('VmRSS:')} kB")
+    lat = []
+    stop = time.monotonic() + secs
+    await asyncio.gather(*(policy_worker(i, stop, lat) for i in range(200)))
+    report("policy, 200 active (+2000 idle)", lat, secs)
+    print(f"adapter threads {proc('Threads:')}, RSS {proc('VmRSS:')} kB")
+    lat = []
+    stop = time.monotonic() + secs
+    await asyncio.gather(*(sm_worker(i, stop, lat) for i in range(200)))
+    report("socketmap, 200 active (+2000 idle)", lat, secs)
+    for _, w in idle:
+        w.close()
+asyncio.run(main())
+EOF
+
+# --- a private Postfix -----------------------------------------------------
+SMTP_PORT="$(free_port)"; SINK_PORT="$(free_port)"
+mkdir -p "$WORK/pf/config" "$WORK/pf/queue" "$WORK/pf/data"
+chmod 755 "$WORK/pf" "$WORK/pf/config" "$WORK/pf/queue"
+chown postfix "$WORK/pf/data"
+awk '{print $0 "\tOK"}' "$WORK/valid.txt" >"$WORK/pf/valid"
+cat >"$WORK/pf/config/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $WORK/pf/queue
+data_directory = $WORK/pf/data
+command_directory = /usr/sbin
+daemon_directory = /usr/lib/postfix/sbin
+shlib_directory = /usr/lib/postfix
+mail_owner = postfix
+setgid_group = postdrop
+myhostname = rcptguard-bench.localdomain
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+relay_domains = example.com, example.org, mail.example.com
+default_transport = smtp:[127.0.0.1]:$SINK_PORT
+relay_transport = smtp:[127.0.0.1]:$SINK_PORT
+smtp_dns_support_level = disabled
+smtpd_peername_lookup = no
+smtpd_relay_restrictions = reject_unauth_destination
+smtpd_recipient_restrictions = reject_unauth_destination
+in_flow_delay = 0
+smtpd_error_sleep_time = 0
+smtpd_soft_error_limit = 100000
+smtpd_hard_error_limit = 100000
+smtpd_recipient_limit = 100000
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+default_process_limit = 200
+maillog_file = $WORK/pf/maillog
+maillog_file_prefixes = $WORK
+biff = no
+EOF
+cat >"$WORK/pf/config/master.cf" <<EOF
+127.0.0.1:$SMTP_PORT inet n - n - - smtpd
+pickup     unix  n - n 60   1 pickup
+cleanup    unix  n - n -    0 cleanup
+qmgr       unix  n - n 300  1 qmgr
+rewrite    unix  - - n -    - trivial-rewrite
+bounce     unix  - - n -    0 bounce
+defer      unix  - - n -    0 bounce
+trace      unix  - - n -    0 bounce
+verify     unix  - - n -    1 verify
+flush      unix  n - n 1000? 0 flush
+proxymap   unix  - - n -    - proxymap
+proxywrite unix  - - n -    1 proxymap
+smtp       unix  - - n -    - smtp
+relay      unix  - - n -    - smtp
+showq      unix  n - n -    - showq
+error      unix  - - n -    - error
+retry      unix  - - n -    - error
+discard    unix  - - n -    - discard
+anvil      unix  - - n -    1 anvil
+scache     unix  - - n -    1 scache
+postlog    unix-dgram n - n - 1 postlogd
+EOF
+postmap -c "$WORK/pf/config" lmdb:"$WORK/pf/valid"
+MASTER_CONFIG="$WORK/pf/config"
+postfix -c "$MASTER_CONFIG" start >/dev/null 2>&1 || {
+  echo "postfix start failed"; cat "$WORK/pf/maillog" 2>/dev/null; exit 1; }
+
+rcpt_rate() {  # $1 = label
+  postfix -c "$MASTER_CONFIG" reload >/dev/null 2>&1
+  sleep 1.5
+  python3 - "$SMTP_PORT" "$SECONDS_PER_RUN" "$SESSIONS" "$WORK/valid.txt" "$1" <<'EOF'
+import asyncio, sys, time
+port, secs, sessions, valid_file, label = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+valid = [l.strip() for l in open(valid_file) if l.strip()][:50]
+counts = {}
+async def reply(r):
+    while True:
+        line = await r.readline()
+        if not line:
+            raise ConnectionError("closed")
+        if line[3:4] != b"-":
+            return int(line[:3])
+async def session(i, stop):
+    n = 0
+    while time.monotonic() < stop:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        await reply(r)
+        for cmd in (b"EHLO bench.example.net", b"MAIL FROM:<s@example.net>"):
+            w.write(cmd + b"\r\n"); await reply(r)
+        for _ in range(300):
+            if time.monotonic() >= stop:
+                break
+            rcpt = valid[n % len(valid)] if n % 3 == 0 else f"nobody{i}x{n}@example.com"
+            w.write(b"RCPT TO:<" + rcpt.encode() + b">\r\n")
+            code = await reply(r)
+            counts[code] = counts.get(code, 0) + 1
+            n += 1
+        w.write(b"QUIT\r\n"); w.close()
+async def main():
+    stop = time.monotonic() + secs
+    await asyncio.gather(*(session(i, stop) for i in range(sessions)))
+asyncio.run(main())
+total = sum(counts.values())
+print(f"{label:44s} {total/secs:8.0f} RCPT/s   replies {dict(sorted(counts.items()))}")
+EOF
+}
+
+echo "== RCPT commands per second through Postfix ($SESSIONS sessions, ${SECONDS_PER_RUN}s each) =="
+postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps = lmdb:$WORK/pf/valid" \
+  "smtpd_recipient_restrictions = reject_unauth_destination"
+rcpt_rate "relay_recipient_maps = lmdb:"
+postconf -c "$MASTER_CONFIG" -e \
+  "relay_recipient_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:rcpt"
+rcpt_rate "relay_recipient_maps = socketmap: (adapter)"
+postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+  "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$POLICY_PORT"
+rcpt_rate "check_policy_service (adapter)"
+postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+  "smtpd_recipient_restrictions = reject_unauth_destination"
+rcpt_rate "no recipient check (upper bound)"
+echo "adapter: $(grep -E '^(Threads|VmRSS)' /proc/$ADAPTER_PID/status | tr -s ' \t' ' ' | tr '\n' ' ')"
