@@ -2,10 +2,13 @@
 # health checks, snapshot builds) on Debian 12, non-root.
 #
 #   docker build -t rcptguard .
-#   docker run --rm -p 50051:50051 -p 9464:9464 rcptguard
+#   docker run --rm -v "$PWD/tls:/etc/rcptguard/tls:ro" \
+#       -p 50051:50051 -p 9464:9464 rcptguard
 #
 # The baked-in config (deploy/container/rcptguard.textproto) serves the
-# bundled sample directory; mount your own over /etc/rcptguard. See
+# bundled sample directory over mutual TLS with the server certificate, key
+# and edge CA mounted at /etc/rcptguard/tls (docs/security.md); mount your
+# own config over /etc/rcptguard. See
 # deploy/README.md. tests/unit/deploy checks this file: the build stage must
 # install exactly deploy/packages-build.txt, and the runtime stage's
 # "libraries" group exactly the Debian packages holding the shared libraries
@@ -87,8 +90,8 @@ COPY deploy/container/rcptguard.textproto /etc/rcptguard/rcptguard.textproto
 COPY deploy/examples/sample.ldif /usr/share/rcptguard/examples/sample.ldif
 USER 10001:10001
 WORKDIR /var/lib/rcptguard
-# gRPC, Prometheus metrics (/metrics).
-EXPOSE 50051 9464
+# gRPC (mutual TLS), plaintext health-only gRPC, Prometheus metrics.
+EXPOSE 50051 50052 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["/usr/bin/rcptguard", "health", "--server=127.0.0.1:50051", "--timeout_ms=3000"]
+  CMD ["/usr/bin/rcptguard", "health", "--server=127.0.0.1:50052", "--timeout_ms=3000"]
 ENTRYPOINT ["/usr/bin/rcptguardd", "--config=/etc/rcptguard/rcptguard.textproto"]

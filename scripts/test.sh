@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite
-# (unit, end-to-end with real peers, fuzz smoke runs). Usage:
-#   scripts/test.sh            RelWithDebInfo build in build-test/
-#   scripts/test.sh --asan     AddressSanitizer + UBSan build in build-asan/
+# (unit, end-to-end with real peers, fuzz corpus replays), then builds the
+# binaries and fuzz targets with clang (-Werror=thread-safety; parsers under
+# ASan and UBSan) and fuzzes each target for 10 s. Usage:
+#   scripts/test.sh            RelWithDebInfo build in build-test/ (CI)
+#   scripts/test.sh --asan     the suite under AddressSanitizer + UBSan in
+#                              build-asan/ (about 20 minutes on 2 cores: the
+#                              nightly job, scripts/nightly.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,5 +30,7 @@ else
   scripts/build.sh "$dir"
 fi
 
-cd "$dir"
-ctest --output-on-failure -j "$(nproc)" --timeout 600
+(cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
+if [[ $mode == normal ]]; then
+  scripts/fuzz.sh "${RG_FUZZ_SECONDS:-10}" build-fuzz
+fi

@@ -63,6 +63,11 @@ int main(int argc, char** argv) {
     config->mutable_metrics()->set_listen_address(
         absl::GetFlag(FLAGS_metrics_listen));
   }
+  // The overrides may make a plaintext config listen beyond loopback.
+  if (absl::Status valid = rcptguard::service::ValidateConfig(*config);
+      !valid.ok()) {
+    return Fail("invalid configuration", valid);
+  }
   if (absl::GetFlag(FLAGS_check_config)) {
     std::printf("configuration %s is valid\n", config_path.c_str());
     return 0;

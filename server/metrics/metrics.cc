@@ -399,6 +399,19 @@ absl::Status ServerMetrics::Register() {
              .Register(r)
              .Add({}, RecipientBuckets());
 
+    auto& refused =
+        prometheus::BuildCounter()
+            .Name("rcptguard_access_refused_total")
+            .Help("Calls refused before doing anything: no client "
+                  "certificate identity, identity not allowed the call, or "
+                  "identity over its recipient budget.")
+            .Register(r);
+    constexpr std::array<const char*, kAccessRefusalCount> kRefusalNames = {
+        "unauthenticated", "permission_denied", "rate_limited"};
+    for (size_t i = 0; i < kAccessRefusalCount; ++i) {
+      access_refused_[i] = &refused.Add({{"reason", kRefusalNames[i]}});
+    }
+
     auto& recipients = prometheus::BuildCounter()
                            .Name("rcptguard_recipients_total")
                            .Help("Recipient verdicts by served domain (others: "
@@ -510,6 +523,11 @@ void ServerMetrics::RecordClientVerdict(ClientAction action,
 
 void ServerMetrics::RecordEdgeRequest(std::string_view edge_id) {
   scrape_->edges().Increment(edge_id);
+}
+
+void ServerMetrics::RecordAccessRefused(AccessRefusal reason) {
+  const size_t i = static_cast<size_t>(reason);
+  if (i < kAccessRefusalCount) access_refused_[i]->Increment();
 }
 
 void ServerMetrics::RecordReload(ReloadResult result, std::string_view reason,

@@ -101,6 +101,14 @@ enum class Method : uint8_t {
 inline constexpr size_t kMethodCount = 6;
 std::string_view MethodName(Method method);
 
+// Label `reason` of rcptguard_access_refused_total.
+enum class AccessRefusal : uint8_t {
+  kUnauthenticated = 0,   // no usable client certificate identity
+  kPermissionDenied = 1,  // identity not listed for the call's role
+  kRateLimited = 2,       // identity over its recipient budget
+};
+inline constexpr size_t kAccessRefusalCount = 3;
+
 // Label `status` of rcptguard_recipients_total: valid, unknown, not_served,
 // malformed (rcptguard.v1.RecipientStatus without the prefix).
 enum class RecipientStatus : uint8_t {
@@ -214,6 +222,8 @@ class ServerMetrics {
   // One request from `edge_id`. Known ids cost a lock-free hash probe; only
   // a new id (at most max_edge_ids times per process) takes a mutex.
   void RecordEdgeRequest(std::string_view edge_id);
+  // A call refused before it did anything.
+  void RecordAccessRefused(AccessRefusal reason);
 
   // ---- Reload path (the loading thread). ----
 
@@ -255,6 +265,7 @@ class ServerMetrics {
   std::array<std::array<prometheus::Counter*, 17>, kMethodCount> requests_{};
   std::array<prometheus::Histogram*, kMethodCount> latency_{};
   prometheus::Histogram* recipients_per_request_ = nullptr;
+  std::array<prometheus::Counter*, kAccessRefusalCount> access_refused_{};
   // [domain slot][status]
   std::vector<std::array<prometheus::Counter*, kRecipientStatusCount>>
       recipients_;

@@ -1,5 +1,8 @@
 #include "server/service/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -60,6 +63,23 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
   if (limits->max_concurrent_streams() == 0) {
     limits->set_max_concurrent_streams(kDefaultMaxConcurrentStreams);
   }
+  if (limits->rate_burst_seconds() == 0) {
+    limits->set_rate_burst_seconds(kDefaultRateBurstSeconds);
+  }
+  if (limits->idle_timeout().empty()) limits->set_idle_timeout("5m");
+  if (limits->handshake_timeout().empty()) {
+    limits->set_handshake_timeout("10s");
+  }
+  if (config.has_tls()) {
+    v1::Tls* tls = config.mutable_tls();
+    tls->set_cert_file(ResolvePath(base_dir, tls->cert_file()));
+    tls->set_key_file(ResolvePath(base_dir, tls->key_file()));
+    tls->set_client_ca_file(ResolvePath(base_dir, tls->client_ca_file()));
+    if (tls->reload_interval().empty()) tls->set_reload_interval("10s");
+    v1::Access* access = config.mutable_access();
+    if (access->validate().empty()) access->add_validate("*");
+    if (access->read().empty()) access->add_read("*");
+  }
   v1::Shutdown* shutdown = config.mutable_shutdown();
   if (!shutdown->has_grace_ms()) shutdown->set_grace_ms(kDefaultShutdownGraceMs);
   if (!shutdown->has_drain_timeout_ms()) {
@@ -90,7 +110,89 @@ absl::Status FieldError(std::string_view field, std::string_view reason) {
       absl::StrCat(ToAbsl(field), ": ", ToAbsl(reason)));
 }
 
+absl::Status CheckDuration(std::string_view field, const std::string& value,
+                           absl::Duration min) {
+  absl::Duration d;
+  if (!absl::ParseDuration(value, &d) || d < min) {
+    return FieldError(field,
+                      absl::StrCat("invalid duration \"", value,
+                                   "\" (use e.g. \"10s\", \"5m\"; at least ",
+                                   absl::FormatDuration(min), ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTransport(const v1::ServerConfig& config) {
+  if (config.has_tls()) {
+    const v1::Tls& tls = config.tls();
+    for (const auto& [field, value] :
+         {std::pair<const char*, const std::string*>{"tls.cert_file",
+                                                     &tls.cert_file()},
+          {"tls.key_file", &tls.key_file()},
+          {"tls.client_ca_file", &tls.client_ca_file()}}) {
+      if (value->empty()) {
+        return FieldError(field, "required with tls (mutual TLS)");
+      }
+    }
+    RG_RETURN_IF_ERROR(CheckDuration("tls.reload_interval",
+                                     tls.reload_interval(), absl::Seconds(1)));
+    if (config.insecure_plaintext()) {
+      return FieldError("insecure_plaintext", "cannot be set with tls");
+    }
+    for (const auto& [field, list] :
+         {std::pair<const char*,
+                    const google::protobuf::RepeatedPtrField<std::string>*>{
+              "access.validate", &config.access().validate()},
+          {"access.read", &config.access().read()},
+          {"access.admin", &config.access().admin()}}) {
+      for (int i = 0; i < list->size(); ++i) {
+        const std::string& id = list->Get(i);
+        if (id.empty() || id.size() > 255 ||
+            id.find_first_of(" \t\r\n,") != std::string::npos) {
+          return FieldError(absl::StrCat(field, "[", i, "]"),
+                            "an identity is a certificate DNS name or CN "
+                            "without spaces or commas, or \"*\"");
+        }
+      }
+    }
+  } else {
+    if (!config.insecure_plaintext()) {
+      return FieldError("tls",
+                        "required (mutual TLS); for a loopback demo set "
+                        "insecure_plaintext: true instead");
+    }
+    if (!IsLoopbackListenAddress(config.listen_address())) {
+      return FieldError(
+          "insecure_plaintext",
+          absl::StrCat("plaintext is only allowed on a loopback address, not ",
+                       config.listen_address(), "; configure tls"));
+    }
+    if (config.has_access()) {
+      return FieldError("access", "needs tls (plaintext has no identities)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+bool IsLoopbackListenAddress(std::string_view address) {
+  std::string_view host = address;
+  if (!host.empty() && host.front() == '[') {
+    const size_t close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    host = host.substr(1, close - 1);
+  } else if (const size_t colon = host.rfind(':');
+             colon != std::string_view::npos) {
+    host = host.substr(0, colon);
+  }
+  if (host == "localhost" || host == "::1") return true;
+  if (host.rfind("ipv4:", 0) == 0) host.remove_prefix(5);
+  in_addr v4;
+  const std::string h(host);
+  return inet_pton(AF_INET, h.c_str(), &v4) == 1 &&
+         (ntohl(v4.s_addr) >> 24) == 127;
+}
 
 absl::Status ValidateConfig(const v1::ServerConfig& config) {
   if (config.domains().empty()) {
@@ -191,13 +293,21 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
   if (auto harvest = HarvestConfigFromProto(config.harvest()); !harvest.ok()) {
     return harvest.status();
   }
+  RG_RETURN_IF_ERROR(CheckDuration("limits.idle_timeout", limits.idle_timeout(),
+                                   absl::Seconds(1)));
+  RG_RETURN_IF_ERROR(CheckDuration("limits.handshake_timeout",
+                                   limits.handshake_timeout(),
+                                   absl::Milliseconds(100)));
+  if (limits.rate_burst_seconds() > 3600) {
+    return FieldError("limits.rate_burst_seconds", "must be at most 3600");
+  }
   if (config.shutdown().drain_timeout_ms() > 600000) {
     return FieldError("shutdown.drain_timeout_ms", "must be at most 600000");
   }
   if (config.shutdown().grace_ms() > 600000) {
     return FieldError("shutdown.grace_ms", "must be at most 600000");
   }
-  return absl::OkStatus();
+  return ValidateTransport(config);
 }
 
 absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,

@@ -27,6 +27,11 @@ inline constexpr uint32_t kDefaultMaxConcurrentStreams = 100;
 inline constexpr uint32_t kDefaultShutdownGraceMs = 1000;
 inline constexpr uint32_t kDefaultDrainTimeoutMs = 10000;
 inline constexpr double kDefaultMaxShrink = 0.10;
+inline constexpr uint32_t kDefaultRateBurstSeconds = 2;
+
+// True for 127.0.0.0/8, ::1 and "localhost" listen addresses (host:port,
+// [v6]:port).
+bool IsLoopbackListenAddress(std::string_view address);
 
 // Parses text-format `text` (named `source_name` in errors), applies
 // defaults, resolves relative paths against `base_dir`, and validates.

@@ -65,12 +65,11 @@ absl::Duration ParseOr(const std::string& text, absl::Duration fallback) {
 }
 
 // Identity of a file's current content as far as stat() can tell.
-using FileStamp = std::tuple<ino_t, int64_t, int64_t, off_t>;
-std::optional<FileStamp> Stamp(const std::string& path) {
+std::optional<DirectoryManager::FileStamp> Stamp(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileStamp{st.st_ino, st.st_mtim.tv_sec, st.st_mtim.tv_nsec,
-                   st.st_size};
+  return DirectoryManager::FileStamp{st.st_ino, st.st_mtim.tv_sec,
+                                     st.st_mtim.tv_nsec, st.st_size};
 }
 
 }  // namespace
@@ -141,6 +140,12 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
   const bool flagged =
       !flag_file.empty() && ::access(flag_file.c_str(), F_OK) == 0;
   force = force || flagged;
+  if (const std::string& snapshot = config_.directory().snapshot_file();
+      !snapshot.empty()) {
+    std::optional<FileStamp> stamp = Stamp(snapshot);
+    absl::MutexLock stamp_lock(&stamp_mu_);
+    attempted_stamp_ = stamp;
+  }
 
   ReloadResult result;
   absl::StatusOr<LoadedDirectory> loaded =
@@ -267,7 +272,6 @@ void DirectoryManager::MaintenanceLoop() {
       !snapshot.empty() && watch_interval_ > absl::ZeroDuration();
   const absl::Duration tick =
       watch ? std::min(watch_interval_, absl::Seconds(1)) : absl::Seconds(1);
-  std::optional<FileStamp> seen = watch ? Stamp(snapshot) : std::nullopt;
   absl::Time next_check = absl::Now() + watch_interval_;
   for (;;) {
     {
@@ -284,8 +288,11 @@ void DirectoryManager::MaintenanceLoop() {
     next_check = absl::Now() + watch_interval_;
     std::optional<FileStamp> now = Stamp(snapshot);
     // A vanished file is not a new directory; wait for one to appear.
-    if (!now.has_value() || now == seen) continue;
-    seen = now;
+    if (!now.has_value()) continue;
+    {
+      absl::MutexLock lock(&stamp_mu_);
+      if (now == attempted_stamp_) continue;
+    }
     (void)Reload(/*force=*/false, "watch");
   }
 }

@@ -22,8 +22,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -56,6 +58,9 @@ using ReloadObserver =
 
 class DirectoryManager {
  public:
+  // stat() identity of a file: inode, mtime seconds and nanoseconds, size.
+  using FileStamp = std::tuple<uint64_t, int64_t, int64_t, int64_t>;
+
   DirectoryManager(v1::ServerConfig config, directory::SipKey key);
   ~DirectoryManager();
 
@@ -107,6 +112,13 @@ class DirectoryManager {
   mutable absl::Mutex stats_mu_;
   v1::LoadStatistics last_stats_ ABSL_GUARDED_BY(stats_mu_);
   v1::ReloadStatus last_reload_ ABSL_GUARDED_BY(stats_mu_);
+
+  // stat() identity (inode, mtime, size) of the snapshot file as the last
+  // load attempt found it before reading it: the watcher reloads when the
+  // file differs from it, so a file replaced between a load and the
+  // watcher's start is not missed.
+  mutable absl::Mutex stamp_mu_;
+  std::optional<FileStamp> attempted_stamp_ ABSL_GUARDED_BY(stamp_mu_);
 
   absl::Mutex maintenance_mu_;
   bool stop_ ABSL_GUARDED_BY(maintenance_mu_) = false;

@@ -1,6 +1,9 @@
 #include "server/service/server.h"
 
+#include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -8,10 +11,13 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
+#include "server/common/strings.h"
 #include "server/service/directory_loader.h"
 #include "server/service/harvest_config.h"
 
@@ -73,10 +79,14 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
       metrics_(std::move(metrics)),
       manager_(config_, key),
       detector_(std::move(detector)),
+      access_(config_),
+      limiter_(config_.limits().recipients_per_second_per_identity(),
+               config_.limits().rate_burst_seconds()),
       validator_(config_, manager_.handle(), detector_.get(), metrics_.get()),
-      validation_service_(&validator_, metrics_.get()),
+      validation_service_(&validator_, metrics_.get(), &access_, &limiter_),
       admin_service_(&manager_, detector_.get(),
-                     config_.harvest().observe_only(), metrics_.get()) {
+                     config_.harvest().observe_only(), metrics_.get(),
+                     &access_) {
   if (metrics_ != nullptr) {
     metrics::ServerMetrics* m = metrics_.get();
     manager_.set_reload_observer(
@@ -115,11 +125,53 @@ int Server::metrics_port() const {
 }
 
 Server::~Server() {
-  if (server_ != nullptr) {
-    server_->Shutdown();
-    server_->Wait();
+  for (auto* s : {&server_, &health_server_}) {
+    if (*s != nullptr) {
+      (*s)->Shutdown();
+      (*s)->Wait();
+    }
   }
 }
+
+namespace {
+
+absl::Status CheckReadablePem(std::string_view field, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(
+        absl::StrCat(ToAbsl(field), ": cannot read \"", path, "\""));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(ToAbsl(field), ": \"", path, "\" holds no PEM block"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Duration ParsedDuration(const std::string& text) {
+  absl::Duration d;
+  return absl::ParseDuration(text, &d) ? d : absl::ZeroDuration();
+}
+
+// Mutual TLS whose files are re-read when they change.
+std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
+    const v1::Tls& tls) {
+  const unsigned refresh = static_cast<unsigned>(std::max<int64_t>(
+      1, absl::ToInt64Seconds(ParsedDuration(tls.reload_interval()))));
+  auto provider =
+      std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+          tls.key_file(), tls.cert_file(), tls.client_ca_file(), refresh);
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_root_certs();
+  options.watch_identity_key_cert_pairs();
+  options.set_cert_request_type(
+      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+}  // namespace
 
 absl::Status Server::Start() {
   if (metrics_ != nullptr) {
@@ -135,12 +187,40 @@ absl::Status Server::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  // Plaintext for now: mTLS with edge identities is its own issue.
-  builder.AddListeningPort(config_.listen_address(),
-                           grpc::InsecureServerCredentials(), &port_);
+  std::shared_ptr<grpc::ServerCredentials> credentials;
+  if (config_.has_tls()) {
+    const v1::Tls& tls = config_.tls();
+    RG_RETURN_IF_ERROR(CheckReadablePem("tls.cert_file", tls.cert_file()));
+    RG_RETURN_IF_ERROR(CheckReadablePem("tls.key_file", tls.key_file()));
+    RG_RETURN_IF_ERROR(
+        CheckReadablePem("tls.client_ca_file", tls.client_ca_file()));
+    credentials = MutualTlsCredentials(tls);
+    LogInfo("tls", {{"mode", "mutual"},
+                    {"cert_file", tls.cert_file()},
+                    {"client_ca_file", tls.client_ca_file()},
+                    {"reload_interval", tls.reload_interval()}});
+  } else {
+    // ValidateConfig allowed this only on a loopback address.
+    LogWarning("INSECURE_PLAINTEXT",
+               {{"address", config_.listen_address()},
+                {"warning",
+                 "no TLS, no client identities, every caller may call "
+                 "Admin: for loopback demos and tests only; configure tls "
+                 "in production"}});
+    credentials = grpc::InsecureServerCredentials();
+  }
+  builder.AddListeningPort(config_.listen_address(), credentials, &port_);
   builder.RegisterService(&validation_service_);
   builder.RegisterService(&admin_service_);
   const v1::Limits& limits = config_.limits();
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(
+          ParsedDuration(limits.idle_timeout()))));
+  builder.AddChannelArgument(
+      GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+      static_cast<int>(absl::ToInt64Milliseconds(
+          ParsedDuration(limits.handshake_timeout()))));
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
   builder.SetMaxSendMessageSize(
       static_cast<int>(std::max<uint32_t>(limits.max_message_bytes(), 4u << 20)));
@@ -152,17 +232,33 @@ absl::Status Server::Start() {
         absl::StrCat("cannot listen on ", config_.listen_address()));
   }
   server_->GetHealthCheckService()->SetServingStatus(false);
+  if (!config_.health_listen_address().empty()) {
+    // Only grpc.health.v1 (the default health service) on this port.
+    grpc::ServerBuilder health;
+    health.AddListeningPort(config_.health_listen_address(),
+                            grpc::InsecureServerCredentials(), &health_port_);
+    health.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60000);
+    health.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
+    health_server_ = health.BuildAndStart();
+    if (health_server_ == nullptr || health_port_ == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", config_.health_listen_address()));
+    }
+    health_server_->GetHealthCheckService()->SetServingStatus(false);
+    LogInfo("health_listening",
+            {{"address", config_.health_listen_address()},
+             {"port", health_port_}});
+  }
   LogInfo("listening", {{"address", config_.listen_address()},
                         {"port", port_},
+                        {"tls", config_.has_tls() ? "mutual" : "off"},
                         {"version", RCPTGUARD_VERSION}});
   return absl::OkStatus();
 }
 
 absl::Status Server::LoadDirectory() {
   manager_.set_on_loaded([this] {
-    if (server_ != nullptr && !shutting_down_.load()) {
-      server_->GetHealthCheckService()->SetServingStatus(true);
-    }
+    if (!shutting_down_.load()) SetServing(true);
   });
   absl::StatusOr<ReloadResult> first = manager_.Reload(false, "start");
   if (!first.ok() && config_.directory().snapshot_file().empty()) {
@@ -186,7 +282,7 @@ void Server::Reload(std::string_view trigger) {
 void Server::Shutdown() {
   if (server_ == nullptr) return;
   shutting_down_.store(true);
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  SetServing(false);
   const absl::Duration grace = absl::Milliseconds(config_.shutdown().grace_ms());
   const absl::Duration drain =
       absl::Milliseconds(config_.shutdown().drain_timeout_ms());
@@ -196,8 +292,15 @@ void Server::Shutdown() {
   absl::SleepFor(grace);
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(absl::ToInt64Milliseconds(drain)));
+  if (health_server_ != nullptr) health_server_->Shutdown();
   manager_.StopMaintenance();
   LogInfo("stopped");
+}
+
+void Server::SetServing(bool serving) {
+  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
+    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus(serving);
+  }
 }
 
 void Server::Wait() {

@@ -1,7 +1,12 @@
 // rcptguardd's composition: config -> directory manager -> services -> gRPC
 // server with health checking and reflection.
 //
-// Life cycle: Create() checks the config and key; Start() binds and serves
+// Transport: mutual TLS when the config has tls (certificates re-read when
+// their files change), else loopback plaintext (insecure_plaintext), with
+// an optional plaintext health-only port for probes.
+//
+// Life cycle: Create() checks the config, key and TLS files; Start() binds
+// and serves
 // with health NOT_SERVING; LoadDirectory() turns health SERVING once a
 // directory is served; Shutdown() turns health NOT_SERVING, waits the grace
 // period, then stops accepting calls and gives in-flight calls the drain
@@ -39,6 +44,8 @@ class Server {
   int port() const { return port_; }
   // The bound metrics port; 0 when metrics are disabled.
   int metrics_port() const;
+  // The bound health-only port; 0 without health_listen_address.
+  int health_port() const { return health_port_; }
 
   // The first load, then the maintenance thread (reclaiming, watching the
   // snapshot file). Health turns SERVING on the first successful load,
@@ -53,6 +60,9 @@ class Server {
   void Wait();
 
  private:
+  // Health status of both the main and the health-only server.
+  void SetServing(bool serving);
+
   Server(v1::ServerConfig config, directory::SipKey key,
          std::unique_ptr<harvest::Detector> detector,
          std::unique_ptr<metrics::ServerMetrics> metrics);
@@ -63,11 +73,16 @@ class Server {
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   DirectoryManager manager_;
   std::unique_ptr<harvest::Detector> detector_;  // null when disabled
+  const AccessPolicy access_;
+  RateLimiter limiter_;
   Validator validator_;
   RecipientValidationService validation_service_;
   AdminService admin_service_;
 
   std::unique_ptr<grpc::Server> server_;
+  // The plaintext health-only server (health_listen_address); may be null.
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
   // Declared last, so destroyed first: scrapes stop before the detector
   // they sample goes away.
   std::unique_ptr<metrics::MetricsServer> metrics_server_;

@@ -1,6 +1,10 @@
 #include "server/service/services.h"
 
+#include <atomic>
+
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "server/common/strings.h"
 #include "server/common/log.h"
 #include "server/service/grpc_status.h"
 
@@ -27,13 +31,68 @@ class CallTimer {
   const absl::Time start_;
 };
 
+// Refusals are logged at most once a second (a client without rights may
+// call in a loop); the metric counts every one.
+void LogRefusal(const grpc::ServerContext& context, const absl::Status& why) {
+  static std::atomic<int64_t> last_log_second{0};
+  const int64_t now = absl::ToUnixSeconds(absl::Now());
+  int64_t last = last_log_second.load(std::memory_order_relaxed);
+  if (now == last || !last_log_second.compare_exchange_strong(
+                         last, now, std::memory_order_relaxed)) {
+    return;
+  }
+  LogWarning("call_refused", {{"code", absl::StatusCodeToString(why.code())},
+                              {"reason", ToStd(why.message())},
+                              {"peer", context.peer()}});
+}
+
+// Counts and logs a refusal and returns it.
+absl::Status Refuse(metrics::ServerMetrics* metrics,
+                    const grpc::ServerContext& context, absl::Status why) {
+  if (metrics != nullptr) {
+    metrics->RecordAccessRefused(
+        why.code() == absl::StatusCode::kUnauthenticated
+            ? metrics::AccessRefusal::kUnauthenticated
+        : why.code() == absl::StatusCode::kPermissionDenied
+            ? metrics::AccessRefusal::kPermissionDenied
+            : metrics::AccessRefusal::kRateLimited);
+  }
+  LogRefusal(context, why);
+  return why;
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> RecipientValidationService::Admit(
+    const grpc::ServerContext& context, int recipients) const {
+  std::string identity;
+  if (access_ != nullptr) {
+    absl::StatusOr<std::string> who =
+        access_->Authorize(context, Role::kValidate);
+    if (!who.ok()) return Refuse(metrics_, context, who.status());
+    identity = *std::move(who);
+  }
+  if (limiter_ != nullptr &&
+      !limiter_->Admit(identity, static_cast<uint32_t>(recipients))) {
+    return Refuse(
+        metrics_, context,
+        absl::ResourceExhaustedError(absl::StrCat(
+            "identity \"", identity,
+            "\" is over its recipient budget "
+            "(limits.recipients_per_second_per_identity); slow down")));
+  }
+  return identity;
+}
 
 grpc::Status RecipientValidationService::Validate(
     grpc::ServerContext* context, const v1::ValidateRequest* request,
     v1::ValidateResponse* response) {
   CallTimer timer(metrics_, metrics::Method::kValidate);
-  return timer.Done(ToGrpcStatus(validator_->Validate(*request, response)));
+  absl::StatusOr<std::string> identity =
+      Admit(*context, request->recipients_size());
+  if (!identity.ok()) return timer.Done(ToGrpcStatus(identity.status()));
+  return timer.Done(
+      ToGrpcStatus(validator_->Validate(*request, response, *identity)));
 }
 
 grpc::Status RecipientValidationService::ValidateStream(
@@ -46,7 +105,11 @@ grpc::Status RecipientValidationService::ValidateStream(
     // Each message is recorded as one ValidateStream request.
     CallTimer timer(metrics_, metrics::Method::kValidateStream);
     response.Clear();
-    absl::Status status = validator_->Validate(request, &response);
+    absl::StatusOr<std::string> identity =
+        Admit(*context, request.recipients_size());
+    absl::Status status =
+        identity.ok() ? validator_->Validate(request, &response, *identity)
+                      : identity.status();
     timer.Done(ToGrpcStatus(status));
     if (!status.ok()) {
       // A bad message ends the stream with its error: the edge learns which
@@ -156,10 +219,21 @@ grpc::Status AdminService::ReloadImpl(grpc::ServerContext* context,
 
 namespace rcptguard::service {
 
+grpc::Status AdminService::Authorize(const grpc::ServerContext& context,
+                                     Role role) const {
+  if (access_ == nullptr) return grpc::Status::OK;
+  absl::StatusOr<std::string> who = access_->Authorize(context, role);
+  if (who.ok()) return grpc::Status::OK;
+  return ToGrpcStatus(Refuse(metrics_, context, who.status()));
+}
+
 grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
                                      const v1::GetStatusRequest* request,
                                      v1::GetStatusResponse* response) {
   CallTimer timer(metrics_, metrics::Method::kGetStatus);
+  if (grpc::Status s = Authorize(*context, Role::kRead); !s.ok()) {
+    return timer.Done(s);
+  }
   return timer.Done(GetStatusImpl(context, request, response));
 }
 
@@ -167,6 +241,9 @@ grpc::Status AdminService::ListOffenders(
     grpc::ServerContext* context, const v1::ListOffendersRequest* request,
     v1::ListOffendersResponse* response) {
   CallTimer timer(metrics_, metrics::Method::kListOffenders);
+  if (grpc::Status s = Authorize(*context, Role::kRead); !s.ok()) {
+    return timer.Done(s);
+  }
   return timer.Done(ListOffendersImpl(context, request, response));
 }
 
@@ -174,6 +251,9 @@ grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
                                         const v1::ForgetClientRequest* request,
                                         v1::ForgetClientResponse* response) {
   CallTimer timer(metrics_, metrics::Method::kForgetClient);
+  if (grpc::Status s = Authorize(*context, Role::kAdmin); !s.ok()) {
+    return timer.Done(s);
+  }
   return timer.Done(ForgetClientImpl(context, request, response));
 }
 
@@ -181,6 +261,9 @@ grpc::Status AdminService::Reload(grpc::ServerContext* context,
                                   const v1::ReloadRequest* request,
                                   v1::ReloadResponse* response) {
   CallTimer timer(metrics_, metrics::Method::kReload);
+  if (grpc::Status s = Authorize(*context, Role::kAdmin); !s.ok()) {
+    return timer.Done(s);
+  }
   return timer.Done(ReloadImpl(context, request, response));
 }
 

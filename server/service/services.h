@@ -9,6 +9,7 @@
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "server/metrics/metrics.h"
+#include "server/service/access.h"
 #include "server/service/directory_manager.h"
 #include "server/service/validator.h"
 
@@ -17,10 +18,16 @@ namespace rcptguard::service {
 class RecipientValidationService final
     : public v1::RecipientValidation::Service {
  public:
-  // `metrics` may be null.
+  // `metrics`, `access` and `limiter` may be null (no metrics, everyone
+  // allowed, no budget).
   explicit RecipientValidationService(const Validator* validator,
-                                      metrics::ServerMetrics* metrics = nullptr)
-      : validator_(validator), metrics_(metrics) {}
+                                      metrics::ServerMetrics* metrics = nullptr,
+                                      const AccessPolicy* access = nullptr,
+                                      RateLimiter* limiter = nullptr)
+      : validator_(validator),
+        metrics_(metrics),
+        access_(access),
+        limiter_(limiter) {}
 
   grpc::Status Validate(grpc::ServerContext* context,
                         const v1::ValidateRequest* request,
@@ -31,19 +38,29 @@ class RecipientValidationService final
           stream) override;
 
  private:
+  // The caller's identity if it may validate `recipients` more recipients
+  // now; otherwise the refusal (counted).
+  absl::StatusOr<std::string> Admit(const grpc::ServerContext& context,
+                                    int recipients) const;
+
   const Validator* const validator_;
   metrics::ServerMetrics* const metrics_;
+  const AccessPolicy* const access_;
+  RateLimiter* const limiter_;
 };
 
 class AdminService final : public v1::Admin::Service {
  public:
-  // `detector` may be null (harvest detection disabled).
+  // `detector` may be null (harvest detection disabled); `access` may be
+  // null (everyone allowed).
   AdminService(DirectoryManager* manager, harvest::Detector* detector,
-               bool observe_only, metrics::ServerMetrics* metrics = nullptr)
+               bool observe_only, metrics::ServerMetrics* metrics = nullptr,
+               const AccessPolicy* access = nullptr)
       : manager_(manager),
         detector_(detector),
         observe_only_(observe_only),
-        metrics_(metrics) {}
+        metrics_(metrics),
+        access_(access) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const v1::GetStatusRequest* request,
@@ -72,10 +89,14 @@ class AdminService final : public v1::Admin::Service {
                           const v1::ReloadRequest* request,
                           v1::ReloadResponse* response);
 
+  // OK when the caller may act in `role`; otherwise the refusal (counted).
+  grpc::Status Authorize(const grpc::ServerContext& context, Role role) const;
+
   DirectoryManager* const manager_;
   harvest::Detector* const detector_;
   const bool observe_only_;
   metrics::ServerMetrics* const metrics_;
+  const AccessPolicy* const access_;
 };
 
 }  // namespace rcptguard::service

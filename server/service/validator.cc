@@ -46,7 +46,8 @@ Validator::Validator(const v1::ServerConfig& config,
       default_replies_(config.replies()) {}
 
 absl::Status Validator::Validate(const v1::ValidateRequest& request,
-                                 v1::ValidateResponse* response) const {
+                                 v1::ValidateResponse* response,
+                                 std::string_view edge_identity) const {
   const int n = request.recipients_size();
   if (static_cast<uint32_t>(n) > max_recipients_) {
     return absl::InvalidArgumentError(
@@ -129,7 +130,13 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
         break;
     }
   }
-  if (metrics_ != nullptr) RecordMetrics(request, results.data(), *response);
+  if (metrics_ != nullptr) {
+    RecordMetrics(request,
+                  edge_identity.empty() ? std::string_view(
+                                              request.context().edge_id())
+                                        : edge_identity,
+                  results.data(), *response);
+  }
   v1::ClientVerdict* client = response->mutable_client();
   client->set_action(v1::CLIENT_ACTION_ACCEPT);
   if (detector_ == nullptr) {
@@ -190,11 +197,12 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
 }
 
 void Validator::RecordMetrics(const v1::ValidateRequest& request,
+                              std::string_view edge_id,
                               const directory::LookupResult* results,
                               const v1::ValidateResponse& response) const {
   const int n = request.recipients_size();
   metrics_->RecordRecipientsPerRequest(n);
-  metrics_->RecordEdgeRequest(request.context().edge_id());
+  metrics_->RecordEdgeRequest(edge_id);
   for (int i = 0; i < n; ++i) {
     const directory::LookupResult& r = results[i];
     metrics::RecipientStatus status = metrics::RecipientStatus::kMalformed;

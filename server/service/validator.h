@@ -45,13 +45,17 @@ class Validator {
 
   // Errors: InvalidArgument for a request over the limits (naming the
   // limit and the offending field), Unavailable when no directory is loaded
-  // yet. On error `response` is left unspecified.
+  // yet. On error `response` is left unspecified. `edge_identity`, when
+  // not empty (the client certificate's identity under mutual TLS),
+  // replaces request.context().edge_id in metrics.
   absl::Status Validate(const v1::ValidateRequest& request,
-                        v1::ValidateResponse* response) const;
+                        v1::ValidateResponse* response,
+                        std::string_view edge_identity = {}) const;
 
  private:
   // Constant after construction.
   void RecordMetrics(const v1::ValidateRequest& request,
+                     std::string_view edge_id,
                      const directory::LookupResult* results,
                      const v1::ValidateResponse& response) const;
 

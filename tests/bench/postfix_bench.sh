@@ -54,6 +54,7 @@ wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done;
 # --- rcptguardd and the adapter --------------------------------------------
 cat > "$WORK/rg.textproto" <<EOF
 listen_address: "127.0.0.1:0"
+insecure_plaintext: true
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" }
 directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" }

@@ -24,6 +24,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/server_process.h"
+#include "tests/testutil/http.h"
 #include "tests/testutil/postfix.h"
 #include "tests/testutil/subprocess.h"
 
@@ -31,6 +32,7 @@ namespace rcptguard {
 namespace {
 
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::PostfixInstance;
 using ::rcptguard::testing::ReadFile;
@@ -193,33 +195,6 @@ void SendAndExpectDelivery(PostfixInstance& postfix,
   EXPECT_TRUE(found) << postfix.maillog();
 }
 
-// GET /metrics from the adapter's exposer (HTTP/1.0, read to EOF).
-std::string Metrics(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  timeval tv{10, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  std::string out;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const std::string request =
-        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[8192];
-      ssize_t n;
-      while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
-        out.append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  close(fd);
-  return out;
-}
-
 class PostfixE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -283,7 +258,7 @@ TEST_F(PostfixE2eTest, PolicyDelegationValidatesAndTarpitsAHarvester) {
   EXPECT_THAT(blocked.reply.text, HasSubstr("5.7.1"));
   smtp.Command("QUIT").IgnoreError();
 
-  const std::string metrics = Metrics(adapter.metrics_port());
+  const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
   EXPECT_THAT(metrics,
               HasSubstr("rcptguard_postfix_tarpitted_total{protocol=\"policy\"} 2"));
   EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_outcomes_total{outcome="
@@ -324,7 +299,7 @@ TEST_F(PostfixE2eTest, SocketmapRelayRecipientMaps) {
   smtp.Command("QUIT").IgnoreError();
   ASSERT_NO_FATAL_FAILURE(SendAndExpectDelivery(
       postfix, {"alice@example.com", "info@example.com"}, 0));
-  const std::string metrics = Metrics(adapter.metrics_port());
+  const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
   EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_outcomes_total{outcome="
                                  "\"unknown\",protocol=\"socketmap\"} 2"));
 }
@@ -358,7 +333,7 @@ TEST_F(PostfixE2eTest, ServerStoppedFailOpenPassesTempfailDefers) {
   }
   ASSERT_NO_FATAL_FAILURE(
       SendAndExpectDelivery(postfix, {"alice@example.com"}, 0));
-  EXPECT_THAT(Metrics(open_adapter.metrics_port()),
+  EXPECT_THAT(HttpGet(open_adapter.metrics_port(), "/metrics"),
               HasSubstr("rcptguard_postfix_fail_open_total{protocol=\"policy\"}"));
 
   ASSERT_TRUE(postfix.Reconfigure(SocketmapMode(open_adapter)).ok());
@@ -500,7 +475,7 @@ TEST(PostfixAdapterTest, GarbageClosesOneConnectionTarpitHoldsNoOther) {
   sm.Send(ns("rcpt nobody@example.com"));
   EXPECT_EQ(sm.ReadUntil(","), ns("NOTFOUND "));
 
-  const std::string metrics = Metrics(adapter.metrics_port());
+  const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
   EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_protocol_errors_total{"
                                  "kind=\"no_equals\",protocol=\"policy\"} 1"));
   EXPECT_THAT(metrics,

@@ -16,12 +16,15 @@
 #include "gtest/gtest.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "tests/e2e/server_process.h"
+#include "tests/testutil/http.h"
 #include "tests/testutil/slapd.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard {
 namespace {
 
+using ::rcptguard::testing::HttpBody;
+using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::ServerProcess;
@@ -29,37 +32,6 @@ using ::rcptguard::testing::SourceDir;
 using ::rcptguard::testing::Subprocess;
 using ::rcptguard::testing::WriteFile;
 using ::testing::HasSubstr;
-
-// A minimal HTTP/1.0 GET on 127.0.0.1; returns the body ("" on error).
-std::string HttpGet(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  if (::write(fd, request.data(), request.size()) !=
-      static_cast<ssize_t>(request.size())) {
-    ::close(fd);
-    return "";
-  }
-  std::string response;
-  char buf[8192];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) {
-    response.append(buf, n);
-  }
-  ::close(fd);
-  const size_t body = response.find("\r\n\r\n");
-  return body == std::string::npos ? "" : response.substr(body + 4);
-}
 
 std::string UrlEncode(const std::string& s) {
   std::string out;
@@ -76,7 +48,7 @@ std::string UrlEncode(const std::string& s) {
 // The value of a single-sample instant query, or "" if none (yet).
 std::string Query(int port, const std::string& promql) {
   const std::string body =
-      HttpGet(port, "/api/v1/query?query=" + UrlEncode(promql));
+      HttpBody(HttpGet(port, "/api/v1/query?query=" + UrlEncode(promql)));
   // {"status":"success","data":{"resultType":"vector","result":[{"metric":
   // {...},"value":[1700000000.123,"3"]}]}}
   const size_t value = body.find("\"value\":[");

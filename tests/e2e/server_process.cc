@@ -17,7 +17,14 @@ void ServerProcess::Start(const std::string& config_text,
   dir_ = MakeTempDir("rg-e2e");
   ASSERT_FALSE(dir_.empty());
   const std::string config = dir_ + "/config.textproto";
-  ASSERT_TRUE(WriteFile(config, config_text).ok());
+  // Test servers listen on 127.0.0.1: plaintext unless the test sets tls.
+  const bool transport_set =
+      config_text.find("tls {") != std::string::npos ||
+      config_text.find("insecure_plaintext") != std::string::npos;
+  ASSERT_TRUE(WriteFile(config, transport_set
+                                    ? config_text
+                                    : config_text + "\ninsecure_plaintext: true\n")
+                  .ok());
   port_file_ = dir_ + "/port";
   log_ = dir_ + "/rcptguardd.log";
   // Metrics on a free loopback port, so tests can run side by side.
@@ -41,8 +48,12 @@ std::shared_ptr<grpc::Channel> ServerProcess::NewChannel() const {
   // A distinct argument keeps gRPC from sharing one subchannel.
   static std::atomic<int> next{0};
   args.SetInt("rcptguard.test.channel", next.fetch_add(1));
-  return grpc::CreateCustomChannel(target(), grpc::InsecureChannelCredentials(),
-                                   args);
+  if (!server_name_.empty()) args.SetSslTargetNameOverride(server_name_);
+  return grpc::CreateCustomChannel(
+      target(),
+      credentials_ != nullptr ? credentials_
+                              : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 std::string ServerProcess::target() const {

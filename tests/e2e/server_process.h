@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/security/credentials.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard::testing {
@@ -20,9 +21,19 @@ namespace rcptguard::testing {
 class ServerProcess {
  public:
   // Starts rcptguardd with `config_text` (plus `extra_args`); returns once
-  // the port is known. Use with ASSERT_NO_FATAL_FAILURE.
+  // the port is known. Use with ASSERT_NO_FATAL_FAILURE. A config that
+  // sets neither tls nor insecure_plaintext gets insecure_plaintext: true
+  // (test servers listen on 127.0.0.1).
   void Start(const std::string& config_text,
              const std::vector<std::string>& extra_args = {});
+
+  // Credentials for channel() and NewChannel() (default: plaintext), and
+  // the name to expect in the server certificate. Call before Start().
+  void SetChannelCredentials(std::shared_ptr<grpc::ChannelCredentials> creds,
+                             std::string server_name) {
+    credentials_ = std::move(creds);
+    server_name_ = std::move(server_name);
+  }
 
   grpc::health::v1::HealthCheckResponse::ServingStatus Health();
   bool WaitServing(absl::Duration timeout);
@@ -43,6 +54,8 @@ class ServerProcess {
   int port_ = 0;
   int metrics_port_ = 0;
   Subprocess process_;
+  std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  std::string server_name_;
   std::shared_ptr<grpc::Channel> channel_;
 };
 

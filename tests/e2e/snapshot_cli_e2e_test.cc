@@ -360,6 +360,7 @@ TEST(SnapshotKeygenTest, WritesA0600KeyOnceAndRefusesToOverwrite) {
 std::string ServerConfig(const std::string& key, const std::string& snapshot) {
   return absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
+insecure_plaintext: true
 fingerprint_key_file: ")",
                       key, R"("
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }

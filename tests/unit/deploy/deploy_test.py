@@ -260,9 +260,14 @@ class KubernetesTest(unittest.TestCase):
         self.assertTrue(server["securityContext"]["readOnlyRootFilesystem"])
         self.assertFalse(server["securityContext"]["allowPrivilegeEscalation"])
         ports = {p["name"]: p["containerPort"] for p in server["ports"]}
-        self.assertEqual(ports, {"grpc": 50051, "metrics": 9464})
+        self.assertEqual(ports, {"grpc": 50051, "metrics": 9464, "health": 50052})
+        # Probes cannot do mutual TLS: they use the plaintext health-only
+        # port, which the config must serve.
+        config = self.get("ConfigMap", "rcptguard-config")["data"]["rcptguard.textproto"]
+        self.assertRegex(config, r'(?m)^\s*health_listen_address:\s*"0\.0\.0\.0:50052"')
+        self.assertRegex(config, r'(?m)^\s*tls \{')
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            self.assertEqual(server[probe]["grpc"]["port"], ports["grpc"], probe)
+            self.assertEqual(server[probe]["grpc"]["port"], ports["health"], probe)
         self.assertIn("cpu", server["resources"]["requests"])  # for the HPA
         mounts = {m["name"]: m for m in server["volumeMounts"]}
         self.assertTrue(mounts["snapshot"]["readOnly"])
@@ -271,6 +276,9 @@ class KubernetesTest(unittest.TestCase):
                          "rcptguard-snapshot")
         self.assertEqual(volumes["config"]["configMap"]["name"], "rcptguard-config")
         self.assertEqual(volumes["key"]["secret"]["secretName"], "rcptguard-key")
+        self.assertEqual(volumes["tls"]["secret"]["secretName"], "rcptguard-tls")
+        for path in re.findall(r'(?<![a-z_])(?:cert_file|key_file|client_ca_file):\s*"([^"]+)"', config):
+            self.assertTrue(path.startswith(mounts["tls"]["mountPath"] + "/"), path)
 
     def test_snapshot_paths_agree(self):
         config = self.get("ConfigMap", "rcptguard-config")["data"]["rcptguard.textproto"]
@@ -509,7 +517,12 @@ class DockerfileTest(unittest.TestCase):
         self.assertRegex(text, r"(?m)^FROM debian:12 AS build$")
         self.assertRegex(text, r"(?m)^FROM debian:12 AS runtime$")
         self.assertRegex(text, r"(?m)^USER 10001:10001$")
-        self.assertRegex(text, r"(?m)^EXPOSE 50051 9464$")
+        self.assertRegex(text, r"(?m)^EXPOSE 50051 50052 9464$")
+        # The HEALTHCHECK asks the plaintext health-only port the baked-in
+        # config serves (the gRPC port wants a client certificate).
+        self.assertIn('"--server=127.0.0.1:50052"', text)
+        baked = open(os.path.join(DEPLOY, "container", "rcptguard.textproto")).read()
+        self.assertIn('health_listen_address: "0.0.0.0:50052"', baked)
         self.assertIn('ENTRYPOINT ["/usr/bin/rcptguardd", '
                       '"--config=/etc/rcptguard/rcptguard.textproto"]', text)
         self.assertRegex(text, r'HEALTHCHECK .*\n?.*"/usr/bin/rcptguard", "health"')

@@ -20,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/http.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "server/metrics/process_collector.h"
@@ -27,6 +28,7 @@
 namespace rcptguard::metrics {
 namespace {
 
+using ::rcptguard::testing::HttpGet;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -590,29 +592,6 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
 }
 
 // ---- HTTP endpoint ----
-
-// GET http://127.0.0.1:port/metrics; returns the whole response.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string request = absl::StrCat(
-        "GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-    if (write(fd, request.data(), request.size()) ==
-        static_cast<ssize_t>(request.size())) {
-      char buffer[8192];
-      ssize_t n;
-      while ((n = read(fd, buffer, sizeof buffer)) > 0) response.append(buffer, n);
-    }
-  }
-  close(fd);
-  return response;
-}
 
 TEST(MetricsServerTest, ServesMetricsOnAPickedPort) {
   FakeClock clock;

@@ -14,6 +14,7 @@ constexpr char kValid[] = R"(
 domains { name: "Example.COM." subaddress_delimiters: "+-" aliases: "mail.example.com" }
 domains { name: "bücher.example" mode: DOMAIN_MODE_MONITOR }
 directory { ldif_files: "sample.ldif" preset: "ad" }
+insecure_plaintext: true
 )";
 
 TEST(ConfigTest, ValidConfigGetsDefaultsAndResolvedPaths) {
@@ -42,21 +43,25 @@ TEST(ConfigTest, ExplicitZeroGraceIsKept) {
 TEST(ConfigTest, AbsolutePathsAreKept) {
   auto config = ParseConfig(
       R"(domains { name: "example.com" }
-         directory { ldif_files: "/data/export.ldif" preset: "openldap" })",
+         directory { ldif_files: "/data/export.ldif" preset: "openldap" }
+         insecure_plaintext: true)",
       "t", "/etc");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->directory().ldif_files(0), "/data/export.ldif");
 }
 
 struct BadCase {
-  const char* name;
-  const char* text;
-  const char* error;
+  std::string name;
+  std::string text;
+  std::string error;
 };
 
 class BadConfigTest : public ::testing::TestWithParam<BadCase> {};
 
 constexpr char kDir[] = R"( directory { ldif_files: "a.ldif" preset: "ad" } )";
+constexpr char kPlain[] = " insecure_plaintext: true ";
+constexpr char kTls[] =
+    R"( tls { cert_file: "s.crt" key_file: "s.key" client_ca_file: "ca.crt" } )";
 
 TEST_P(BadConfigTest, NamesTheFieldAndReason) {
   // Fixtures without a directory section get a valid one, so the error
@@ -65,6 +70,11 @@ TEST_P(BadConfigTest, NamesTheFieldAndReason) {
   if (text.find("directory") == std::string::npos &&
       text.find("domains { name: \"a.com\" }") != std::string::npos) {
     text += kDir;
+  }
+  // ... and a transport, unless the fixture is about the transport.
+  if (text.find("tls") == std::string::npos &&
+      text.find("insecure_plaintext") == std::string::npos) {
+    text += kPlain;
   }
   auto config = ParseConfig(text, "bad.textproto", "");
   ASSERT_FALSE(config.ok());
@@ -98,6 +108,35 @@ INSTANTIATE_TEST_SUITE_P(
                 "delimiter"},
         BadCase{"NoSource", "domains { name: \"a.com\" } directory { preset: \"ad\" }",
                 "directory: set snapshot_file or at least one of ldif_files"},
+        BadCase{"PlaintextOffLoopback",
+                "domains { name: \"a.com\" } insecure_plaintext: true "
+                "listen_address: \"0.0.0.0:50051\"",
+                "insecure_plaintext: plaintext is only allowed on a loopback "
+                "address, not 0.0.0.0:50051; configure tls"},
+        BadCase{"TlsWithoutClientCa",
+                "domains { name: \"a.com\" } tls { cert_file: \"s.crt\" "
+                "key_file: \"s.key\" }",
+                "tls.client_ca_file: required with tls (mutual TLS)"},
+        BadCase{"TlsAndPlaintext",
+                std::string("domains { name: \"a.com\" } insecure_plaintext: "
+                            "true") + kTls,
+                "insecure_plaintext: cannot be set with tls"},
+        BadCase{"AccessWithoutTls",
+                "domains { name: \"a.com\" } insecure_plaintext: true "
+                "access { admin: \"ops\" }",
+                "access: needs tls"},
+        BadCase{"BadIdentity",
+                std::string("domains { name: \"a.com\" } access { admin: "
+                            "\"a b\" }") + kTls,
+                "access.admin[0]: an identity is"},
+        BadCase{"BadReloadInterval",
+                "domains { name: \"a.com\" } tls { cert_file: \"s\" "
+                "key_file: \"k\" client_ca_file: \"c\" reload_interval: "
+                "\"0s\" }",
+                "tls.reload_interval: invalid duration \"0s\""},
+        BadCase{"BadIdleTimeout",
+                "domains { name: \"a.com\" } limits { idle_timeout: \"soon\" }",
+                "limits.idle_timeout: invalid duration \"soon\""},
         BadCase{"BothSources",
                 "domains { name: \"a.com\" } fingerprint_key_file: \"k\" "
                 "directory { ldif_files: \"a\" snapshot_file: \"s\" }",
@@ -150,6 +189,46 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BadCase>& info) {
       return info.param.name;
     });
+
+TEST(ConfigTest, TransportMustBeChosen) {
+  auto config = ParseConfig(std::string(kValid).substr(
+                                0, std::string(kValid).find("insecure")),
+                            "t", "");
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(),
+            "t: tls: required (mutual TLS); for a loopback demo set "
+            "insecure_plaintext: true instead");
+}
+
+TEST(ConfigTest, TlsGetsDefaultsAndResolvedPaths) {
+  auto config = ParseConfig(
+      R"(domains { name: "a.com" } directory { ldif_files: "a.ldif" preset: "ad" }
+         listen_address: "0.0.0.0:50051"
+         tls { cert_file: "s.crt" key_file: "/k/s.key" client_ca_file: "ca.crt" })",
+      "t", "/etc/rcptguard");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->tls().cert_file(), "/etc/rcptguard/s.crt");
+  EXPECT_EQ(config->tls().key_file(), "/k/s.key");
+  EXPECT_EQ(config->tls().client_ca_file(), "/etc/rcptguard/ca.crt");
+  EXPECT_EQ(config->tls().reload_interval(), "10s");
+  EXPECT_THAT(config->access().validate(), ::testing::ElementsAre("*"));
+  EXPECT_THAT(config->access().read(), ::testing::ElementsAre("*"));
+  EXPECT_TRUE(config->access().admin().empty());
+  EXPECT_EQ(config->limits().idle_timeout(), "5m");
+  EXPECT_EQ(config->limits().handshake_timeout(), "10s");
+  EXPECT_EQ(config->limits().rate_burst_seconds(), 2u);
+}
+
+TEST(ConfigTest, LoopbackAddresses) {
+  for (const char* a : {"127.0.0.1:50051", "127.1.2.3:0", "[::1]:50051",
+                        "localhost:50051", "ipv4:127.0.0.1:1"}) {
+    EXPECT_TRUE(IsLoopbackListenAddress(a)) << a;
+  }
+  for (const char* a : {"0.0.0.0:50051", "[::]:50051", "10.0.0.1:50051",
+                        "example.net:50051", "[::1:50051", "128.0.0.1:1"}) {
+    EXPECT_FALSE(IsLoopbackListenAddress(a)) << a;
+  }
+}
 
 TEST(ConfigTest, MissingFileIsNotFoundNamingThePath) {
   auto config = LoadConfig("/nonexistent/rcptguard.textproto");

@@ -267,6 +267,23 @@ TEST_F(DirectoryManagerTest, WatcherPicksUpANewSnapshot) {
   m->StopMaintenance();
 }
 
+TEST_F(DirectoryManagerTest, SnapshotReplacedBeforeTheWatcherStartsIsLoaded) {
+  config_.mutable_directory()->set_watch_interval("50ms");
+  WriteDirectory(snapshot_, "v1", 100, 10);
+  auto m = Manager();
+  ASSERT_TRUE(m->Reload(false, "start").ok());
+  // Replaced after the first load and before the watcher runs: the watcher
+  // compares with what the load read, not with what it finds at start.
+  WriteDirectory(snapshot_, "v2", 101, 10);
+  m->StartMaintenance();
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (Served(*m) != "v2" && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(Served(*m), "v2");
+  m->StopMaintenance();
+}
+
 TEST_F(DirectoryManagerTest, ObserverSeesEveryOutcome) {
   WriteDirectory(snapshot_, "v1", 100, 10);
   auto m = Manager();
