@@ -781,6 +781,10 @@ int Build(const std::vector<char*>& args) {
   }
   {
     InterruptsHeld held;
+    // Over a file size limit (ulimit -f, RLIMIT_FSIZE) write() must fail
+    // with EFBIG, which WriteSnapshot answers by removing its temporary
+    // file; SIGXFSZ's default action would kill the process and leave it.
+    ::signal(SIGXFSZ, SIG_IGN);
     if (absl::Status s = snapshot::WriteSnapshot(**dir, meta, plan.out);
         !s.ok()) {
       return Fail(kCmd, absl::StrCat(s.message(), "; nothing written"));
