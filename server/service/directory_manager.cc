@@ -286,9 +286,11 @@ void DirectoryManager::MaintenanceLoop() {
     handle_.Reclaim();
     if (!watch || absl::Now() < next_check) continue;
     next_check = absl::Now() + watch_interval_;
+    // A file that vanished (deleted, dangling symlink, folder gone) is
+    // tried once too: the load fails, which is logged, counted and shown
+    // in GetStatus, and the served directory stays; then nothing more is
+    // tried until a file appears.
     std::optional<FileStamp> now = Stamp(snapshot);
-    // A vanished file is not a new directory; wait for one to appear.
-    if (!now.has_value()) continue;
     {
       absl::MutexLock lock(&stamp_mu_);
       if (now == attempted_stamp_) continue;
