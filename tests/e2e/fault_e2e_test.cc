@@ -46,7 +46,9 @@
 #include "gtest/gtest.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
+#include "tests/e2e/adapter_process.h"
 #include "tests/e2e/server_process.h"
+#include "tests/testutil/http.h"
 #include "tests/testutil/ad_entries.h"
 #include "tests/testutil/slapd.h"
 #include "tests/testutil/subprocess.h"
@@ -55,10 +57,15 @@ namespace rcptguard {
 namespace {
 
 using ::grpc::health::v1::HealthCheckResponse;
+using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::AdDirectory;
 using ::rcptguard::testing::AdDirectoryOptions;
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
+using ::rcptguard::testing::Netstring;
+using ::rcptguard::testing::PolicyRequest;
+using ::rcptguard::testing::RawConnection;
 using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::SourceDir;
@@ -231,33 +238,6 @@ std::vector<std::string> TempFiles(const std::string& dir) {
   return found;
 }
 
-// GET /metrics (HTTP/1.0, read to EOF).
-std::string HttpMetrics(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
-    const std::string request =
-        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(request.size())) {
-      char buf[8192];
-      ssize_t n;
-      while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
-        out.append(buf, static_cast<size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  return out;
-}
-
 // Sum of the samples of `name` whose labels contain every one of `labels`.
 double MetricSum(const std::string& text, const std::string& name,
                  const std::vector<std::string>& labels) {
@@ -274,104 +254,6 @@ double MetricSum(const std::string& text, const std::string& name,
   }
   return sum;
 }
-
-// A TCP connection to 127.0.0.1:port speaking whatever the test sends.
-class RawConnection {
- public:
-  explicit RawConnection(int port, int timeout_seconds = 10) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    timeval tv{timeout_seconds, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    connected_ =
-        ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-  ~RawConnection() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(bytes.size());
-  }
-  // Reads until `terminator` arrives; "" on EOF or timeout.
-  std::string ReadUntil(const std::string& terminator) {
-    std::string out;
-    char c;
-    while (!absl::EndsWith(out, terminator)) {
-      if (::recv(fd_, &c, 1, 0) != 1) return "";
-      out.push_back(c);
-    }
-    return out;
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
-
-std::string Netstring(const std::string& payload) {
-  return absl::StrCat(payload.size(), ":", payload, ",");
-}
-
-std::string PolicyRequest(const std::string& ip, const std::string& rcpt) {
-  return absl::StrCat(
-      "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=", ip,
-      "\nhelo_name=x.example.net\nsender=s@example.net\nrecipient=", rcpt,
-      "\ninstance=1.2.3\n\n");
-}
-
-// rcptguard-postfix on ports picked by the kernel.
-class AdapterProcess {
- public:
-  ~AdapterProcess() {
-    process_.Signal(SIGKILL);
-    process_.Wait(absl::Seconds(10));
-    if (!dir_.empty()) std::filesystem::remove_all(dir_);
-  }
-  void Start(const std::string& server_target,
-             const std::string& failure_policy) {
-    dir_ = MakeTempDir("rg-fault-adapter");
-    ASSERT_FALSE(dir_.empty());
-    const std::string port_file = dir_ + "/ports";
-    log_ = dir_ + "/adapter.log";
-    ASSERT_TRUE(process_
-                    .Start({BinaryDir() + "/clients/postfix/rcptguard-postfix",
-                            "--server=" + server_target,
-                            "--policy_listen=inet:127.0.0.1:0",
-                            "--socketmap_listen=inet:127.0.0.1:0",
-                            "--metrics_listen=127.0.0.1:0",
-                            "--failure_policy=" + failure_policy,
-                            "--deadline=300ms", "--edge_id=fault-e2e",
-                            "--drain_timeout=2s", "--port_file=" + port_file},
-                           log_, log_)
-                    .ok());
-    ASSERT_TRUE(WaitForFile(port_file, absl::Seconds(20))) << log();
-    for (absl::string_view line :
-         absl::StrSplit(ReadFile(port_file), '\n', absl::SkipEmpty())) {
-      std::pair<std::string, std::string> kv =
-          absl::StrSplit(line, absl::MaxSplits('=', 1));
-      int port = 0;
-      ASSERT_TRUE(absl::SimpleAtoi(kv.second, &port)) << line;
-      if (kv.first == "policy") policy_port_ = port;
-      if (kv.first == "socketmap") socketmap_port_ = port;
-    }
-    ASSERT_GT(policy_port_, 0);
-    ASSERT_GT(socketmap_port_, 0);
-  }
-  int policy_port() const { return policy_port_; }
-  int socketmap_port() const { return socketmap_port_; }
-  std::string log() const { return ReadFile(log_); }
-  Subprocess& process() { return process_; }
-
- private:
-  std::string dir_, log_;
-  int policy_port_ = 0, socketmap_port_ = 0;
-  Subprocess process_;
-};
 
 // What the adapter answers for kValid / kUnknown with the server up, and
 // when the server does not answer, per protocol and failure policy.
@@ -929,7 +811,7 @@ TEST_F(FaultE2eWatchTest, UnreadableSnapshotKeepsServingAndIsReported) {
   // Reported in the log and in /metrics, as many times as in status.
   const uint64_t failed = FailedTotal();
   EXPECT_GE(failed, 4u);
-  const std::string metrics = HttpMetrics(server_.metrics_port());
+  const std::string metrics = HttpGet(server_.metrics_port(), "/metrics");
   EXPECT_EQ(MetricSum(metrics, "rcptguard_directory_reloads_total",
                       {"result=\"failed\""}),
             static_cast<double>(failed))

@@ -23,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/adapter_process.h"
 #include "tests/e2e/server_process.h"
 #include "tests/testutil/http.h"
 #include "tests/testutil/postfix.h"
@@ -31,10 +32,14 @@
 namespace rcptguard {
 namespace {
 
+using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::BinaryDir;
 using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::PostfixInstance;
+using ::rcptguard::testing::Netstring;
+using ::rcptguard::testing::PolicyRequest;
+using ::rcptguard::testing::RawConnection;
 using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::SmtpClient;
@@ -64,57 +69,6 @@ harvest {
 }
 )");
 }
-
-// rcptguard-postfix on ports picked by the kernel.
-class AdapterProcess {
- public:
-  void Start(const std::string& server_target,
-             const std::string& failure_policy = "fail_open") {
-    dir_ = MakeTempDir("rg-adapter");
-    ASSERT_FALSE(dir_.empty());
-    const std::string port_file = dir_ + "/ports";
-    log_ = dir_ + "/adapter.log";
-    ASSERT_TRUE(process_
-                    .Start({BinaryDir() + "/clients/postfix/rcptguard-postfix",
-                            "--server=" + server_target,
-                            "--policy_listen=inet:127.0.0.1:0",
-                            "--socketmap_listen=inet:127.0.0.1:0",
-                            "--metrics_listen=127.0.0.1:0",
-                            "--failure_policy=" + failure_policy,
-                            "--deadline=300ms", "--edge_id=e2e",
-                            "--drain_timeout=2s", "--port_file=" + port_file},
-                           log_, log_)
-                    .ok());
-    ASSERT_TRUE(WaitForFile(port_file, absl::Seconds(20))) << log();
-    for (absl::string_view line :
-         absl::StrSplit(ReadFile(port_file), '\n', absl::SkipEmpty())) {
-      std::pair<std::string, std::string> kv =
-          absl::StrSplit(line, absl::MaxSplits('=', 1));
-      int port = 0;
-      ASSERT_TRUE(absl::SimpleAtoi(kv.second, &port)) << line;
-      if (kv.first == "policy") policy_port_ = port;
-      if (kv.first == "socketmap") socketmap_port_ = port;
-      if (kv.first == "metrics") metrics_port_ = port;
-    }
-    ASSERT_GT(policy_port_, 0);
-    ASSERT_GT(socketmap_port_, 0);
-  }
-  std::string policy_service() const {
-    return absl::StrCat("inet:127.0.0.1:", policy_port_);
-  }
-  std::string socketmap() const {
-    return absl::StrCat("socketmap:inet:127.0.0.1:", socketmap_port_,
-                        ":rcpt");
-  }
-  int metrics_port() const { return metrics_port_; }
-  std::string log() const { return ReadFile(log_); }
-  Subprocess& process() { return process_; }
-
- private:
-  std::string dir_, log_;
-  int policy_port_ = 0, socketmap_port_ = 0, metrics_port_ = 0;
-  Subprocess process_;
-};
 
 // rcptguardd on ServerConfig(), serving, and an adapter in front of it.
 void StartServerAndAdapter(ServerProcess& server, AdapterProcess& adapter) {
@@ -363,63 +317,12 @@ TEST_F(PostfixE2eTest, ServerStoppedFailOpenPassesTempfailDefers) {
 }
 
 
-// Raw protocol clients straight to the adapter (no Postfix needed).
-class RawConnection {
- public:
-  explicit RawConnection(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  }
-  ~RawConnection() { close(fd_); }
-  bool connected() const { return connected_; }
-  void Send(const std::string& bytes) {
-    ASSERT_EQ(send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-  // Reads until `terminator` arrives; "" on EOF or timeout.
-  std::string ReadUntil(const std::string& terminator) {
-    std::string out;
-    char c;
-    while (out.size() < terminator.size() ||
-           out.compare(out.size() - terminator.size(), terminator.size(),
-                       terminator) != 0) {
-      if (recv(fd_, &c, 1, 0) != 1) return "";
-      out.push_back(c);
-    }
-    return out;
-  }
-  // True when the peer closed the connection (EOF) within the timeout.
-  bool ClosedByPeer() {
-    char c;
-    return recv(fd_, &c, 1, 0) == 0;
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
-
-std::string PolicyRequest(const std::string& ip, const std::string& rcpt) {
-  return absl::StrCat(
-      "request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=", ip,
-      "\nhelo_name=x.example.net\nsender=s@example.net\nrecipient=", rcpt,
-      "\ninstance=1.2.3\n\n");
-}
-
 TEST(PostfixAdapterTest, GarbageClosesOneConnectionTarpitHoldsNoOther) {
   ServerProcess server;
   AdapterProcess adapter;
   ASSERT_NO_FATAL_FAILURE(StartServerAndAdapter(server, adapter));
-  const int policy_port = std::stoi(adapter.policy_service().substr(
-      adapter.policy_service().rfind(':') + 1));
-  const int socketmap_port = std::stoi(adapter.socketmap().substr(
-      std::string("socketmap:inet:127.0.0.1:").size()));
+  const int policy_port = adapter.policy_port();
+  const int socketmap_port = adapter.socketmap_port();
 
   {
     RawConnection garbage(policy_port);
