@@ -66,7 +66,7 @@ bool AccessPolicy::Allowed(std::string_view identity, Role role) const {
 }
 
 absl::StatusOr<std::string> AccessPolicy::Authorize(
-    const grpc::ServerContext& context, Role role) const {
+    const grpc::ServerContextBase& context, Role role) const {
   if (!tls_) return std::string();
   std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
   if (auth == nullptr) {

@@ -57,7 +57,7 @@ class AccessPolicy {
   // The caller's identity when it may act in `role`: Unauthenticated
   // without a certificate identity (mutual TLS only), PermissionDenied when
   // the identity is not listed for the role. Always "" without TLS.
-  absl::StatusOr<std::string> Authorize(const grpc::ServerContext& context,
+  absl::StatusOr<std::string> Authorize(const grpc::ServerContextBase& context,
                                         Role role) const;
   // The list check alone (for tests and callers that know the identity).
   bool Allowed(std::string_view identity, Role role) const;

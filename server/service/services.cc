@@ -33,7 +33,7 @@ class CallTimer {
 
 // Refusals are logged at most once a second (a client without rights may
 // call in a loop); the metric counts every one.
-void LogRefusal(const grpc::ServerContext& context, const absl::Status& why) {
+void LogRefusal(const grpc::ServerContextBase& context, const absl::Status& why) {
   static std::atomic<int64_t> last_log_second{0};
   const int64_t now = absl::ToUnixSeconds(absl::Now());
   int64_t last = last_log_second.load(std::memory_order_relaxed);
@@ -48,7 +48,8 @@ void LogRefusal(const grpc::ServerContext& context, const absl::Status& why) {
 
 // Counts and logs a refusal and returns it.
 absl::Status Refuse(metrics::ServerMetrics* metrics,
-                    const grpc::ServerContext& context, absl::Status why) {
+                    const grpc::ServerContextBase& context,
+                    absl::Status why) {
   if (metrics != nullptr) {
     metrics->RecordAccessRefused(
         why.code() == absl::StatusCode::kUnauthenticated
@@ -64,7 +65,7 @@ absl::Status Refuse(metrics::ServerMetrics* metrics,
 }  // namespace
 
 absl::StatusOr<std::string> RecipientValidationService::Admit(
-    const grpc::ServerContext& context, int recipients) const {
+    const grpc::ServerContextBase& context, int recipients) const {
   std::string identity;
   if (access_ != nullptr) {
     absl::StatusOr<std::string> who =
@@ -84,43 +85,81 @@ absl::StatusOr<std::string> RecipientValidationService::Admit(
   return identity;
 }
 
-grpc::Status RecipientValidationService::Validate(
-    grpc::ServerContext* context, const v1::ValidateRequest* request,
+grpc::ServerUnaryReactor* RecipientValidationService::Validate(
+    grpc::CallbackServerContext* context, const v1::ValidateRequest* request,
     v1::ValidateResponse* response) {
+  // Runs on gRPC's callback thread: the lookup and the harvest update take
+  // microseconds and never block on I/O.
   CallTimer timer(metrics_, metrics::Method::kValidate);
   absl::StatusOr<std::string> identity =
       Admit(*context, request->recipients_size());
-  if (!identity.ok()) return timer.Done(ToGrpcStatus(identity.status()));
-  return timer.Done(
-      ToGrpcStatus(validator_->Validate(*request, response, *identity)));
+  const absl::Status status =
+      identity.ok() ? validator_->Validate(*request, response, *identity)
+                    : identity.status();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(timer.Done(ToGrpcStatus(status)));
+  return reactor;
 }
 
-grpc::Status RecipientValidationService::ValidateStream(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<v1::ValidateResponse, v1::ValidateRequest>*
-        stream) {
-  v1::ValidateRequest request;
-  v1::ValidateResponse response;
-  while (stream->Read(&request)) {
+// One ValidateStream: reads a request, answers it, reads the next; answers
+// in request order, one message in flight. Deletes itself when done.
+class RecipientValidationService::StreamReactor final
+    : public grpc::ServerBidiReactor<v1::ValidateRequest,
+                                     v1::ValidateResponse> {
+ public:
+  StreamReactor(const RecipientValidationService* service,
+                grpc::CallbackServerContext* context)
+      : service_(service), context_(context) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {  // the client closed its side, or the call is cancelled
+      Finish(grpc::Status::OK);
+      return;
+    }
     // Each message is recorded as one ValidateStream request.
-    CallTimer timer(metrics_, metrics::Method::kValidateStream);
-    response.Clear();
+    CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
+    response_.Clear();
     absl::StatusOr<std::string> identity =
-        Admit(*context, request.recipients_size());
-    absl::Status status =
-        identity.ok() ? validator_->Validate(request, &response, *identity)
-                      : identity.status();
+        service_->Admit(*context_, request_.recipients_size());
+    const absl::Status status =
+        identity.ok()
+            ? service_->validator_->Validate(request_, &response_, *identity)
+            : identity.status();
     timer.Done(ToGrpcStatus(status));
     if (!status.ok()) {
-      // A bad message ends the stream with its error: the edge learns which
-      // request (by id) was refused and why.
-      return ToGrpcStatus(absl::Status(
-          status.code(), absl::StrCat("request_id ", request.request_id(),
-                                      ": ", status.message())));
+      // A bad message ends the stream with its error: the edge learns
+      // which request (by id) was refused and why.
+      Finish(ToGrpcStatus(absl::Status(
+          status.code(), absl::StrCat("request_id ", request_.request_id(),
+                                      ": ", status.message()))));
+      return;
     }
-    if (!stream->Write(response)) break;  // the client went away
+    StartWrite(&response_);
   }
-  return grpc::Status::OK;
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {  // the client went away
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  const RecipientValidationService* const service_;
+  grpc::CallbackServerContext* const context_;
+  v1::ValidateRequest request_;
+  v1::ValidateResponse response_;
+};
+
+grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse>*
+RecipientValidationService::ValidateStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(this, context);
 }
 
 grpc::Status AdminService::GetStatusImpl(grpc::ServerContext* context,
@@ -219,7 +258,7 @@ grpc::Status AdminService::ReloadImpl(grpc::ServerContext* context,
 
 namespace rcptguard::service {
 
-grpc::Status AdminService::Authorize(const grpc::ServerContext& context,
+grpc::Status AdminService::Authorize(const grpc::ServerContextBase& context,
                                      Role role) const {
   if (access_ == nullptr) return grpc::Status::OK;
   absl::StatusOr<std::string> who = access_->Authorize(context, role);

@@ -15,8 +15,10 @@
 
 namespace rcptguard::service {
 
+// Served with gRPC's callback API: a call is answered on the thread that
+// read it, with no hand-over to a thread of a synchronous pool.
 class RecipientValidationService final
-    : public v1::RecipientValidation::Service {
+    : public v1::RecipientValidation::CallbackService {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
@@ -29,18 +31,18 @@ class RecipientValidationService final
         access_(access),
         limiter_(limiter) {}
 
-  grpc::Status Validate(grpc::ServerContext* context,
-                        const v1::ValidateRequest* request,
-                        v1::ValidateResponse* response) override;
-  grpc::Status ValidateStream(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<v1::ValidateResponse, v1::ValidateRequest>*
-          stream) override;
+  grpc::ServerUnaryReactor* Validate(grpc::CallbackServerContext* context,
+                                     const v1::ValidateRequest* request,
+                                     v1::ValidateResponse* response) override;
+  grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse>*
+  ValidateStream(grpc::CallbackServerContext* context) override;
 
  private:
+  class StreamReactor;
+
   // The caller's identity if it may validate `recipients` more recipients
   // now; otherwise the refusal (counted).
-  absl::StatusOr<std::string> Admit(const grpc::ServerContext& context,
+  absl::StatusOr<std::string> Admit(const grpc::ServerContextBase& context,
                                     int recipients) const;
 
   const Validator* const validator_;
@@ -90,7 +92,8 @@ class AdminService final : public v1::Admin::Service {
                           v1::ReloadResponse* response);
 
   // OK when the caller may act in `role`; otherwise the refusal (counted).
-  grpc::Status Authorize(const grpc::ServerContext& context, Role role) const;
+  grpc::Status Authorize(const grpc::ServerContextBase& context,
+                         Role role) const;
 
   DirectoryManager* const manager_;
   harvest::Detector* const detector_;
