@@ -6,6 +6,7 @@
 #ifndef RCPTGUARD_SERVER_SERVICE_SERVICES_H_
 #define RCPTGUARD_SERVER_SERVICE_SERVICES_H_
 
+#include "grpcpp/support/message_allocator.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "server/metrics/metrics.h"
@@ -14,6 +15,16 @@
 #include "server/service/validator.h"
 
 namespace rcptguard::service {
+
+// Allocates each Validate's request and response on a protobuf arena.
+// Thread safety: AllocateMessages() may be called from any thread.
+class ArenaMessageAllocator final
+    : public grpc::MessageAllocator<v1::ValidateRequest,
+                                    v1::ValidateResponse> {
+ public:
+  grpc::MessageHolder<v1::ValidateRequest, v1::ValidateResponse>*
+  AllocateMessages() override;
+};
 
 // Served with gRPC's callback API: a call is answered on the thread that
 // read it, with no hand-over to a thread of a synchronous pool.
@@ -25,11 +36,7 @@ class RecipientValidationService final
   explicit RecipientValidationService(const Validator* validator,
                                       metrics::ServerMetrics* metrics = nullptr,
                                       const AccessPolicy* access = nullptr,
-                                      RateLimiter* limiter = nullptr)
-      : validator_(validator),
-        metrics_(metrics),
-        access_(access),
-        limiter_(limiter) {}
+                                      RateLimiter* limiter = nullptr);
 
   grpc::ServerUnaryReactor* Validate(grpc::CallbackServerContext* context,
                                      const v1::ValidateRequest* request,
@@ -49,6 +56,7 @@ class RecipientValidationService final
   metrics::ServerMetrics* const metrics_;
   const AccessPolicy* const access_;
   RateLimiter* const limiter_;
+  ArenaMessageAllocator allocator_;
 };
 
 class AdminService final : public v1::Admin::Service {
