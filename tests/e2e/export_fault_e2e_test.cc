@@ -17,6 +17,7 @@
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "tests/e2e/server_process.h"
+#include "tests/testutil/ad_entries.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard {
@@ -25,20 +26,10 @@ namespace {
 using ::rcptguard::testing::BinaryDir;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::ReadFile;
+using ::rcptguard::testing::BulkAdLdif;
 using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::Subprocess;
 using ::rcptguard::testing::WriteFile;
-
-std::string Ldif(int users, const std::string& prefix) {
-  std::string text = "version: 1\n\n";
-  for (int i = 0; i < users; ++i) {
-    absl::StrAppend(&text, "dn: CN=", prefix, i, ",DC=example,DC=com\n",
-                    "objectClass: user\nuserAccountControl: 512\n",
-                    "proxyAddresses: SMTP:", prefix, i, "@example.com\n",
-                    "proxyAddresses: smtp:", prefix, i, ".alt@example.com\n\n");
-  }
-  return text;
-}
 
 bool HasTempFile(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
@@ -72,8 +63,8 @@ TEST(ExportFaultE2eTest, SigkillDuringExportKeepsTheServedSnapshot) {
                                 &output);
   ASSERT_TRUE(rc.ok() && WEXITSTATUS(*rc) == 0) << output;
 
-  ASSERT_TRUE(WriteFile(dir + "/small.ldif", Ldif(1000, "old")).ok());
-  ASSERT_TRUE(WriteFile(dir + "/big.ldif", Ldif(600000, "new")).ok());
+  ASSERT_TRUE(WriteFile(dir + "/small.ldif", BulkAdLdif(1000, "old")).ok());
+  ASSERT_TRUE(WriteFile(dir + "/big.ldif", BulkAdLdif(600000, "new")).ok());
   const std::vector<std::string> build_small = {
       cli, "snapshot", "build", "--from_ldif", dir + "/small.ldif",
       "--preset", "ad", "--domains", "example.com", "--key", key,

@@ -61,6 +61,7 @@ using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::AdDirectory;
 using ::rcptguard::testing::AdDirectoryOptions;
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::BulkAdLdif;
 using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::Netstring;
@@ -133,19 +134,6 @@ std::vector<std::string> BuildFromLdif(const std::string& ldif,
 
 std::string SampleLdif() {
   return SourceDir() + "/deploy/examples/sample.ldif";
-}
-
-// An AD-style LDIF of `users` mailboxes prefixN@example.com (and an .alt
-// address each): large enough to make a snapshot of a few MB.
-std::string GeneratedLdif(int users, const std::string& prefix) {
-  std::string text = "version: 1\n\n";
-  for (int i = 0; i < users; ++i) {
-    absl::StrAppend(&text, "dn: CN=", prefix, i, ",DC=example,DC=com\n",
-                    "objectClass: user\nuserAccountControl: 512\n",
-                    "proxyAddresses: SMTP:", prefix, i, "@example.com\n",
-                    "proxyAddresses: smtp:", prefix, i, ".alt@example.com\n\n");
-  }
-  return text;
 }
 
 // rcptguardd config serving `snapshot` (built with `key`).
@@ -894,7 +882,7 @@ void ExpectDiskFullKeepsTheServedSnapshot(const std::string& dir) {
   ASSERT_EQ(build.exit_code, 0) << build.output;
   const std::string old_bytes = ReadFile(dir + "/old.rgs");
   ASSERT_FALSE(old_bytes.empty());
-  ASSERT_TRUE(WriteFile(dir + "/big.ldif", GeneratedLdif(100000, "new")).ok());
+  ASSERT_TRUE(WriteFile(dir + "/big.ldif", BulkAdLdif(100000, "new")).ok());
 
   // The watched folder on a tmpfs with room for the old snapshot and
   // 256 KiB more, when this process may mount; a plain folder otherwise.

@@ -273,4 +273,15 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
   return d;
 }
 
+std::string BulkAdLdif(int users, const std::string& prefix) {
+  std::string text = "version: 1\n\n";
+  for (int i = 0; i < users; ++i) {
+    absl::StrAppend(&text, "dn: CN=", prefix, i, ",DC=example,DC=com\n",
+                    "objectClass: user\nuserAccountControl: 512\n",
+                    "proxyAddresses: SMTP:", prefix, i, "@example.com\n",
+                    "proxyAddresses: smtp:", prefix, i, ".alt@example.com\n\n");
+  }
+  return text;
+}
+
 }  // namespace rcptguard::testing
