@@ -395,6 +395,74 @@ std::string Address::ToString() const {
   return s;
 }
 
+bool NormalizeSimpleAddress(std::string_view raw, std::string* out,
+                            size_t* at) {
+  // One pass over the bytes; anything unusual (blanks, brackets, quotes,
+  // source routes, non-ASCII, an "??--" label, any error) is left to
+  // ParseAddress. Every check below is one ParseAddress makes on this form
+  // (tests/unit/address and the address fuzz target compare the two).
+  if (raw.empty() || raw.size() > kMaxAddressOctets + 1) return false;
+  const size_t split = raw.find('@');
+  if (split == 0 || split == std::string_view::npos ||
+      split > kMaxLocalPartOctets) {
+    return false;
+  }
+  std::string_view domain = raw.substr(split + 1);
+  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  if (domain.empty() || domain.size() > kMaxDnsDomainOctets ||
+      split + 1 + domain.size() > kMaxAddressOctets) {
+    return false;
+  }
+  out->resize(split + 1 + domain.size());
+  char* o = out->data();
+  // Local part: dot-atom of ASCII atext.
+  char prev = '.';  // so a leading dot fails
+  for (size_t i = 0; i < split; ++i) {
+    const char c = raw[i];
+    if (c == '.') {
+      if (prev == '.') return false;
+    } else if (Byte(c) >= 0x80 || !IsAsciiAtext(c)) {
+      return false;
+    }
+    o[i] = AsciiLower(c);
+    prev = c;
+  }
+  if (prev == '.') return false;
+  o[split] = '@';
+  // Domain: LDH labels of 1..63 octets, no leading or trailing '-', none
+  // with "--" in third and fourth position (A-labels included: only
+  // libidn2 can check those), at least two, the last not all-numeric.
+  char* d = o + split + 1;
+  size_t label_start = 0;
+  size_t labels = 0;
+  bool numeric = true;
+  for (size_t i = 0; i <= domain.size(); ++i) {
+    if (i == domain.size() || domain[i] == '.') {
+      const size_t len = i - label_start;
+      if (len == 0 || len > 63) return false;
+      if (domain[label_start] == '-' || domain[i - 1] == '-') return false;
+      if (len >= 4 && domain[label_start + 2] == '-' &&
+          domain[label_start + 3] == '-') {
+        return false;
+      }
+      ++labels;
+      if (i < domain.size()) {
+        d[i] = '.';
+        numeric = true;
+        label_start = i + 1;
+      }
+      continue;
+    }
+    const char c = domain[i];
+    if (!IsLdh(c)) return false;
+    numeric = numeric && c >= '0' && c <= '9';
+    d[i] = AsciiLower(c);
+  }
+  if (labels < 2 || numeric) return false;
+  *at = split;
+  return true;
+}
+
 absl::StatusOr<Address> ParseAddress(std::string_view raw) {
   if (raw.size() > kMaxRawInputOctets) {
     return Invalid("input exceeds 1024 octets");

@@ -65,6 +65,15 @@ struct Address {
 // that names what is wrong, e.g. "local part exceeds 64 octets".
 absl::StatusOr<Address> ParseAddress(std::string_view raw);
 
+// The fast path of ParseAddress for the form almost every lookup has:
+// printable ASCII, one '@', a dot-atom local part and an LDH domain with no
+// A-label. When it returns true, *out holds exactly
+// ParseAddress(raw)->ToString() and *at the index of its '@'; it allocates
+// only when *out has to grow. False says nothing about validity: call
+// ParseAddress, which gives the answer or the error.
+bool NormalizeSimpleAddress(std::string_view raw, std::string* out,
+                            size_t* at);
+
 // Normalizes a bare domain name (config entries, LDAP domains, the domain
 // part of an address): trims, lower-cases, drops one trailing dot, converts
 // U-labels to A-labels, and checks LDH label syntax and lengths.

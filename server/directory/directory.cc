@@ -1,6 +1,7 @@
 #include "server/directory/directory.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -79,6 +80,7 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
   int32_t exact[kLookupChunk];     // index into fps, or -1: no probe
   int32_t stripped[kLookupChunk];  // index into fps, or -1: no second form
   std::string scratch;
+  std::string simple;
 
   for (size_t base = 0; base < raw.size(); base += kLookupChunk) {
     const size_t m = std::min(kLookupChunk, raw.size() - base);
@@ -89,32 +91,49 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
       r.domain_index = -1;
       exact[i] = stripped[i] = -1;
 
-      absl::StatusOr<address::Address> parsed =
-          address::ParseAddress(raw[base + i]);
-      if (!parsed.ok()) {
-        r.status = LookupStatus::kMalformed;
-        r.error = std::string(parsed.status().message());
-        continue;
+      // The common form is normalized in place, without allocating; the
+      // rest goes through the full parser.
+      std::string_view local, domain_name;
+      size_t at = 0;
+      std::optional<address::Address> parsed;
+      if (address::NormalizeSimpleAddress(raw[base + i], &simple, &at)) {
+        local = std::string_view(simple).substr(0, at);
+        domain_name = std::string_view(simple).substr(at + 1);
+      } else {
+        absl::StatusOr<address::Address> full =
+            address::ParseAddress(raw[base + i]);
+        if (!full.ok()) {
+          r.status = LookupStatus::kMalformed;
+          r.error = std::string(full.status().message());
+          continue;
+        }
+        parsed = *std::move(full);
+        local = parsed->local;
+        domain_name = parsed->domain;
       }
-      const int32_t d = FindDomain(parsed->domain);
+      const int32_t d = FindDomain(domain_name);
       if (d < 0) {
         r.status = LookupStatus::kNotServed;
         continue;
       }
       r.domain_index = d;
-      if (address::IsPostmaster(parsed->local)) {
+      if (address::IsPostmaster(local)) {
         r.status = LookupStatus::kValid;
         continue;
       }
       r.status = LookupStatus::kUnknown;  // until a probe finds it
       const DomainPolicy& domain = domains_[d];
-      JoinAddress(parsed->local, domain.name, scratch);
+      std::string_view joined = simple;  // already local@domain.name
+      if (parsed.has_value() || domain_name != domain.name) {
+        JoinAddress(local, domain.name, scratch);  // alias or full parse
+        joined = scratch;
+      }
       exact[i] = static_cast<int32_t>(n);
-      fps[n++] = AddressFingerprint(key_, scratch);
+      fps[n++] = AddressFingerprint(key_, joined);
       if (!domain.subaddress_delimiters.empty()) {
-        const std::string_view base_local = address::StripSubaddress(
-            parsed->local, domain.subaddress_delimiters);
-        if (base_local.size() != parsed->local.size()) {
+        const std::string_view base_local =
+            address::StripSubaddress(local, domain.subaddress_delimiters);
+        if (base_local.size() != local.size()) {
           JoinAddress(base_local, domain.name, scratch);
           stripped[i] = static_cast<int32_t>(n);
           fps[n++] = AddressFingerprint(key_, scratch);

@@ -10,6 +10,8 @@
 //     since the limits apply to the local part as received;
 //   - ASCII case in the input never matters;
 //   - the ASCII fast path of NormalizeDomain agrees with libidn2;
+//   - NormalizeSimpleAddress (the fast path) answers only what ParseAddress
+//     answers;
 //   - StripSubaddress returns a non-empty prefix that is valid UTF-8 and
 //     never cuts a quoted local part.
 #include <idn2.h>
@@ -33,6 +35,7 @@ using rcptguard::address::kMaxAddressOctets;
 using rcptguard::address::kMaxDomainOctets;
 using rcptguard::address::kMaxLocalPartOctets;
 using rcptguard::address::NormalizeDomain;
+using rcptguard::address::NormalizeSimpleAddress;
 using rcptguard::address::ParseAddress;
 using rcptguard::address::StripSubaddress;
 
@@ -78,6 +81,12 @@ bool IsNormalizedDomain(std::string_view d) {
 
 void CheckAddress(std::string_view input) {
   absl::StatusOr<Address> a = ParseAddress(input);
+  std::string simple;
+  size_t at = 0;
+  if (NormalizeSimpleAddress(input, &simple, &at)) {
+    Check(a.ok() && simple == a->ToString() && at == a->local.size(),
+          "the fast path disagrees with ParseAddress", input);
+  }
   if (!a.ok()) {
     Check(a.status().code() == absl::StatusCode::kInvalidArgument,
           "error is not InvalidArgument", input);

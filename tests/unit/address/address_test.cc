@@ -508,6 +508,69 @@ TEST(ParseAddressPropertyTest, AllErrorsAreInvalidArgument) {
   }
 }
 
+// NormalizeSimpleAddress is ParseAddress's fast path: whenever it answers,
+// it answers what ParseAddress does.
+void ExpectSimpleAgrees(const std::string& input) {
+  std::string out = "left over";
+  size_t at = 0;
+  if (!NormalizeSimpleAddress(input, &out, &at)) return;
+  absl::StatusOr<Address> slow = ParseAddress(input);
+  ASSERT_TRUE(slow.ok()) << "fast path accepted \"" << input
+                         << "\": " << slow.status();
+  EXPECT_EQ(out, slow->ToString()) << input;
+  EXPECT_EQ(at, slow->local.size()) << input;
+}
+
+TEST(ParseAddressPropertyTest, SimpleFastPathAgreesOnTheTables) {
+  int taken = 0;
+  for (const std::vector<Case>& cases : {ParseCases(), DomainCases()}) {
+    for (const Case& c : cases) {
+      for (const std::string& input :
+           {c.input, "user@" + c.input, c.input + "@example.com"}) {
+        ExpectSimpleAgrees(input);
+        std::string out;
+        size_t at;
+        taken += NormalizeSimpleAddress(input, &out, &at);
+      }
+    }
+  }
+  EXPECT_GT(taken, 20);  // the common forms do take it (41 today)
+}
+
+TEST(ParseAddressPropertyTest, SimpleFastPathAgreesOnRandomAscii) {
+  // Short strings over the bytes that matter to both paths.
+  constexpr std::string_view kBytes = "aZ09.-@_+'\"<> xn--\t[]!#~";
+  uint64_t state = 12345;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(state >> 33);
+  };
+  for (int n = 0; n < 200000; ++n) {
+    std::string input;
+    const size_t len = 1 + next() % 24;
+    for (size_t i = 0; i < len; ++i) input.push_back(kBytes[next() % kBytes.size()]);
+    ExpectSimpleAgrees(input);
+    ExpectSimpleAgrees("u" + input + ".com");
+  }
+  // Lengths at the limits.
+  for (size_t local : {63, 64, 65}) {
+    for (size_t label : {62, 63, 64}) {
+      std::string domain = std::string(label, 'd') + "." +
+                           std::string(label, 'e') + "." +
+                           std::string(label, 'f') + ".com";
+      ExpectSimpleAgrees(std::string(local, 'l') + "@" + domain);
+      ExpectSimpleAgrees(std::string(local, 'l') + "@" + domain + ".");
+    }
+  }
+  std::string out;
+  size_t at;
+  EXPECT_TRUE(NormalizeSimpleAddress("John.Doe@Example.COM.", &out, &at));
+  EXPECT_EQ(out, "john.doe@example.com");
+  EXPECT_EQ(at, 8u);
+  EXPECT_FALSE(NormalizeSimpleAddress("a@xn--bcher-kva.example", &out, &at));
+  EXPECT_FALSE(NormalizeSimpleAddress("<a@example.com>", &out, &at));
+}
+
 TEST(ParseAddressPropertyTest, NfcAndNfdAgree) {
   const char* kNfc[] = {"ünïcödé",  "josé", "ñandú", "ångström",
                         "ελληνικά", "Ǖ",    "ḱ",     "Ω"};
