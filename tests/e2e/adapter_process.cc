@@ -7,7 +7,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -22,30 +21,30 @@ namespace rcptguard::testing {
 AdapterProcess::~AdapterProcess() {
   process_.Signal(SIGKILL);
   process_.Wait(absl::Seconds(10));
-  if (!dir_.empty()) {
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
+  RemoveTestDir(dir_);
 }
 
 void AdapterProcess::Start(const std::string& server_target,
                            const std::string& failure_policy,
-                           const std::string& edge_id) {
+                           const std::string& edge_id,
+                           const std::vector<std::string>& extra_args) {
   dir_ = MakeTempDir("rg-adapter");
   ASSERT_FALSE(dir_.empty());
   const std::string port_file = dir_ + "/ports";
   log_ = dir_ + "/adapter.log";
-  ASSERT_TRUE(process_
-                  .Start({BinaryDir() + "/clients/postfix/rcptguard-postfix",
-                          "--server=" + server_target,
-                          "--policy_listen=inet:127.0.0.1:0",
-                          "--socketmap_listen=inet:127.0.0.1:0",
-                          "--metrics_listen=127.0.0.1:0",
-                          "--failure_policy=" + failure_policy,
-                          "--deadline=300ms", "--edge_id=" + edge_id,
-                          "--drain_timeout=2s", "--port_file=" + port_file},
-                         log_, log_)
-                  .ok());
+  std::vector<std::string> argv = {
+      BinaryDir() + "/clients/postfix/rcptguard-postfix",
+      "--server=" + server_target,
+      "--policy_listen=inet:127.0.0.1:0",
+      "--socketmap_listen=inet:127.0.0.1:0",
+      "--metrics_listen=127.0.0.1:0",
+      "--failure_policy=" + failure_policy,
+      "--deadline=300ms",
+      "--edge_id=" + edge_id,
+      "--drain_timeout=2s",
+      "--port_file=" + port_file};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  ASSERT_TRUE(process_.Start(argv, log_, log_).ok());
   ASSERT_TRUE(WaitForFile(port_file, absl::Seconds(20))) << log();
   for (absl::string_view line :
        absl::StrSplit(ReadFile(port_file), '\n', absl::SkipEmpty())) {

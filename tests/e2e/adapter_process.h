@@ -8,6 +8,7 @@
 #define RCPTGUARD_TESTS_E2E_ADAPTER_PROCESS_H_
 
 #include <string>
+#include <vector>
 
 #include "tests/testutil/subprocess.h"
 
@@ -22,11 +23,12 @@ class AdapterProcess {
   ~AdapterProcess();
 
   // Starts the adapter against `server_target` with both protocols and
-  // metrics on free ports, a 300 ms deadline and a 2 s drain. Use with
-  // ASSERT_NO_FATAL_FAILURE.
+  // metrics on free ports, a 300 ms deadline and a 2 s drain, plus
+  // `extra_args` (e.g. TLS flags). Use with ASSERT_NO_FATAL_FAILURE.
   void Start(const std::string& server_target,
              const std::string& failure_policy = "fail_open",
-             const std::string& edge_id = "e2e");
+             const std::string& edge_id = "e2e",
+             const std::vector<std::string>& extra_args = {});
 
   int policy_port() const { return policy_port_; }
   int socketmap_port() const { return socketmap_port_; }

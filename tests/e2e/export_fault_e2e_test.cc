@@ -53,7 +53,8 @@ std::string ServedVersion(ServerProcess& server) {
 }
 
 TEST(ExportFaultE2eTest, SigkillDuringExportKeepsTheServedSnapshot) {
-  const std::string dir = MakeTempDir("rg-export-fault");
+  const testing::ScopedTempDir scoped("rg-export-fault");
+  const std::string& dir = scoped.path();
   const std::string cli = BinaryDir() + "/clients/rcptguard";
   const std::string key = dir + "/key";
   const std::string out = dir + "/snapshots/directory.rgs";

@@ -1,5 +1,7 @@
 #include "tests/e2e/server_process.h"
 
+#include <signal.h>
+
 #include <atomic>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +13,13 @@
 namespace rcptguard::testing {
 
 using ::grpc::health::v1::HealthCheckResponse;
+
+ServerProcess::~ServerProcess() {
+  channel_.reset();
+  process_.Signal(SIGKILL);
+  process_.Wait(absl::Seconds(10));
+  RemoveTestDir(dir_);
+}
 
 void ServerProcess::Start(const std::string& config_text,
                           const std::vector<std::string>& extra_args) {

@@ -20,6 +20,13 @@ namespace rcptguard::testing {
 
 class ServerProcess {
  public:
+  ServerProcess() = default;
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+  // Kills the server if still running and removes its folder (config, log,
+  // port files; kept with RG_KEEP_TEST_DIRS).
+  ~ServerProcess();
+
   // Starts rcptguardd with `config_text` (plus `extra_args`); returns once
   // the port is known. Use with ASSERT_NO_FATAL_FAILURE. A config that
   // sets neither tls nor insecure_plaintext gets insecure_plaintext: true

@@ -18,6 +18,7 @@
 #include "grpcpp/security/credentials.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
+#include "tests/e2e/adapter_process.h"
 #include "tests/e2e/server_process.h"
 #include "tests/testutil/http.h"
 #include "tests/testutil/slapd.h"
@@ -26,9 +27,13 @@
 namespace rcptguard {
 namespace {
 
+using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::BinaryDir;
 using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
+using ::rcptguard::testing::Netstring;
+using ::rcptguard::testing::PolicyRequest;
+using ::rcptguard::testing::RawConnection;
 using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::RunCommand;
 using ::rcptguard::testing::ServerProcess;
@@ -281,6 +286,41 @@ TEST_F(TlsE2eTest, HealthPortAndCliWithClientCertificates) {
       &output);
   EXPECT_EQ(WEXITSTATUS(*rc), 0) << output;
   EXPECT_THAT(output, HasSubstr("SERVING"));
+}
+
+TEST_F(TlsE2eTest, PostfixAdapterPresentsItsCertificate) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::vector<std::string> tls = {
+      "--tls", "--tls_ca=" + *pki_ + "/ca.crt",
+      "--tls_cert=" + *pki_ + "/edge1.crt",
+      "--tls_key=" + *pki_ + "/edge1.key",
+      "--tls_server_name=" + std::string(kServerName)};
+  AdapterProcess adapter;
+  ASSERT_NO_FATAL_FAILURE(
+      adapter.Start(server_.target(), "tempfail", "postfix-edge", tls));
+  RawConnection policy(adapter.policy_port());
+  ASSERT_TRUE(policy.connected());
+  ASSERT_TRUE(policy.Send(PolicyRequest("192.0.2.7", "alice@example.com")));
+  EXPECT_EQ(policy.ReadUntil("\n\n"), "action=DUNNO\n\n") << adapter.log();
+  ASSERT_TRUE(policy.Send(PolicyRequest("192.0.2.7", "nobody@example.com")));
+  EXPECT_EQ(policy.ReadUntil("\n\n"), "action=550 5.1.1 User unknown\n\n");
+  RawConnection socketmap(adapter.socketmap_port());
+  ASSERT_TRUE(socketmap.Send(Netstring("rcpt alice@example.com")));
+  EXPECT_EQ(socketmap.ReadUntil(","), Netstring("OK valid"));
+  // The server counted the certificate's identity, not --edge_id.
+  EXPECT_THAT(HttpGet(server_.metrics_port(), "/metrics"),
+              HasSubstr("edge_id=\"edge1.example.net\""));
+
+  // Without a client certificate the adapter gets no answer and applies
+  // its failure policy (tempfail).
+  AdapterProcess anonymous;
+  ASSERT_NO_FATAL_FAILURE(anonymous.Start(
+      server_.target(), "tempfail", "postfix-edge",
+      {"--tls", "--tls_ca=" + *pki_ + "/ca.crt",
+       "--tls_server_name=" + std::string(kServerName)}));
+  RawConnection refused(anonymous.policy_port());
+  ASSERT_TRUE(refused.Send(PolicyRequest("192.0.2.7", "alice@example.com")));
+  EXPECT_THAT(refused.ReadUntil("\n\n"), HasSubstr("action=451 4.3.0"));
 }
 
 TEST_F(TlsE2eTest, RecipientBudgetPerIdentity) {

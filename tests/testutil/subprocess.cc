@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -137,6 +138,12 @@ absl::Status WriteFile(const std::string& path, const std::string& content) {
   out.close();
   if (!out) return absl::InternalError(absl::StrCat("cannot write ", path));
   return absl::OkStatus();
+}
+
+void RemoveTestDir(const std::string& dir) {
+  if (dir.empty() || std::getenv("RG_KEEP_TEST_DIRS") != nullptr) return;
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
 }
 
 std::string MakeTempDir(const std::string& prefix) {

@@ -60,6 +60,23 @@ std::string ReadFile(const std::string& path);
 absl::Status WriteFile(const std::string& path, const std::string& content);
 // A fresh temporary directory under $TMPDIR (or /tmp).
 std::string MakeTempDir(const std::string& prefix);
+// Removes a directory tree, ignoring errors; kept when RG_KEEP_TEST_DIRS is
+// set (to read logs after a failure).
+void RemoveTestDir(const std::string& dir);
+
+// A MakeTempDir() folder removed (RemoveTestDir) when the object goes.
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(const std::string& prefix)
+      : path_(MakeTempDir(prefix)) {}
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  ~ScopedTempDir() { RemoveTestDir(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 // Waits until `path` exists and is non-empty, up to `timeout`.
 bool WaitForFile(const std::string& path, absl::Duration timeout);
 // Repo source and build roots (RG_SOURCE_DIR / RG_BINARY_DIR set by ctest).
