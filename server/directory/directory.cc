@@ -81,6 +81,8 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
   int32_t stripped[kLookupChunk];  // index into fps, or -1: no second form
   std::string scratch;
   std::string simple;
+  std::string last_domain;
+  int32_t last_d = -1;  // FindDomain(last_domain); "" is never a domain
 
   for (size_t base = 0; base < raw.size(); base += kLookupChunk) {
     const size_t m = std::min(kLookupChunk, raw.size() - base);
@@ -111,7 +113,12 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
         local = parsed->local;
         domain_name = parsed->domain;
       }
-      const int32_t d = FindDomain(domain_name);
+      // Recipients of one request mostly share a domain: remember the last.
+      if (domain_name != last_domain) {
+        last_domain.assign(domain_name);
+        last_d = FindDomain(domain_name);
+      }
+      const int32_t d = last_d;
       if (d < 0) {
         r.status = LookupStatus::kNotServed;
         continue;
