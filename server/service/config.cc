@@ -111,13 +111,17 @@ absl::Status FieldError(std::string_view field, std::string_view reason) {
 }
 
 absl::Status CheckDuration(std::string_view field, const std::string& value,
-                           absl::Duration min) {
+                           absl::Duration min = absl::ZeroDuration()) {
   absl::Duration d;
   if (!absl::ParseDuration(value, &d) || d < min) {
-    return FieldError(field,
-                      absl::StrCat("invalid duration \"", value,
-                                   "\" (use e.g. \"10s\", \"5m\"; at least ",
-                                   absl::FormatDuration(min), ")"));
+    return FieldError(
+        field, absl::StrCat("invalid duration \"", value,
+                            "\" (use e.g. \"2s\", \"24h\"",
+                            min > absl::ZeroDuration()
+                                ? absl::StrCat("; at least ",
+                                               absl::FormatDuration(min))
+                                : "",
+                            ")"));
   }
   return absl::OkStatus();
 }
@@ -175,6 +179,12 @@ absl::Status ValidateTransport(const v1::ServerConfig& config) {
 }
 
 }  // namespace
+
+absl::Duration ConfigDuration(const std::string& text,
+                              absl::Duration fallback) {
+  absl::Duration d;
+  return !text.empty() && absl::ParseDuration(text, &d) ? d : fallback;
+}
 
 bool IsLoopbackListenAddress(std::string_view address) {
   std::string_view host = address;
@@ -250,16 +260,9 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
       !(dir.max_shrink() >= 0.0 && dir.max_shrink() <= 1.0)) {
     return FieldError("directory.max_shrink", "must be between 0 and 1");
   }
-  for (const auto& [field, value] :
-       {std::pair<const char*, const std::string*>{"directory.watch_interval",
-                                                   &dir.watch_interval()},
-        {"directory.stale_after", &dir.stale_after()}}) {
-    absl::Duration d;
-    if (!absl::ParseDuration(*value, &d) || d < absl::ZeroDuration()) {
-      return FieldError(field, absl::StrCat("invalid duration \"", *value,
-                                            "\" (use e.g. \"2s\", \"24h\")"));
-    }
-  }
+  RG_RETURN_IF_ERROR(
+      CheckDuration("directory.watch_interval", dir.watch_interval()));
+  RG_RETURN_IF_ERROR(CheckDuration("directory.stale_after", dir.stale_after()));
   const bool custom = dir.has_mapping();
   if (dir.snapshot_file().empty() && !custom && dir.preset() != "ad" &&
       dir.preset() != "openldap") {

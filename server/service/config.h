@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "rcptguard/v1/config.pb.h"
 
 namespace rcptguard::service {
@@ -44,6 +45,12 @@ absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path);
 
 // Validates an already defaulted config. Exposed for tests.
 absl::Status ValidateConfig(const v1::ServerConfig& config);
+
+// The value of a duration field that ValidateConfig has checked (e.g.
+// "10s"); `fallback` when it is empty or, for a config that was never
+// validated, does not parse.
+absl::Duration ConfigDuration(const std::string& text,
+                              absl::Duration fallback = absl::ZeroDuration());
 
 }  // namespace rcptguard::service
 

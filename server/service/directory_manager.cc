@@ -14,6 +14,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "server/common/log.h"
 #include "server/common/strings.h"
+#include "server/service/config.h"
 
 namespace rcptguard::service {
 namespace {
@@ -59,10 +60,6 @@ std::string_view KindName(ReloadResult::Kind kind) {
   return "failed";
 }
 
-absl::Duration ParseOr(const std::string& text, absl::Duration fallback) {
-  absl::Duration d;
-  return absl::ParseDuration(text, &d) ? d : fallback;
-}
 
 // Identity of a file's current content as far as stat() can tell.
 std::optional<DirectoryManager::FileStamp> Stamp(const std::string& path) {
@@ -79,8 +76,10 @@ DirectoryManager::DirectoryManager(v1::ServerConfig config,
     : config_(std::move(config)),
       key_(key),
       started_at_(absl::Now()),
-      watch_interval_(
-          ParseOr(config_.directory().watch_interval(), absl::Seconds(2))) {}
+      watch_interval_(ConfigDuration(config_.directory().watch_interval(),
+                                     absl::Seconds(2))),
+      stale_after_(
+          ConfigDuration(config_.directory().stale_after(), absl::Hours(24))) {}
 
 DirectoryManager::~DirectoryManager() { StopMaintenance(); }
 
@@ -316,9 +315,8 @@ void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
   response->set_total_addresses(dir->address_count());
   const absl::Duration age = absl::Now() - dir->info().built_at;
   response->set_directory_age_seconds(absl::ToDoubleSeconds(age));
-  const absl::Duration stale_after =
-      ParseOr(config_.directory().stale_after(), absl::Hours(24));
-  response->set_stale(stale_after > absl::ZeroDuration() && age > stale_after);
+  response->set_stale(stale_after_ > absl::ZeroDuration() &&
+                      age > stale_after_);
   for (size_t i = 0; i < dir->domains().size(); ++i) {
     const directory::DomainPolicy& p = dir->domains()[i];
     v1::DomainStatus* d = response->add_domains();

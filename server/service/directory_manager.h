@@ -101,6 +101,7 @@ class DirectoryManager {
   const directory::SipKey key_;
   const absl::Time started_at_;
   const absl::Duration watch_interval_;
+  const absl::Duration stale_after_;
   std::function<void()> on_loaded_;  // set before StartMaintenance()
   ReloadObserver observer_;          // set before StartMaintenance()
 

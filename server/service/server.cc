@@ -18,6 +18,7 @@
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
+#include "server/service/config.h"
 #include "server/service/directory_loader.h"
 #include "server/service/harvest_config.h"
 
@@ -150,16 +151,11 @@ absl::Status CheckReadablePem(std::string_view field, const std::string& path) {
   return absl::OkStatus();
 }
 
-absl::Duration ParsedDuration(const std::string& text) {
-  absl::Duration d;
-  return absl::ParseDuration(text, &d) ? d : absl::ZeroDuration();
-}
-
 // Mutual TLS whose files are re-read when they change.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
     const v1::Tls& tls) {
   const unsigned refresh = static_cast<unsigned>(std::max<int64_t>(
-      1, absl::ToInt64Seconds(ParsedDuration(tls.reload_interval()))));
+      1, absl::ToInt64Seconds(ConfigDuration(tls.reload_interval()))));
   auto provider =
       std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
           tls.key_file(), tls.cert_file(), tls.client_ca_file(), refresh);
@@ -216,11 +212,11 @@ absl::Status Server::Start() {
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(absl::ToInt64Milliseconds(
-          ParsedDuration(limits.idle_timeout()))));
+          ConfigDuration(limits.idle_timeout()))));
   builder.AddChannelArgument(
       GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
       static_cast<int>(absl::ToInt64Milliseconds(
-          ParsedDuration(limits.handshake_timeout()))));
+          ConfigDuration(limits.handshake_timeout()))));
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
   builder.SetMaxSendMessageSize(
       static_cast<int>(std::max<uint32_t>(limits.max_message_bytes(), 4u << 20)));

@@ -7,6 +7,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "server/service/config.h"
 
 namespace rcptguard::service {
 namespace {
@@ -37,12 +38,7 @@ Validator::Validator(const v1::ServerConfig& config,
       metrics_(metrics),
       max_recipients_(config.limits().max_recipients_per_request()),
       max_address_length_(config.limits().max_address_length()),
-      stale_after_([&config] {
-        absl::Duration d;
-        return absl::ParseDuration(config.directory().stale_after(), &d)
-                   ? d
-                   : absl::ZeroDuration();
-      }()),
+      stale_after_(ConfigDuration(config.directory().stale_after())),
       default_replies_(config.replies()) {}
 
 absl::Status Validator::Validate(const v1::ValidateRequest& request,
