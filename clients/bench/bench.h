@@ -156,12 +156,8 @@ absl::StatusOr<double> ProcessCpuSeconds(pid_t pid);
 // This process's user + system CPU seconds (getrusage).
 double SelfCpuSeconds();
 
-// Whether `host` (no port, brackets allowed) is a loopback name or address:
-// 127.0.0.0/8, ::1, localhost.
-bool IsLoopbackHost(std::string host);
-// The host part of a gRPC target ("127.0.0.1:50051", "ipv4:...",
-// "[::1]:50051", "dns:///localhost:50051"); "" for unix: targets.
-std::string GrpcTargetHost(const std::string& target);
+// Whether a gRPC target stays on this machine (unix: sockets, or one
+// loopback host: IsLoopbackHost(GrpcTargetHost(target)), server/common/net.h).
 bool IsLocalGrpcTarget(const std::string& target);
 // ldap://host:port/ or ldapi://: whether it stays on this machine.
 bool IsLocalLdapUri(const std::string& uri);

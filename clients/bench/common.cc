@@ -1,6 +1,5 @@
 // Workload, report formatting, /proc reading and target checks for
 // rcptguard-bench (bench.h).
-#include <arpa/inet.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -16,6 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "clients/bench/bench.h"
+#include "server/common/net.h"
 
 namespace rcptguard::bench {
 
@@ -317,38 +317,6 @@ double SelfCpuSeconds() {
     return static_cast<double>(tv.tv_sec) + tv.tv_usec / 1e6;
   };
   return secs(u.ru_utime) + secs(u.ru_stime);
-}
-
-bool IsLoopbackHost(std::string host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  host = absl::AsciiStrToLower(host);
-  if (host == "localhost" || host == "ip6-localhost") return true;
-  in_addr v4{};
-  if (::inet_pton(AF_INET, host.c_str(), &v4) == 1)
-    return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  if (::inet_pton(AF_INET6, host.c_str(), &v6) == 1)
-    return IN6_IS_ADDR_LOOPBACK(&v6);
-  return false;
-}
-
-std::string GrpcTargetHost(const std::string& target) {
-  std::string t = target;
-  if (absl::StartsWith(t, "unix:") || absl::StartsWith(t, "unix-abstract:"))
-    return "";
-  for (const char* scheme : {"dns:///", "dns:", "ipv4:", "ipv6:"}) {
-    if (absl::StartsWith(t, scheme)) {
-      t = t.substr(std::string(scheme).size());
-      break;
-    }
-  }
-  if (!t.empty() && t.front() == '[') {
-    const size_t close = t.find(']');
-    return close == std::string::npos ? t : t.substr(0, close + 1);
-  }
-  const size_t colon = t.rfind(':');
-  return colon == std::string::npos ? t : t.substr(0, colon);
 }
 
 bool IsLocalGrpcTarget(const std::string& target) {

@@ -1,8 +1,5 @@
 #include "server/service/config.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -14,6 +11,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/address/address.h"
+#include "server/common/net.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
 #include "server/service/harvest_config.h"
@@ -187,21 +185,7 @@ absl::Duration ConfigDuration(const std::string& text,
 }
 
 bool IsLoopbackListenAddress(std::string_view address) {
-  std::string_view host = address;
-  if (!host.empty() && host.front() == '[') {
-    const size_t close = host.find(']');
-    if (close == std::string_view::npos) return false;
-    host = host.substr(1, close - 1);
-  } else if (const size_t colon = host.rfind(':');
-             colon != std::string_view::npos) {
-    host = host.substr(0, colon);
-  }
-  if (host == "localhost" || host == "::1") return true;
-  if (host.rfind("ipv4:", 0) == 0) host.remove_prefix(5);
-  in_addr v4;
-  const std::string h(host);
-  return inet_pton(AF_INET, h.c_str(), &v4) == 1 &&
-         (ntohl(v4.s_addr) >> 24) == 127;
+  return IsLoopbackHost(GrpcTargetHost(address));
 }
 
 absl::Status ValidateConfig(const v1::ServerConfig& config) {

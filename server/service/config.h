@@ -30,8 +30,8 @@ inline constexpr uint32_t kDefaultDrainTimeoutMs = 10000;
 inline constexpr double kDefaultMaxShrink = 0.10;
 inline constexpr uint32_t kDefaultRateBurstSeconds = 2;
 
-// True for 127.0.0.0/8, ::1 and "localhost" listen addresses (host:port,
-// [v6]:port).
+// True for listen addresses (host:port, [v6]:port, ipv4:host:port) on a
+// loopback host (server/common/net.h): 127.0.0.0/8, ::1, localhost.
 bool IsLoopbackListenAddress(std::string_view address);
 
 // Parses text-format `text` (named `source_name` in errors), applies
