@@ -29,10 +29,10 @@
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
 #include "clients/postfix/adapter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/registry.h"
 #include "server/common/log.h"
 #include "server/common/strings.h"
+#include "server/metrics/metrics.h"
 
 ABSL_FLAG(std::string, config, "",
           "Optional file of `flag_name = value` lines (# comments); command "
@@ -187,6 +187,7 @@ int main(int argc, char** argv) {
 
   namespace client = rcptguard::client;
   namespace postfix = rcptguard::postfix;
+  namespace metrics = rcptguard::metrics;
   client::ClientOptions copts;
   copts.target = absl::GetFlag(FLAGS_server);
   copts.deadline = absl::GetFlag(FLAGS_deadline);
@@ -248,21 +249,16 @@ int main(int argc, char** argv) {
   if (!rg.ok()) return Fail("client", rg.status());
 
   auto registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  int metrics_port = 0;
+  std::unique_ptr<metrics::MetricsServer> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
-      exposer->RegisterCollectable(registry);
-      const std::vector<int> ports = exposer->GetListeningPorts();
-      if (!ports.empty()) metrics_port = ports.front();
-    } catch (const std::exception& e) {
-      return Fail("metrics_listen",
-                  absl::UnavailableError(absl::StrCat(metrics_listen, ": ",
-                                                      e.what())));
-    }
+    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
+        metrics::StartMetricsServer(metrics_listen, registry);
+    if (!started.ok()) return Fail("metrics_listen", started.status());
+    metrics_server = *std::move(started);
   }
+  const int metrics_port =
+      metrics_server != nullptr ? metrics_server->port() : 0;
 
   absl::StatusOr<std::unique_ptr<postfix::Adapter>> adapter =
       postfix::Adapter::Create(aopts, rg->get(), registry);
