@@ -1,8 +1,6 @@
 #include "clients/cpp/client.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,6 +17,7 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
+#include "server/common/pem.h"
 #include "server/common/strings.h"
 
 namespace rcptguard::client {
@@ -28,23 +27,6 @@ absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
                       ToAbsl(s.error_message()));
-}
-
-absl::StatusOr<std::string> ReadPem(const std::string& path,
-                                    std::string_view what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(ToAbsl(what), ": cannot read \"", path, "\""));
-  }
-  std::ostringstream out;
-  out << in.rdbuf();
-  std::string text = out.str();
-  if (text.find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(ToAbsl(what), ": \"", path, "\" holds no PEM block"));
-  }
-  return text;
 }
 
 // Identical contexts (and dry_run) share a batch. SmtpContext has no map
@@ -508,16 +490,17 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   if (options.tls.enabled) {
     grpc::SslCredentialsOptions ssl;
     if (!options.tls.ca_file.empty()) {
-      absl::StatusOr<std::string> ca = ReadPem(options.tls.ca_file, "ca_file");
+      absl::StatusOr<std::string> ca =
+          ReadPemFile("ca_file", options.tls.ca_file);
       if (!ca.ok()) return ca.status();
       ssl.pem_root_certs = *std::move(ca);
     }
     if (!options.tls.cert_file.empty()) {
       absl::StatusOr<std::string> cert =
-          ReadPem(options.tls.cert_file, "cert_file");
+          ReadPemFile("cert_file", options.tls.cert_file);
       if (!cert.ok()) return cert.status();
       absl::StatusOr<std::string> key =
-          ReadPem(options.tls.key_file, "key_file");
+          ReadPemFile("key_file", options.tls.key_file);
       if (!key.ok()) return key.status();
       ssl.pem_cert_chain = *std::move(cert);
       ssl.pem_private_key = *std::move(key);

@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +14,7 @@
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
 #include "server/common/log.h"
+#include "server/common/pem.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
 #include "server/service/config.h"
@@ -136,21 +135,6 @@ Server::~Server() {
 
 namespace {
 
-absl::Status CheckReadablePem(std::string_view field, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat(ToAbsl(field), ": cannot read \"", path, "\""));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().find("-----BEGIN ") == std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(ToAbsl(field), ": \"", path, "\" holds no PEM block"));
-  }
-  return absl::OkStatus();
-}
-
 // Mutual TLS whose files are re-read when they change.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
     const v1::Tls& tls) {
@@ -186,10 +170,12 @@ absl::Status Server::Start() {
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (config_.has_tls()) {
     const v1::Tls& tls = config_.tls();
-    RG_RETURN_IF_ERROR(CheckReadablePem("tls.cert_file", tls.cert_file()));
-    RG_RETURN_IF_ERROR(CheckReadablePem("tls.key_file", tls.key_file()));
+    // The certificate provider would only log unreadable files and refuse
+    // every handshake: name them now and do not start.
+    RG_RETURN_IF_ERROR(ReadPemFile("tls.cert_file", tls.cert_file()).status());
+    RG_RETURN_IF_ERROR(ReadPemFile("tls.key_file", tls.key_file()).status());
     RG_RETURN_IF_ERROR(
-        CheckReadablePem("tls.client_ca_file", tls.client_ca_file()));
+        ReadPemFile("tls.client_ca_file", tls.client_ca_file()).status());
     credentials = MutualTlsCredentials(tls);
     LogInfo("tls", {{"mode", "mutual"},
                     {"cert_file", tls.cert_file()},

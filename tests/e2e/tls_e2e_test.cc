@@ -384,6 +384,38 @@ TEST_F(TlsE2eTest, RotatingTheClientCaDropsNoCall) {
   EXPECT_TRUE(Validate(Channel("edge1"), 1).ok());
 }
 
+TEST(TlsConfigE2eTest, UnreadableOrNonPemTlsFilesStopTheStart) {
+  const std::string dir = MakeTempDir("rg-tls-files");
+  ASSERT_TRUE(WriteFile(dir + "/not-pem.crt", "just text\n").ok());
+  for (const auto& [cert, error] :
+       {std::pair<std::string, std::string>{
+            dir + "/missing.crt",
+            "tls.cert_file: cannot read \"" + dir + "/missing.crt\""},
+        {dir + "/not-pem.crt",
+         "tls.cert_file: \"" + dir + "/not-pem.crt\" holds no PEM block"}}) {
+    ASSERT_TRUE(
+        WriteFile(dir + "/c.textproto",
+                  absl::StrCat(R"(listen_address: "127.0.0.1:0"
+domains { name: "example.com" }
+directory { ldif_files: ")",
+                               SourceDir(),
+                               R"(/deploy/examples/sample.ldif" preset: "ad" }
+tls { cert_file: ")",
+                               cert, R"(" key_file: ")", dir,
+                               R"(/k.key" client_ca_file: ")", dir,
+                               R"(/ca.crt" })"))
+            .ok());
+    std::string output;
+    absl::StatusOr<int> rc = RunCommand(
+        {BinaryDir() + "/server/rcptguardd", "--config=" + dir + "/c.textproto",
+         "--metrics_listen=127.0.0.1:0"},
+        &output);
+    ASSERT_TRUE(rc.ok());
+    EXPECT_EQ(WEXITSTATUS(*rc), 2) << output;
+    EXPECT_THAT(output, HasSubstr("cannot start: " + error)) << output;
+  }
+}
+
 TEST(TlsConfigE2eTest, PlaintextBeyondLoopbackIsRefusedAtStart) {
   const std::string dir = MakeTempDir("rg-plain");
   ASSERT_TRUE(WriteFile(dir + "/c.textproto",
