@@ -1,6 +1,7 @@
 #include "server/service/services.h"
 
 #include <atomic>
+#include <optional>
 
 #include "google/protobuf/arena.h"
 
@@ -110,25 +111,27 @@ RecipientValidationService::RecipientValidationService(
   SetMessageAllocatorFor_Validate(&allocator_);
 }
 
-absl::StatusOr<std::string> RecipientValidationService::Admit(
-    const grpc::ServerContextBase& context, int recipients) const {
-  std::string identity;
-  if (access_ != nullptr) {
-    absl::StatusOr<std::string> who =
-        access_->Authorize(context, Role::kValidate);
-    if (!who.ok()) return Refuse(metrics_, context, who.status());
-    identity = *std::move(who);
+absl::StatusOr<std::string> RecipientValidationService::Identify(
+    const grpc::ServerContextBase& context) const {
+  if (access_ == nullptr) return std::string();
+  absl::StatusOr<std::string> who = access_->Authorize(context, Role::kValidate);
+  if (!who.ok()) return Refuse(metrics_, context, who.status());
+  return who;
+}
+
+absl::Status RecipientValidationService::Charge(
+    const grpc::ServerContextBase& context, const std::string& identity,
+    int recipients) const {
+  if (limiter_ == nullptr ||
+      limiter_->Admit(identity, static_cast<uint32_t>(recipients))) {
+    return absl::OkStatus();
   }
-  if (limiter_ != nullptr &&
-      !limiter_->Admit(identity, static_cast<uint32_t>(recipients))) {
-    return Refuse(
-        metrics_, context,
-        absl::ResourceExhaustedError(absl::StrCat(
-            "identity \"", identity,
-            "\" is over its recipient budget "
-            "(limits.recipients_per_second_per_identity); slow down")));
-  }
-  return identity;
+  return Refuse(metrics_, context,
+                absl::ResourceExhaustedError(absl::StrCat(
+                    "identity \"", identity,
+                    "\" is over its recipient budget "
+                    "(limits.recipients_per_second_per_identity); slow "
+                    "down")));
 }
 
 grpc::ServerUnaryReactor* RecipientValidationService::Validate(
@@ -137,11 +140,11 @@ grpc::ServerUnaryReactor* RecipientValidationService::Validate(
   // Runs on gRPC's callback thread: the lookup and the harvest update take
   // microseconds and never block on I/O.
   CallTimer timer(metrics_, metrics::Method::kValidate);
-  absl::StatusOr<std::string> identity =
-      Admit(*context, request->recipients_size());
-  const absl::Status status =
-      identity.ok() ? validator_->Validate(*request, response, *identity)
-                    : identity.status();
+  absl::StatusOr<std::string> identity = Identify(*context);
+  absl::Status status = identity.ok() ? Charge(*context, *identity,
+                                               request->recipients_size())
+                                      : identity.status();
+  if (status.ok()) status = validator_->Validate(*request, response, *identity);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(timer.Done(ToGrpcStatus(status)));
   return reactor;
@@ -167,12 +170,17 @@ class RecipientValidationService::StreamReactor final
     // Each message is recorded as one ValidateStream request.
     CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
     response_.Clear();
-    absl::StatusOr<std::string> identity =
-        service_->Admit(*context_, request_.recipients_size());
-    const absl::Status status =
-        identity.ok()
-            ? service_->validator_->Validate(request_, &response_, *identity)
-            : identity.status();
+    // The peer's certificate cannot change within a stream: authorize at
+    // the first message only; charge the budget for every message.
+    if (!identity_.has_value()) identity_ = service_->Identify(*context_);
+    absl::Status status =
+        identity_->ok() ? service_->Charge(*context_, **identity_,
+                                           request_.recipients_size())
+                        : identity_->status();
+    if (status.ok()) {
+      status =
+          service_->validator_->Validate(request_, &response_, **identity_);
+    }
     timer.Done(ToGrpcStatus(status));
     if (!status.ok()) {
       // A bad message ends the stream with its error: the edge learns
@@ -198,6 +206,8 @@ class RecipientValidationService::StreamReactor final
  private:
   const RecipientValidationService* const service_;
   grpc::CallbackServerContext* const context_;
+  // The caller's identity or its refusal, from the first message on.
+  std::optional<absl::StatusOr<std::string>> identity_;
   v1::ValidateRequest request_;
   v1::ValidateResponse response_;
 };

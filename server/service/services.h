@@ -47,10 +47,14 @@ class RecipientValidationService final
  private:
   class StreamReactor;
 
-  // The caller's identity if it may validate `recipients` more recipients
-  // now; otherwise the refusal (counted).
-  absl::StatusOr<std::string> Admit(const grpc::ServerContextBase& context,
-                                    int recipients) const;
+  // The caller's identity if it may validate; otherwise the refusal
+  // (counted and logged).
+  absl::StatusOr<std::string> Identify(
+      const grpc::ServerContextBase& context) const;
+  // OK when `identity` may ask about `recipients` more recipients now
+  // (its budget); otherwise RESOURCE_EXHAUSTED (counted and logged).
+  absl::Status Charge(const grpc::ServerContextBase& context,
+                      const std::string& identity, int recipients) const;
 
   const Validator* const validator_;
   metrics::ServerMetrics* const metrics_;

@@ -344,6 +344,46 @@ TEST_F(TlsE2eTest, RecipientBudgetPerIdentity) {
                         "\"rate_limited\"} 1"));
 }
 
+// A stream is authorized once, at its first message, and every message is
+// charged to the identity's budget.
+TEST_F(TlsE2eTest, StreamsAreAuthorizedAndCharged) {
+  ASSERT_NO_FATAL_FAILURE(StartServer(
+      "limits { recipients_per_second_per_identity: 50 "
+      "rate_burst_seconds: 1 }"));
+  auto stream_status = [](const std::shared_ptr<grpc::Channel>& channel,
+                          const std::vector<int>& sizes, int* answered) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    auto stream = v1::RecipientValidation::NewStub(channel)->ValidateStream(&ctx);
+    *answered = 0;
+    for (size_t m = 0; m < sizes.size(); ++m) {
+      v1::ValidateRequest request;
+      request.set_request_id(m + 1);
+      for (int i = 0; i < sizes[m]; ++i) {
+        request.add_recipients("alice@example.com");
+      }
+      v1::ValidateResponse response;
+      if (!stream->Write(request) || !stream->Read(&response)) break;
+      ++*answered;
+    }
+    stream->WritesDone();
+    return stream->Finish();
+  };
+  int answered = 0;
+  grpc::Status ops = stream_status(Channel("ops"), {1}, &answered);
+  EXPECT_EQ(ops.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(answered, 0);
+  // 100 recipients take the bucket of 50 into debt: the next message ends
+  // the stream with RESOURCE_EXHAUSTED naming it.
+  grpc::Status over = stream_status(Channel("edge1"), {100, 1}, &answered);
+  EXPECT_EQ(answered, 1);
+  EXPECT_EQ(over.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(over.error_message(), HasSubstr("request_id 2: identity "
+                                              "\"edge1.example.net\" is over "
+                                              "its recipient budget"));
+}
+
 TEST_F(TlsE2eTest, RotatingTheClientCaDropsNoCall) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   auto edge1 = Channel("edge1");
