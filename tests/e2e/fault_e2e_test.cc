@@ -61,6 +61,7 @@ using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::AdDirectory;
 using ::rcptguard::testing::AdDirectoryOptions;
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::ExitCode;
 using ::rcptguard::testing::BulkAdLdif;
 using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
@@ -81,13 +82,6 @@ constexpr char kUnknown[] = "nobody-here@example.com";  // served, absent
 // --- helpers ----------------------------------------------------------------
 
 std::string Cli() { return BinaryDir() + "/clients/rcptguard"; }
-
-// Exit code, or -signal when killed by a signal.
-int ExitCode(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1000;
-}
 
 struct CliRun {
   int exit_code = -1000;

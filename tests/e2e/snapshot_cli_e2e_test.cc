@@ -46,6 +46,7 @@ namespace {
 using ::rcptguard::testing::AdDirectory;
 using ::rcptguard::testing::AdDirectoryOptions;
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::ExitCode;
 using ::rcptguard::testing::kAdServiceDn;
 using ::rcptguard::testing::kAdSuffix;
 using ::rcptguard::testing::MakeAdDirectory;
@@ -79,12 +80,6 @@ struct CliRun {
 };
 
 std::string Cli() { return BinaryDir() + "/clients/rcptguard"; }
-
-int ExitCode(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1000;
-}
 
 // Starts `rcptguard snapshot ARGS...` with stdout and stderr in files of a
 // temp dir of its own; Finish() collects them.

@@ -140,6 +140,12 @@ absl::Status WriteFile(const std::string& path, const std::string& content) {
   return absl::OkStatus();
 }
 
+int ExitCode(int wait_status) {
+  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+  if (WIFSIGNALED(wait_status)) return -WTERMSIG(wait_status);
+  return -1000;
+}
+
 void RemoveTestDir(const std::string& dir) {
   if (dir.empty() || std::getenv("RG_KEEP_TEST_DIRS") != nullptr) return;
   std::error_code ignored;

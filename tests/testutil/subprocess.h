@@ -54,6 +54,10 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
                                std::string* output,
                                absl::Duration timeout = absl::Seconds(60));
 
+// A wait status as one number: the exit code, or -signal when the process
+// was killed by a signal (-1000 otherwise).
+int ExitCode(int wait_status);
+
 // Reads a whole file ("" if missing).
 std::string ReadFile(const std::string& path);
 // Writes a whole file.
