@@ -103,6 +103,15 @@ bool RawConnection::ClosedByPeer() {
   return recv(fd_, &c, 1, 0) == 0;
 }
 
+bool RawConnection::DrainedToClose() {
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = recv(fd_, buffer, sizeof(buffer), 0);
+    if (n == 0) return true;
+    if (n < 0) return false;  // timeout or error
+  }
+}
+
 std::string Netstring(const std::string& payload) {
   return absl::StrCat(payload.size(), ":", payload, ",");
 }

@@ -57,8 +57,12 @@ class RawConnection {
   bool Send(const std::string& bytes);
   // Reads until `terminator` arrives; "" on EOF or timeout.
   std::string ReadUntil(const std::string& terminator);
-  // True when the peer closed the connection (EOF) within the timeout.
+  // True when the peer closed the connection (EOF) within the timeout,
+  // having sent nothing more.
   bool ClosedByPeer();
+  // True when the peer closed the connection within the timeout, whatever
+  // it sent before (e.g. an HTTP/2 server's SETTINGS frame).
+  bool DrainedToClose();
 
  private:
   int fd_ = -1;

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
+#include "tests/e2e/adapter_process.h"
 #include "tests/e2e/server_process.h"
 #include "tests/testutil/subprocess.h"
 
@@ -236,6 +237,47 @@ TEST(ServerE2eTest, HealthTransitionsAndGracefulDrain) {
   EXPECT_TRUE(WIFEXITED(*exit_status));
   EXPECT_EQ(WEXITSTATUS(*exit_status), 0);
   EXPECT_THAT(server.log(), HasSubstr("event=draining"));
+}
+
+// limits.idle_timeout closes connections that carry no call, whether they
+// never sent a byte or went quiet after a call; other clients are served.
+TEST(ServerE2eTest, IdleConnectionsAreClosed) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrReplaceAll(
+      SampleConfig(SourceDir() + "/deploy/examples/sample.ldif", 0),
+      {{"limits {", "limits { idle_timeout: \"1s\""}})));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  // A TCP connection that never speaks.
+  testing::RawConnection silent(server.port(), /*timeout_seconds=*/15);
+  ASSERT_TRUE(silent.connected());
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(silent.DrainedToClose());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  // A channel that made one call and then stays quiet goes back to IDLE
+  // once the server closes its connection.
+  auto channel = server.NewChannel();
+  v1::ValidateRequest request;
+  request.add_recipients("alice@example.com");
+  request.set_dry_run(true);
+  v1::ValidateResponse response;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(v1::RecipientValidation::NewStub(channel)
+                    ->Validate(&ctx, request, &response)
+                    .ok());
+  }
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (channel->GetState(false) == GRPC_CHANNEL_READY &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_IDLE);
+  // A new call reconnects and is answered.
+  grpc::ClientContext ctx;
+  EXPECT_TRUE(v1::RecipientValidation::NewStub(channel)
+                  ->Validate(&ctx, request, &response)
+                  .ok());
 }
 
 TEST(ServerE2eTest, BadConfigExitsNamingTheField) {
