@@ -384,6 +384,18 @@ TEST_F(TlsE2eTest, StreamsAreAuthorizedAndCharged) {
                                               "its recipient budget"));
 }
 
+// A client that connects and never starts its TLS handshake is cut at
+// limits.handshake_timeout (idle_timeout, 5 min here, is not what closes it).
+TEST_F(TlsE2eTest, SilentClientIsCutAtTheHandshakeTimeout) {
+  ASSERT_NO_FATAL_FAILURE(StartServer("limits { handshake_timeout: \"1s\" }"));
+  RawConnection silent(server_.port(), /*timeout_seconds=*/15);
+  ASSERT_TRUE(silent.connected());
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE(silent.DrainedToClose());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_TRUE(Validate(Channel("edge1"), 1).ok());
+}
+
 TEST_F(TlsE2eTest, RotatingTheClientCaDropsNoCall) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   auto edge1 = Channel("edge1");
