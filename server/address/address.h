@@ -65,12 +65,27 @@ struct Address {
 // that names what is wrong, e.g. "local part exceeds 64 octets".
 absl::StatusOr<Address> ParseAddress(std::string_view raw);
 
+// Room the buffer form of NormalizeSimpleAddress needs.
+inline constexpr size_t kSimpleAddressBuffer = 256;
+
 // The fast path of ParseAddress for the form almost every lookup has:
 // printable ASCII, one '@', a dot-atom local part and an LDH domain with no
-// A-label. When it returns true, *out holds exactly
-// ParseAddress(raw)->ToString() and *at the index of its '@'; it allocates
-// only when *out has to grow. False says nothing about validity: call
-// ParseAddress, which gives the answer or the error.
+// A-label. When it answers, out[0..returned length) holds exactly
+// ParseAddress(raw)->ToString() and *at the index of its '@'; it returns 0
+// otherwise, which says nothing about validity: call ParseAddress, which
+// gives the answer or the error. `out` must have room for
+// kSimpleAddressBuffer octets (it may be written past the answer). Inputs of
+// up to 64 octets are checked 16 octets at a time with SSE2 where the CPU
+// has it (every x86-64), longer ones byte by byte.
+//
+// If `local_symbols` is given, it receives positions (bit i for octet i of
+// the answer) that include every local-part octet other than a letter or
+// digit, for callers that look for such octets (subaddress delimiters).
+// Every bit is set when the positions are not known (inputs over 64
+// octets, no SSE2).
+size_t NormalizeSimpleAddress(std::string_view raw, char* out, size_t* at,
+                              uint64_t* local_symbols = nullptr);
+// The same into a string; false when the form is not simple.
 bool NormalizeSimpleAddress(std::string_view raw, std::string* out,
                             size_t* at);
 

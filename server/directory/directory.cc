@@ -1,6 +1,9 @@
 #include "server/directory/directory.h"
 
 #include <algorithm>
+#include <bit>
+#include <cstring>
+#include <forward_list>
 #include <optional>
 #include <utility>
 
@@ -71,36 +74,137 @@ LookupResult Directory::Lookup(std::string_view raw) const {
   return result;
 }
 
+std::string_view Directory::StripFor(int32_t domain_index,
+                                     std::string_view local,
+                                     uint64_t candidates) const {
+  const Subaddressing& sub = subaddressing_[domain_index];
+  if (sub.none || local.empty()) return local;
+  if (!sub.ascii || local.front() == '"') {
+    return address::StripSubaddress(local,
+                                    domains_[domain_index].subaddress_delimiters);
+  }
+  // ASCII delimiters only: a byte test per octet (an ASCII byte never occurs
+  // inside a UTF-8 sequence). As address::StripSubaddress, cut at the first
+  // delimiter, unless that would leave nothing.
+  auto is_delimiter = [&sub](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return ((sub.bits[c >> 6] >> (c & 63)) & 1) != 0;
+  };
+  if (candidates == ~uint64_t{0}) {
+    for (size_t i = 0; i < local.size(); ++i) {
+      if (is_delimiter(local[i])) return i == 0 ? local : local.substr(0, i);
+    }
+    return local;
+  }
+  // Only the candidate positions (usually none) can hold a delimiter.
+  for (; candidates != 0; candidates &= candidates - 1) {
+    const auto i = static_cast<size_t>(std::countr_zero(candidates));
+    if (i >= local.size()) break;
+    if (is_delimiter(local[i])) return i == 0 ? local : local.substr(0, i);
+  }
+  return local;
+}
+
+namespace {
+
+// Room for one key to hash: any fast-path address (see
+// address::NormalizeSimpleAddress), and most others.
+constexpr size_t kKeyRoom = address::kSimpleAddressBuffer;
+
+// Per-thread buffers of LookupBatch: one chunk's keys, exact and stripped.
+// On the heap (32 KiB), made once per thread.
+struct LookupScratch {
+  char exact[Directory::kLookupChunk][kKeyRoom];
+  char stripped[Directory::kLookupChunk][kKeyRoom];
+};
+
+LookupScratch& ThreadScratch() {
+  thread_local const std::unique_ptr<LookupScratch> scratch =
+      std::make_unique<LookupScratch>();
+  return *scratch;
+}
+
+inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// a == b, inline: the domain memo compares every recipient's domain, and a
+// call to memcmp costs more than the comparison of a short name.
+inline bool SameBytes(std::string_view a, std::string_view b) {
+  const size_t n = a.size();
+  if (n != b.size()) return false;
+  if (n < 8) {
+    for (size_t i = 0; i < n; ++i) {
+      if (a[i] != b[i]) return false;
+    }
+    return true;
+  }
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    if (Load64(a.data() + i) != Load64(b.data() + i)) return false;
+  }
+  // The last 8 octets (overlapping what was compared) cover the rest.
+  return Load64(a.data() + n - 8) == Load64(b.data() + n - 8);
+}
+
+// "local@domain" into `room` (kKeyRoom octets) when it fits, else into a new
+// string of `overflow`. `local` may start at `room` itself.
+std::string_view PlaceKey(std::string_view local, std::string_view domain,
+                          char* room, std::forward_list<std::string>& overflow) {
+  const size_t size = local.size() + 1 + domain.size();
+  if (size > kKeyRoom) {
+    std::string& key = overflow.emplace_front();
+    JoinAddress(local, domain, key);
+    return key;
+  }
+  std::memmove(room, local.data(), local.size());
+  room[local.size()] = '@';
+  std::memcpy(room + local.size() + 1, domain.data(), domain.size());
+  return std::string_view(room, size);
+}
+
+}  // namespace
+
 void Directory::LookupBatch(absl::Span<const std::string_view> raw,
                             LookupResult* out) const {
-  // Per chunk: parse and hash every address (up to two fingerprints each:
-  // exact and subaddress-stripped), then probe all of them in one batch.
-  uint64_t fps[2 * kLookupChunk];
-  bool found[2 * kLookupChunk];
-  int32_t exact[kLookupChunk];     // index into fps, or -1: no probe
-  int32_t stripped[kLookupChunk];  // index into fps, or -1: no second form
-  std::string scratch;
-  std::string simple;
+  // Per chunk, three passes: (1) parse each address, resolve its domain and
+  // lay out the keys to hash (exact and, if a subaddress is cut off,
+  // stripped); (2) hash the keys two at a time (SipHash24x2) and prefetch
+  // each one's slots in the set; (3) probe, when most of those slots have
+  // arrived in cache while the rest was hashed.
+  LookupScratch& scratch = ThreadScratch();
+  std::string_view keys[2 * kLookupChunk];
+  FingerprintSet::PendingProbe probes[2 * kLookupChunk];
+  int32_t exact[kLookupChunk];     // index into keys, or -1: no probe
+  int32_t stripped[kLookupChunk];  // index into keys, or -1: no second form
+  std::forward_list<std::string> overflow;  // keys too long for the scratch
   std::string last_domain;
   int32_t last_d = -1;  // FindDomain(last_domain); "" is never a domain
+  bool last_is_target = false;  // last_domain is a served name, no alias
 
   for (size_t base = 0; base < raw.size(); base += kLookupChunk) {
     const size_t m = std::min(kLookupChunk, raw.size() - base);
     size_t n = 0;
+    overflow.clear();
     for (size_t i = 0; i < m; ++i) {
       LookupResult& r = out[base + i];
       r.error.clear();
       r.domain_index = -1;
       exact[i] = stripped[i] = -1;
 
-      // The common form is normalized in place, without allocating; the
-      // rest goes through the full parser.
+      // The common form is normalized straight into the scratch, without
+      // allocating; the rest goes through the full parser.
+      char* const room = scratch.exact[i];
       std::string_view local, domain_name;
       size_t at = 0;
+      uint64_t symbols = ~uint64_t{0};  // where a delimiter may be in `local`
       std::optional<address::Address> parsed;
-      if (address::NormalizeSimpleAddress(raw[base + i], &simple, &at)) {
-        local = std::string_view(simple).substr(0, at);
-        domain_name = std::string_view(simple).substr(at + 1);
+      const size_t simple_len =
+          address::NormalizeSimpleAddress(raw[base + i], room, &at, &symbols);
+      if (simple_len != 0) {
+        local = std::string_view(room, at);
+        domain_name = std::string_view(room + at + 1, simple_len - at - 1);
       } else {
         absl::StatusOr<address::Address> full =
             address::ParseAddress(raw[base + i]);
@@ -110,13 +214,15 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
           continue;
         }
         parsed = *std::move(full);
+        symbols = ~uint64_t{0};
         local = parsed->local;
         domain_name = parsed->domain;
       }
       // Recipients of one request mostly share a domain: remember the last.
-      if (domain_name != last_domain) {
+      if (!SameBytes(domain_name, last_domain)) {
         last_domain.assign(domain_name);
         last_d = FindDomain(domain_name);
+        last_is_target = last_d >= 0 && last_domain == domains_[last_d].name;
       }
       const int32_t d = last_d;
       if (d < 0) {
@@ -129,27 +235,38 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
         continue;
       }
       r.status = LookupStatus::kUnknown;  // until a probe finds it
-      const DomainPolicy& domain = domains_[d];
-      std::string_view joined = simple;  // already local@domain.name
-      if (parsed.has_value() || domain_name != domain.name) {
-        JoinAddress(local, domain.name, scratch);  // alias or full parse
-        joined = scratch;
-      }
+      const std::string& target = domains_[d].name;
       exact[i] = static_cast<int32_t>(n);
-      fps[n++] = AddressFingerprint(key_, joined);
-      if (!domain.subaddress_delimiters.empty()) {
-        const std::string_view base_local =
-            address::StripSubaddress(local, domain.subaddress_delimiters);
-        if (base_local.size() != local.size()) {
-          JoinAddress(base_local, domain.name, scratch);
-          stripped[i] = static_cast<int32_t>(n);
-          fps[n++] = AddressFingerprint(key_, scratch);
-        }
+      if (simple_len != 0 && last_is_target) {
+        keys[n++] = std::string_view(room, simple_len);  // already the key
+      } else {
+        // An alias (the key names the target) or a fully parsed address.
+        keys[n++] = PlaceKey(local, target, room, overflow);
+        local = keys[n - 1].substr(0, local.size());
+      }
+      const std::string_view base_local = StripFor(d, local, symbols);
+      if (base_local.size() != local.size()) {
+        stripped[i] = static_cast<int32_t>(n);
+        keys[n++] = PlaceKey(base_local, target, scratch.stripped[i], overflow);
       }
     }
 
-    fingerprints_.ContainsBatch(absl::MakeConstSpan(fps, n), found);
-
+    for (size_t k = 0; k < n; k += 2) {
+      if (k + 1 < n) {
+        uint64_t two[2];
+        SipHash24x2(key_, keys[k], keys[k + 1], two);
+        probes[k] = fingerprints_.StartProbe(two[0]);
+        probes[k + 1] = fingerprints_.StartProbe(two[1]);
+      } else {
+        probes[k] = fingerprints_.StartProbe(AddressFingerprint(key_, keys[k]));
+      }
+    }
+    // No branch on an answer here: a mispredicted one would stall the loads
+    // still in flight behind it.
+    bool found[2 * kLookupChunk];
+    for (size_t k = 0; k < n; ++k) {
+      found[k] = FingerprintSet::FinishProbe(probes[k]);
+    }
     for (size_t i = 0; i < m; ++i) {
       if (exact[i] < 0) continue;
       if (found[exact[i]] || (stripped[i] >= 0 && found[stripped[i]])) {
@@ -283,6 +400,17 @@ DirectoryBuilder::BuildWithFingerprints(FingerprintSet fingerprints,
   std::shared_ptr<Directory> dir(new Directory());
   dir->key_ = key_;
   dir->key_id_ = key_.Id();
+  dir->subaddressing_.reserve(domains_.size());
+  for (const DomainPolicy& domain : domains_) {
+    Directory::Subaddressing sub;
+    sub.none = domain.subaddress_delimiters.empty();
+    for (char c : domain.subaddress_delimiters) {
+      const auto u = static_cast<unsigned char>(c);
+      sub.ascii = sub.ascii && u < 0x80;
+      sub.bits[u >> 6] |= uint64_t{1} << (u & 63);
+    }
+    dir->subaddressing_.push_back(sub);
+  }
   dir->domains_ = std::move(domains_);
   dir->domain_index_ = std::move(domain_index_);
   dir->domain_counts_ = std::move(domain_counts);

@@ -91,14 +91,16 @@ struct DirectoryInfo {
 };
 
 // The fingerprint of a normalized address "local@domain" under `key`: the
-// single definition used by builders, lookups and snapshots.
+// single definition used by builders, lookups and snapshots. (LookupBatch
+// computes the same SipHash24 two at a time with SipHash24x2.)
 uint64_t AddressFingerprint(const SipKey& key,
                             std::string_view normalized_address);
 
 class Directory {
  public:
   // Lookups are processed in chunks of this many addresses: all of a chunk's
-  // fingerprints are computed first, then probed in one batch.
+  // fingerprints are computed (and their slots prefetched) first, then
+  // probed.
   static constexpr size_t kLookupChunk = 64;
 
   Directory(const Directory&) = delete;
@@ -129,10 +131,25 @@ class Directory {
   friend class DirectoryBuilder;
   Directory() = default;
 
+  // A domain's subaddress delimiters as a byte set, for lookups.
+  struct Subaddressing {
+    bool none = true;   // no delimiters
+    bool ascii = true;  // every delimiter is ASCII: `bits` decides alone
+    uint64_t bits[4] = {0, 0, 0, 0};
+  };
+
+  // address::StripSubaddress(local, domains_[domain_index]'s delimiters).
+  // `candidates`: positions (bit i for local[i]) that include every octet
+  // that may be a delimiter, as address::NormalizeSimpleAddress reports
+  // them; all bits set when not known.
+  std::string_view StripFor(int32_t domain_index, std::string_view local,
+                            uint64_t candidates = ~uint64_t{0}) const;
+
   // Constant after construction.
   SipKey key_;
   uint64_t key_id_ = 0;
   std::vector<DomainPolicy> domains_;
+  std::vector<Subaddressing> subaddressing_;  // parallel to domains_
   // Served names and aliases -> index into domains_.
   absl::flat_hash_map<std::string, int32_t> domain_index_;
   std::vector<uint64_t> domain_counts_;

@@ -254,20 +254,11 @@ absl::StatusOr<FingerprintSet> FingerprintSet::FromSlots(
 
 void FingerprintSet::ContainsBatch(absl::Span<const uint64_t> fps,
                                    bool* out) const {
-  const uint64_t* ptrs[kBatchChunk];
-  uint64_t keys[kBatchChunk];
+  PendingProbe probes[kBatchChunk];
   for (size_t base = 0; base < fps.size(); base += kBatchChunk) {
     const size_t m = std::min(kBatchChunk, fps.size() - base);
-    for (size_t i = 0; i < m; ++i) {
-      keys[i] = Canonical(fps[base + i]);
-      ptrs[i] = HomeSlot(keys[i]);
-      // The probe window usually spans two cache lines.
-      __builtin_prefetch(ptrs[i]);
-      __builtin_prefetch(ptrs[i] + kProbeWindow - 1);
-    }
-    for (size_t i = 0; i < m; ++i) {
-      out[base + i] = Probe(ptrs[i], keys[i]);
-    }
+    for (size_t i = 0; i < m; ++i) probes[i] = StartProbe(fps[base + i]);
+    for (size_t i = 0; i < m; ++i) out[base + i] = FinishProbe(probes[i]);
   }
 }
 

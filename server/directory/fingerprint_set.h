@@ -105,6 +105,24 @@ class FingerprintSet {
     return Probe(HomeSlot(fp), fp);
   }
 
+  // Contains(fp) in two steps, for callers that pipeline their own batches:
+  // StartProbe finds where the search begins and starts loading those slots
+  // into cache; FinishProbe, a while later (once the slots have arrived),
+  // answers. FinishProbe(StartProbe(fp)) == Contains(fp).
+  struct PendingProbe {
+    const uint64_t* slot;
+    uint64_t key;  // Canonical(fp)
+  };
+  PendingProbe StartProbe(uint64_t fp) const {
+    const uint64_t key = Canonical(fp);
+    const uint64_t* slot = HomeSlot(key);
+    // The probe window usually spans two cache lines.
+    __builtin_prefetch(slot);
+    __builtin_prefetch(slot + kProbeWindow - 1);
+    return PendingProbe{slot, key};
+  }
+  static bool FinishProbe(const PendingProbe& p) { return Probe(p.slot, p.key); }
+
   // out[i] = Contains(fps[i]) for every i. Computes every home slot of a
   // chunk first and prefetches it, then probes, so that the cache misses of
   // a chunk overlap instead of queuing one after another.

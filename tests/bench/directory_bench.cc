@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "benchmark/benchmark.h"
+#include "server/address/address.h"
 #include "server/directory/directory.h"
 #include "server/directory/fingerprint_set.h"
 #include "server/directory/siphash.h"
@@ -226,6 +227,25 @@ void BM_AddressFingerprint(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * 64);
 }
 BENCHMARK(BM_AddressFingerprint);
+
+// Part of (b): the fast path of address normalization alone.
+void BM_NormalizeSimpleAddress(benchmark::State& state) {
+  const Queries& q = GetQueries();
+  size_t pos = 0;
+  size_t acc = 0;
+  char out[address::kSimpleAddressBuffer];
+  for (auto _ : state) {
+    const size_t at = Advance(pos, 64, kStringQueries);
+    for (size_t i = 0; i < 64; ++i) {
+      size_t split = 0;
+      acc += address::NormalizeSimpleAddress(q.views[at + i], out, &split);
+      acc += split;
+    }
+  }
+  benchmark::DoNotOptimize(acc);
+  state.SetItemsProcessed(state.iterations() * 64);
+}
+BENCHMARK(BM_NormalizeSimpleAddress);
 
 // (c)
 void BM_FlatHashSetStringLookup(benchmark::State& state) {

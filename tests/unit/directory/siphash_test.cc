@@ -54,6 +54,22 @@ TEST(SipHashTest, ReferenceVectors) {
   }
 }
 
+TEST(SipHashTest, TwoAtOnceMatchesTheReferenceForEveryPairOfLengths) {
+  absl::StatusOr<SipKey> key = SipKey::FromBytes(ReferenceKeyBytes());
+  ASSERT_TRUE(key.ok()) << key.status();
+  std::string message;
+  for (int i = 0; i < 64; ++i) message.push_back(static_cast<char>(i));
+  const std::string_view m(message);
+  for (size_t a = 0; a < 64; ++a) {
+    for (size_t b = 0; b < 64; ++b) {
+      uint64_t out[2] = {0, 0};
+      SipHash24x2(*key, m.substr(0, a), m.substr(0, b), out);
+      EXPECT_EQ(out[0], kReferenceVectors[a]) << "lengths " << a << ", " << b;
+      EXPECT_EQ(out[1], kReferenceVectors[b]) << "lengths " << a << ", " << b;
+    }
+  }
+}
+
 TEST(SipHashTest, PaperExample) {
   // The worked example of the paper's appendix A: 15-byte message 00..0e.
   SipKey key{0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL};
