@@ -168,11 +168,11 @@ std::string_view PlaceKey(std::string_view local, std::string_view domain,
 
 void Directory::LookupBatch(absl::Span<const std::string_view> raw,
                             LookupResult* out) const {
-  // Per chunk, three passes: (1) parse each address, resolve its domain and
-  // lay out the keys to hash (exact and, if a subaddress is cut off,
-  // stripped); (2) hash the keys two at a time (SipHash24x2) and prefetch
-  // each one's slots in the set; (3) probe, when most of those slots have
-  // arrived in cache while the rest was hashed.
+  // Per chunk, two passes: (1) parse each address, resolve its domain, lay
+  // out the keys to hash (exact and, if a subaddress is cut off, stripped),
+  // hash them two at a time (SipHash24x2) and start each probe, which
+  // prefetches its slots; (2) finish the probes, when most of those slots
+  // have arrived in cache while the rest of the chunk was worked on.
   LookupScratch& scratch = ThreadScratch();
   std::string_view keys[2 * kLookupChunk];
   FingerprintSet::PendingProbe probes[2 * kLookupChunk];
@@ -185,7 +185,8 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
 
   for (size_t base = 0; base < raw.size(); base += kLookupChunk) {
     const size_t m = std::min(kLookupChunk, raw.size() - base);
-    size_t n = 0;
+    size_t n = 0;       // keys laid out
+    size_t hashed = 0;  // keys hashed, their probes started
     overflow.clear();
     for (size_t i = 0; i < m; ++i) {
       LookupResult& r = out[base + i];
@@ -249,17 +250,18 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
         stripped[i] = static_cast<int32_t>(n);
         keys[n++] = PlaceKey(base_local, target, scratch.stripped[i], overflow);
       }
-    }
-
-    for (size_t k = 0; k < n; k += 2) {
-      if (k + 1 < n) {
+      // Hash as soon as two keys wait, so that the probes' loads spread
+      // over the whole chunk rather than queue up behind each other.
+      for (; hashed + 2 <= n; hashed += 2) {
         uint64_t two[2];
-        SipHash24x2(key_, keys[k], keys[k + 1], two);
-        probes[k] = fingerprints_.StartProbe(two[0]);
-        probes[k + 1] = fingerprints_.StartProbe(two[1]);
-      } else {
-        probes[k] = fingerprints_.StartProbe(AddressFingerprint(key_, keys[k]));
+        SipHash24x2(key_, keys[hashed], keys[hashed + 1], two);
+        probes[hashed] = fingerprints_.StartProbe(two[0]);
+        probes[hashed + 1] = fingerprints_.StartProbe(two[1]);
       }
+    }
+    if (hashed < n) {
+      probes[hashed] =
+          fingerprints_.StartProbe(AddressFingerprint(key_, keys[hashed]));
     }
     // No branch on an answer here: a mispredicted one would stall the loads
     // still in flight behind it.
