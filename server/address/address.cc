@@ -525,29 +525,27 @@ inline __m128i LoadShort(const char* p, size_t n) {
 
 // Bit masks of the classes the rules need; bit i stands for byte i.
 struct ClassMasks {
-  uint64_t at = 0, dot = 0, hyphen = 0, letter = 0, ldh = 0;
+  uint64_t at = 0, dot = 0, hyphen = 0, ldh = 0;
 
-  // Adds the 16 bytes of `v`, which stand for bytes first - drop .. first +
-  // 15 - drop; the `drop` lowest are already counted. Stores them
-  // lower-cased at o + first - drop.
-  ABSL_ATTRIBUTE_ALWAYS_INLINE void Add(__m128i v, size_t first, int drop,
-                                        char* o) {
+  // Adds the 16 bytes of `v`, which are bytes `offset`.. of the input, and
+  // stores them lower-cased at o + offset. Chunks may overlap: a byte seen
+  // twice yields the same bits and the same output twice.
+  ABSL_ATTRIBUTE_ALWAYS_INLINE void Add(__m128i v, size_t offset, char* o) {
     const __m128i upper = InRange(v, 'A', 'Z');
     const __m128i hyphen_v = Eq(v, '-');
-    const __m128i letter_v = _mm_or_si128(upper, InRange(v, 'a', 'z'));
-    const __m128i ldh_v =
-        _mm_or_si128(_mm_or_si128(letter_v, InRange(v, '0', '9')), hyphen_v);
-    auto bits = [first, drop](__m128i m) {
-      const auto b = static_cast<uint32_t>(_mm_movemask_epi8(m)) >> drop;
-      return static_cast<uint64_t>(b) << first;
+    const __m128i ldh_v = _mm_or_si128(
+        _mm_or_si128(upper, InRange(v, 'a', 'z')),
+        _mm_or_si128(InRange(v, '0', '9'), hyphen_v));
+    auto bits = [offset](__m128i m) {
+      return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(m)))
+             << offset;
     };
     at |= bits(Eq(v, '@'));
     dot |= bits(Eq(v, '.'));
     hyphen |= bits(hyphen_v);
-    letter |= bits(letter_v);
     ldh |= bits(ldh_v);
     _mm_storeu_si128(
-        reinterpret_cast<__m128i*>(o + first - drop),
+        reinterpret_cast<__m128i*>(o + offset),
         _mm_add_epi8(v, _mm_and_si128(upper, _mm_set1_epi8(0x20))));
   }
 };
@@ -561,22 +559,19 @@ size_t NormalizeSimpleVector(std::string_view raw, char* o, size_t* at,
   const char* p = raw.data();
   ClassMasks m;
   if (n < 16) {
-    m.Add(LoadShort(p, n), 0, 0, o);
+    m.Add(LoadShort(p, n), 0, o);
   } else {
-    size_t first = 0;
-    for (; first + 16 <= n; first += 16) {
-      m.Add(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + first)),
-            first, 0, o);
+    for (size_t offset = 0; offset + 16 < n; offset += 16) {
+      m.Add(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + offset)),
+            offset, o);
     }
-    if (first < n) {
-      // The last 16 bytes, of which the first 16 - (n - first) are counted.
-      const int drop = static_cast<int>(16 - (n - first));
-      m.Add(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16)),
-            first, drop, o);
-    }
+    // The last 16 bytes (overlapping the chunk before unless n is a
+    // multiple of 16).
+    m.Add(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + n - 16)),
+          n - 16, o);
   }
   const uint64_t m_at = m.at, m_dot = m.dot, m_hyphen = m.hyphen;
-  const uint64_t m_letter = m.letter, m_ldh = m.ldh;
+  const uint64_t m_ldh = m.ldh;
 
   // Exactly one '@', not first; one trailing dot is dropped.
   if (m_at == 0 || (m_at & (m_at - 1)) != 0) return 0;
@@ -615,10 +610,11 @@ size_t NormalizeSimpleVector(std::string_view raw, char* o, size_t* at,
       ((starts << 3) & hyphens & (hyphens << 1)) != 0) {
     return 0;
   }
-  // The top-level label is not all digits (it has a letter or a '-').
-  const int last_dot = 63 - std::countl_zero(dots);
-  const uint64_t tld = domain & ~((uint64_t{2} << last_dot) - 1);
-  if ((tld & (m_letter | m_hyphen)) == 0) return 0;
+  // The top-level label (after the last dot) is not all digits.
+  const size_t tld = static_cast<size_t>(64 - std::countl_zero(dots));
+  size_t i = tld;
+  while (i < len && p[i] >= '0' && p[i] <= '9') ++i;
+  if (i == len) return 0;
   *at = split;
   *local_symbols = local & (~m_ldh | m_hyphen);
   return len;

@@ -571,6 +571,47 @@ TEST(ParseAddressPropertyTest, SimpleFastPathAgreesOnRandomAscii) {
   EXPECT_FALSE(NormalizeSimpleAddress("<a@example.com>", &out, &at));
 }
 
+TEST(ParseAddressPropertyTest, SimpleFastPathAgreesOnAddressesOfEveryLength) {
+  // Mostly well-formed addresses of 3 to 90 octets, so that both the vector
+  // path (up to 64 octets, in chunks of 16 that may overlap) and the byte
+  // path take and refuse them at every length; one octet in four inputs is
+  // replaced by one that matters to the rules.
+  constexpr std::string_view kLocal = "abcXYZ019.-+_!~";
+  constexpr std::string_view kDomain = "abcXYZ019-";
+  constexpr std::string_view kMutations = ".-@\"<> _+\x80\x01xZ9";
+  uint64_t state = 777;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(state >> 33);
+  };
+  int taken = 0;
+  for (int n = 0; n < 200000; ++n) {
+    std::string input;
+    const size_t local_len = 1 + next() % 40;
+    for (size_t i = 0; i < local_len; ++i) {
+      input.push_back(kLocal[next() % kLocal.size()]);
+    }
+    input.push_back('@');
+    const size_t labels = 2 + next() % 3;
+    for (size_t l = 0; l < labels; ++l) {
+      if (l > 0) input.push_back('.');
+      const size_t label_len = 1 + next() % 14;
+      for (size_t i = 0; i < label_len; ++i) {
+        input.push_back(kDomain[next() % kDomain.size()]);
+      }
+    }
+    if (next() % 8 == 0) input.push_back('.');
+    if (next() % 4 == 0) {
+      input[next() % input.size()] = kMutations[next() % kMutations.size()];
+    }
+    ExpectSimpleAgrees(input);
+    std::string out;
+    size_t at;
+    taken += NormalizeSimpleAddress(input, &out, &at);
+  }
+  EXPECT_GT(taken, 20000);
+}
+
 TEST(ParseAddressPropertyTest, NfcAndNfdAgree) {
   const char* kNfc[] = {"ünïcödé",  "josé", "ñandú", "ångström",
                         "ελληνικά", "Ǖ",    "ḱ",     "Ω"};
