@@ -166,6 +166,7 @@ class FingerprintSet {
   // occupied and smaller; that case (a few percent) walks on.
   static bool Probe(const uint64_t* slot, uint64_t fp) {
     uint64_t match = 0;
+#pragma GCC unroll 8
     for (size_t i = 0; i < kProbeWindow; ++i) match |= slot[i] == fp;
     const bool run_goes_on =
         (slot[kProbeWindow - 1] - 1 < fp - 1) & (match == 0);
