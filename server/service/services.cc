@@ -1,11 +1,14 @@
 #include "server/service/services.h"
 
 #include <atomic>
+#include <deque>
 #include <optional>
 
 #include "google/protobuf/arena.h"
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/common/strings.h"
 #include "server/common/log.h"
@@ -150,26 +153,49 @@ grpc::ServerUnaryReactor* RecipientValidationService::Validate(
   return reactor;
 }
 
-// One ValidateStream: reads a request, answers it, reads the next; answers
-// in request order, one message in flight. Deletes itself when done.
+// One ValidateStream. Requests are read and answered one after another, in
+// order; the next read starts as soon as a request is answered, while its
+// answer is still being written, so a client that sends several requests
+// before reading their answers (pipelining) has them all in flight: reads
+// and writes overlap and gRPC carries several messages per system call. At
+// most kMaxQueued answers wait to be written; beyond that, reading pauses
+// until the client reads (backpressure). A refused request ends the stream
+// with its error once the answers before it are written. Deletes itself
+// when done.
+//
+// Thread safety: gRPC may run OnReadDone and OnWriteDone at the same time
+// on different threads; the state they share is guarded by mu_, and the
+// gRPC calls (StartRead, StartWrite, Finish) are made after releasing it.
 class RecipientValidationService::StreamReactor final
     : public grpc::ServerBidiReactor<v1::ValidateRequest,
                                      v1::ValidateResponse> {
  public:
+  // Answers that may wait to be written before reading pauses.
+  static constexpr size_t kMaxQueued = 64;
+
   StreamReactor(const RecipientValidationService* service,
                 grpc::CallbackServerContext* context)
       : service_(service), context_(context) {
-    StartRead(&request_);
+    StartRead(&request_);  // reading_ starts true
   }
 
   void OnReadDone(bool ok) override {
     if (!ok) {  // the client closed its side, or the call is cancelled
-      Finish(grpc::Status::OK);
+      Actions next;
+      {
+        absl::MutexLock lock(&mu_);
+        reading_ = false;
+        read_closed_ = true;
+        next = NextLocked();
+      }
+      Run(next);
       return;
     }
-    // Each message is recorded as one ValidateStream request.
+    // Each message is recorded as one ValidateStream request. Only this
+    // reaction touches request_, identity_ and the answer being built:
+    // there is one read at a time.
     CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
-    response_.Clear();
+    v1::ValidateResponse response;
     // The peer's certificate cannot change within a stream: authorize at
     // the first message only; charge the budget for every message.
     if (!identity_.has_value()) identity_ = service_->Identify(*context_);
@@ -178,38 +204,99 @@ class RecipientValidationService::StreamReactor final
                                            request_.recipients_size())
                         : identity_->status();
     if (status.ok()) {
-      status =
-          service_->validator_->Validate(request_, &response_, **identity_);
+      status = service_->validator_->Validate(request_, &response, **identity_);
     }
     timer.Done(ToGrpcStatus(status));
-    if (!status.ok()) {
-      // A bad message ends the stream with its error: the edge learns
-      // which request (by id) was refused and why.
-      Finish(ToGrpcStatus(absl::Status(
-          status.code(), absl::StrCat("request_id ", request_.request_id(),
-                                      ": ", status.message()))));
-      return;
+    Actions next;
+    {
+      absl::MutexLock lock(&mu_);
+      reading_ = false;
+      if (!status.ok()) {
+        // A bad message ends the stream with its error: the edge learns
+        // which request (by id) was refused and why.
+        refusal_ = ToGrpcStatus(absl::Status(
+            status.code(), absl::StrCat("request_id ", request_.request_id(),
+                                        ": ", status.message())));
+      } else if (!broken_) {
+        queue_.push_back(std::move(response));
+      }
+      next = NextLocked();
     }
-    StartWrite(&response_);
+    Run(next);
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {  // the client went away
-      Finish(grpc::Status::OK);
-      return;
+    Actions next;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (ok) {
+        queue_.pop_front();
+      } else {  // the client went away: nothing more can be written
+        broken_ = true;
+        queue_.clear();
+      }
+      next = NextLocked();
     }
-    StartRead(&request_);
+    Run(next);
   }
 
   void OnDone() override { delete this; }
 
  private:
+  // What to start once mu_ is released.
+  struct Actions {
+    const v1::ValidateResponse* write = nullptr;
+    bool read = false;
+    std::optional<grpc::Status> finish;
+  };
+
+  // Decides the next operations from the state, and marks them started.
+  Actions NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Actions next;
+    if (finished_) return next;
+    if (!writing_ && !queue_.empty()) {
+      writing_ = true;
+      next.write = &queue_.front();  // stays put until popped
+    }
+    const bool stop_reading = read_closed_ || refusal_.has_value() || broken_;
+    if (!reading_ && !stop_reading && queue_.size() < kMaxQueued) {
+      reading_ = true;
+      next.read = true;
+    }
+    // Finish once nothing is in flight and nothing more will be read.
+    if (stop_reading && !reading_ && !writing_ && queue_.empty()) {
+      finished_ = true;
+      next.finish = refusal_.has_value() && !broken_ ? *refusal_
+                                                     : grpc::Status::OK;
+    }
+    return next;
+  }
+
+  void Run(const Actions& next) {
+    if (next.write != nullptr) StartWrite(next.write);
+    if (next.read) StartRead(&request_);
+    if (next.finish.has_value()) Finish(*next.finish);
+  }
+
   const RecipientValidationService* const service_;
   grpc::CallbackServerContext* const context_;
+  // Used by OnReadDone only (one read at a time).
   // The caller's identity or its refusal, from the first message on.
   std::optional<absl::StatusOr<std::string>> identity_;
   v1::ValidateRequest request_;
-  v1::ValidateResponse response_;
+
+  absl::Mutex mu_;
+  // Answers not yet written, oldest first; the front is being written when
+  // writing_. A deque: pushing at the back leaves the front in place.
+  std::deque<v1::ValidateResponse> queue_ ABSL_GUARDED_BY(mu_);
+  bool reading_ ABSL_GUARDED_BY(mu_) = true;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;  // no more requests
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;       // a write failed
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;     // Finish was called
+  // The status a refused request ends the stream with.
+  std::optional<grpc::Status> refusal_ ABSL_GUARDED_BY(mu_);
 };
 
 grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse>*

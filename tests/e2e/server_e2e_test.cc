@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -132,6 +133,72 @@ TEST(ServerE2eTest, ValidateStreamAnswersInOrderWithRequestIds) {
   stream->WritesDone();
   grpc::Status status = stream->Finish();
   EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// A client may send many requests before reading any answer (pipelining):
+// all are answered, in order, also past the server's queue of 64 answers
+// (reading pauses, then resumes as the client reads).
+TEST(ServerE2eTest, ValidateStreamAnswersPipelinedRequestsInOrder) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->ValidateStream(&ctx);
+  constexpr uint64_t kRequests = 400;
+  std::thread writer([&stream] {
+    for (uint64_t id = 1; id <= kRequests; ++id) {
+      if (!stream->Write(SampleRequest(id))) return;
+    }
+    stream->WritesDone();
+  });
+  // Let the server run ahead of the reader, up to its queue bound.
+  absl::SleepFor(absl::Milliseconds(300));
+  for (uint64_t id = 1; id <= kRequests; ++id) {
+    v1::ValidateResponse response;
+    ASSERT_TRUE(stream->Read(&response)) << "answer " << id;
+    ExpectSampleVerdicts(response, id);
+  }
+  writer.join();
+  v1::ValidateResponse extra;
+  EXPECT_FALSE(stream->Read(&extra));
+  grpc::Status status = stream->Finish();
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+// A refused request in a pipeline: the answers before it arrive, then the
+// stream ends with its error, naming it; nothing after it is answered.
+TEST(ServerE2eTest, ValidateStreamRefusalEndsThePipelineAfterEarlierAnswers) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  auto stream = stub->ValidateStream(&ctx);
+  for (uint64_t id = 1; id <= 5; ++id) {
+    ASSERT_TRUE(stream->Write(SampleRequest(id)));
+  }
+  v1::ValidateRequest too_many;
+  too_many.set_request_id(6);
+  for (int i = 0; i < 51; ++i) too_many.add_recipients("alice@example.com");
+  ASSERT_TRUE(stream->Write(too_many));
+  // Written after the refused one; the server may or may not have read it,
+  // but never answers it.
+  stream->Write(SampleRequest(7));
+  stream->WritesDone();
+  for (uint64_t id = 1; id <= 5; ++id) {
+    v1::ValidateResponse response;
+    ASSERT_TRUE(stream->Read(&response)) << "answer " << id;
+    ExpectSampleVerdicts(response, id);
+  }
+  v1::ValidateResponse none;
+  EXPECT_FALSE(stream->Read(&none));
+  grpc::Status status = stream->Finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "request_id 6: recipients: 51 exceeds the limit of 50 per request");
 }
 
 TEST(ServerE2eTest, OverLimitRequestIsInvalidArgument) {
