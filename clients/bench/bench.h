@@ -59,6 +59,9 @@ struct BenchOptions {
   int concurrency = 16;
   // Separate gRPC channels (each its own subchannel and TCP connection).
   int connections = 1;
+  // ValidateStream messages in flight per stream (1: ping-pong; more:
+  // pipelined, answers still checked in order).
+  int stream_depth = 1;
   // Threads polling completion queues (gRPC).
   int client_threads = 2;
   // Threads of the in-process modes (lookups/s per core divides by this).
@@ -121,6 +124,7 @@ struct Report {
   std::string target;
   int batch = 0;
   int concurrency = 0;
+  int stream_depth = 0;  // stream mode only
   int connections = 0;
   int client_threads = 0;
   int threads = 0;

@@ -203,6 +203,9 @@ std::string FormatTable(const Report& r) {
     row("batch / concurrency / connections",
         absl::StrCat(r.batch, " / ", r.concurrency, " / ", r.connections));
     row("client threads", absl::StrCat(r.client_threads));
+    if (r.stream_depth > 0) {
+      row("messages in flight per stream", absl::StrCat(r.stream_depth));
+    }
   }
   row("duration", absl::StrFormat("%.2f s", r.seconds));
   row("requests", absl::StrFormat("%d (%.0f/s)", r.requests,
@@ -250,6 +253,7 @@ std::string FormatJson(const Report& r) {
   absl::StrAppend(&out, ", \"target\": ", JsonString(r.target));
   absl::StrAppend(&out, ", \"batch\": ", r.batch);
   absl::StrAppend(&out, ", \"concurrency\": ", r.concurrency);
+  absl::StrAppend(&out, ", \"stream_depth\": ", r.stream_depth);
   absl::StrAppend(&out, ", \"connections\": ", r.connections);
   absl::StrAppend(&out, ", \"client_threads\": ", r.client_threads);
   absl::StrAppend(&out, ", \"threads\": ", r.threads);

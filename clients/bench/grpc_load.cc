@@ -4,8 +4,10 @@
 // `client_threads` threads each own one CompletionQueue and a share of the
 // `concurrency` slots. A unary slot is one call in flight: when it
 // completes, the answer is checked and recorded and the slot issues the next
-// call at once (closed loop). A stream slot is one ValidateStream used ping-
-// pong: write one request, read its answer, write the next. Slots use the
+// call at once (closed loop). A stream slot is one ValidateStream with up to
+// `stream_depth` requests written and not yet answered (1: ping-pong, write
+// one request, read its answer, write the next; more: pipelined, answers
+// checked in order). Slots use the
 // `connections` channels round-robin; every channel has its own subchannel
 // pool, so each is a separate TCP connection.
 //
@@ -14,6 +16,7 @@
 // closes and finishes). Only requests issued before the end are counted.
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <thread>
 
@@ -105,20 +108,43 @@ struct Shared {
   Budget* budget;
 };
 
-// One in-flight call or stream. Owned by one thread; the completion queue
-// tag is the Slot itself (a stream has one operation outstanding at a time).
+struct Slot;
+
+// A completion queue tag: which slot, and which side of it. A stream has at
+// most one operation outstanding on each side: reads on the read side;
+// StartCall, writes, WritesDone and Finish on the other.
+struct Tag {
+  Slot* slot;
+  bool read;
+};
+
+// A request written on a stream and not yet answered.
+struct InFlight {
+  uint64_t request_id = 0;
+  std::vector<bool> expect_valid;
+  Clock::time_point started;
+};
+
+// One in-flight call or stream. Owned by one thread.
 struct Slot {
   enum class State {
     kIdle,
     kUnary,
     kStreamStart,
-    kWrite,
-    kRead,
+    kWrite,      // a write is outstanding
+    kWriteIdle,  // no write outstanding: the pipeline is full
     kWritesDone,
+    kClosed,     // WritesDone completed
     kFinish,
     kDone
   };
+  Tag op_tag{this, false};
+  Tag read_tag{this, true};
   State state = State::kIdle;
+  // Stream: a read is outstanding; the requests it answers, oldest first.
+  bool reading = false;
+  bool broken = false;  // an operation failed: finish once the other ends
+  std::deque<InFlight> in_flight;
   v1::RecipientValidation::Stub* stub = nullptr;
   std::unique_ptr<grpc::ClientContext> context;
   v1::ValidateRequest request;
@@ -176,8 +202,9 @@ class Worker {
     void* tag = nullptr;
     bool ok = false;
     while (active > 0 && cq_.Next(&tag, &ok)) {
-      Slot* slot = static_cast<Slot*>(tag);
-      const bool more = stream ? OnStreamEvent(slot, ok) : OnUnaryDone(slot);
+      const Tag* t = static_cast<const Tag*>(tag);
+      const bool more = stream ? OnStreamEvent(t->slot, t->read, ok)
+                               : OnUnaryDone(t->slot);
       if (!more) --active;
     }
     cq_.Shutdown();
@@ -227,7 +254,7 @@ class Worker {
                                                    slot->request, &cq_);
     slot->unary->StartCall();
     slot->state = Slot::State::kUnary;
-    slot->unary->Finish(&slot->response, &slot->status, slot);
+    slot->unary->Finish(&slot->response, &slot->status, &slot->op_tag);
     return true;
   }
 
@@ -239,24 +266,24 @@ class Worker {
       report_.AddError(
           absl::StrCat("rpc_", StatusCodeName(slot->status.error_code())));
     } else {
-      Check(slot, ns);
+      Check(slot->response, slot->request.request_id(), slot->expect_valid,
+            ns);
     }
     return StartUnary(slot);
   }
 
-  void Check(Slot* slot, uint64_t ns) {
+  void Check(const v1::ValidateResponse& r, uint64_t request_id,
+             const std::vector<bool>& expect_valid, uint64_t ns) {
     report_.requests++;
     report_.latency.Record(ns);
-    const v1::ValidateResponse& r = slot->response;
-    if (r.request_id() != slot->request.request_id())
-      report_.AddError("request_id_mismatch");
-    if (r.verdicts_size() != static_cast<int>(slot->expect_valid.size())) {
+    if (r.request_id() != request_id) report_.AddError("request_id_mismatch");
+    if (r.verdicts_size() != static_cast<int>(expect_valid.size())) {
       report_.AddError("wrong_verdict_count");
       return;
     }
     report_.recipients += r.verdicts_size();
     for (int i = 0; i < r.verdicts_size(); ++i) {
-      const v1::RecipientStatus want = slot->expect_valid[i]
+      const v1::RecipientStatus want = expect_valid[i]
                                            ? v1::RECIPIENT_STATUS_VALID
                                            : v1::RECIPIENT_STATUS_UNKNOWN;
       const v1::RecipientStatus got = r.verdicts(i).status();
@@ -278,26 +305,78 @@ class Worker {
     slot->stream =
         slot->stub->PrepareAsyncValidateStream(slot->context.get(), &cq_);
     slot->state = Slot::State::kStreamStart;
-    slot->stream->StartCall(slot);
+    slot->stream->StartCall(&slot->op_tag);
   }
 
+  // With no write outstanding: writes the next request if the pipeline has
+  // room (and keeps a read outstanding for it), closes the sending side
+  // when the budget is spent, or waits for an answer.
   void WriteNextOrClose(Slot* slot) {
-    if (NextRequest(slot)) {
-      slot->state = Slot::State::kWrite;
-      slot->stream->Write(slot->request, slot);
-    } else {
+    const auto depth = static_cast<size_t>(shared_.options->stream_depth);
+    if (slot->in_flight.size() >= depth) {
+      slot->state = Slot::State::kWriteIdle;
+      return;
+    }
+    if (!NextRequest(slot)) {
       slot->state = Slot::State::kWritesDone;
-      slot->stream->WritesDone(slot);
+      slot->stream->WritesDone(&slot->op_tag);
+      return;
+    }
+    InFlight& sent = slot->in_flight.emplace_back();
+    sent.request_id = slot->request.request_id();
+    sent.expect_valid = slot->expect_valid;
+    sent.started = slot->started;
+    slot->state = Slot::State::kWrite;
+    slot->stream->Write(slot->request, &slot->op_tag);
+    if (!slot->reading) {
+      slot->reading = true;
+      slot->response.Clear();
+      slot->stream->Read(&slot->response, &slot->read_tag);
     }
   }
 
   void FinishStream(Slot* slot) {
     slot->state = Slot::State::kFinish;
-    slot->stream->Finish(&slot->status, slot);
+    slot->stream->Finish(&slot->status, &slot->op_tag);
+  }
+
+  // True when the sending side has nothing outstanding.
+  static bool SendSideIdle(const Slot* slot) {
+    return slot->state == Slot::State::kWriteIdle ||
+           slot->state == Slot::State::kClosed;
   }
 
   // Returns false once the slot's stream has finished.
-  bool OnStreamEvent(Slot* slot, bool ok) {
+  bool OnStreamEvent(Slot* slot, bool read, bool ok) {
+    if (read) {
+      slot->reading = false;
+      if (!ok) {
+        report_.AddError("stream_read_failed");
+        slot->broken = true;
+      } else {
+        const InFlight& sent = slot->in_flight.front();
+        const uint64_t ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(
+                Clock::now() - sent.started)
+                .count();
+        Check(slot->response, sent.request_id, sent.expect_valid, ns);
+        slot->in_flight.pop_front();
+        if (!slot->in_flight.empty()) {
+          slot->reading = true;
+          slot->response.Clear();
+          slot->stream->Read(&slot->response, &slot->read_tag);
+        }
+      }
+      if (slot->broken) {
+        if (SendSideIdle(slot)) FinishStream(slot);
+      } else if (slot->state == Slot::State::kWriteIdle) {
+        WriteNextOrClose(slot);
+      } else if (slot->state == Slot::State::kClosed &&
+                 slot->in_flight.empty()) {
+        FinishStream(slot);
+      }
+      return true;
+    }
     switch (slot->state) {
       case Slot::State::kStreamStart:
         if (!ok) {
@@ -307,30 +386,17 @@ class Worker {
         }
         return true;
       case Slot::State::kWrite:
-        if (!ok) {
-          FinishStream(slot);
+        if (!ok) slot->broken = true;
+        if (slot->broken) {
+          slot->state = Slot::State::kWriteIdle;
+          if (!slot->reading) FinishStream(slot);
         } else {
-          slot->state = Slot::State::kRead;
-          slot->response.Clear();
-          slot->stream->Read(&slot->response, slot);
+          WriteNextOrClose(slot);
         }
         return true;
-      case Slot::State::kRead: {
-        if (!ok) {
-          report_.AddError("stream_read_failed");
-          FinishStream(slot);
-          return true;
-        }
-        const uint64_t ns =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() -
-                                                                 slot->started)
-                .count();
-        Check(slot, ns);
-        WriteNextOrClose(slot);
-        return true;
-      }
       case Slot::State::kWritesDone:
-        FinishStream(slot);
+        slot->state = Slot::State::kClosed;
+        if (!slot->reading) FinishStream(slot);
         return true;
       case Slot::State::kFinish:
         if (!slot->status.ok()) {
@@ -422,6 +488,7 @@ absl::StatusOr<Report> RunGrpc(const BenchOptions& options,
   report.target = options.target;
   report.batch = options.batch;
   report.concurrency = options.concurrency;
+  if (options.mode == Mode::kStream) report.stream_depth = options.stream_depth;
   report.connections = options.connections;
   report.client_threads = threads;
   return report;

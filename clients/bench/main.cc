@@ -40,6 +40,9 @@ ABSL_FLAG(int, batch, 10,
 ABSL_FLAG(int, concurrency, 16,
           "Requests in flight (gRPC calls or streams; LDAP connections).");
 ABSL_FLAG(int, connections, 1, "Separate gRPC channels (TCP connections).");
+ABSL_FLAG(int, stream_depth, 1,
+          "ValidateStream messages in flight per stream (stream mode; 1: "
+          "ping-pong, more: pipelined).");
 ABSL_FLAG(int, client_threads, 2, "Completion-queue threads (gRPC).");
 ABSL_FLAG(int, threads, 1, "Threads of the in-process modes.");
 ABSL_FLAG(double, unknown_share, 0.1,
@@ -79,6 +82,7 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
   o.target = absl::GetFlag(FLAGS_target);
   o.batch = absl::GetFlag(FLAGS_batch);
   o.concurrency = absl::GetFlag(FLAGS_concurrency);
+  o.stream_depth = absl::GetFlag(FLAGS_stream_depth);
   o.connections = absl::GetFlag(FLAGS_connections);
   o.client_threads = absl::GetFlag(FLAGS_client_threads);
   o.threads = absl::GetFlag(FLAGS_threads);
@@ -97,6 +101,8 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
     return absl::InvalidArgumentError(absl::StrCat(parts...));
   };
   if (o.batch < 1 || o.batch > 100000) return bad("--batch: 1..100000");
+  if (o.stream_depth < 1 || o.stream_depth > 1024)
+    return bad("--stream_depth: 1..1024");
   if (o.concurrency < 1 || o.concurrency > 4096)
     return bad("--concurrency: 1..4096");
   if (o.connections < 1 || o.connections > 1024)
