@@ -116,11 +116,25 @@ TEST(ServerE2eTest, ValidateAnswersEveryStatus) {
   ExpectSampleVerdicts(response, 7);
 }
 
-TEST(ServerE2eTest, ValidateStreamAnswersInOrderWithRequestIds) {
-  ServerProcess server;
+// Starts rcptguardd on the sample directory and waits until it serves.
+void StartOnSample(ServerProcess& server) {
   ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+}
 
+// Reads the answers to SampleRequest(first) .. SampleRequest(last), in order.
+template <typename Stream>
+void ExpectSampleAnswers(Stream& stream, uint64_t first, uint64_t last) {
+  for (uint64_t id = first; id <= last; ++id) {
+    v1::ValidateResponse response;
+    ASSERT_TRUE(stream.Read(&response)) << "answer " << id;
+    ExpectSampleVerdicts(response, id);
+  }
+}
+
+TEST(ServerE2eTest, ValidateStreamAnswersInOrderWithRequestIds) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(StartOnSample(server));
   auto stub = v1::RecipientValidation::NewStub(server.channel());
   grpc::ClientContext ctx;
   auto stream = stub->ValidateStream(&ctx);
@@ -140,9 +154,7 @@ TEST(ServerE2eTest, ValidateStreamAnswersInOrderWithRequestIds) {
 // (reading pauses, then resumes as the client reads).
 TEST(ServerE2eTest, ValidateStreamAnswersPipelinedRequestsInOrder) {
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
-  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
-
+  ASSERT_NO_FATAL_FAILURE(StartOnSample(server));
   auto stub = v1::RecipientValidation::NewStub(server.channel());
   grpc::ClientContext ctx;
   auto stream = stub->ValidateStream(&ctx);
@@ -155,12 +167,11 @@ TEST(ServerE2eTest, ValidateStreamAnswersPipelinedRequestsInOrder) {
   });
   // Let the server run ahead of the reader, up to its queue bound.
   absl::SleepFor(absl::Milliseconds(300));
-  for (uint64_t id = 1; id <= kRequests; ++id) {
-    v1::ValidateResponse response;
-    ASSERT_TRUE(stream->Read(&response)) << "answer " << id;
-    ExpectSampleVerdicts(response, id);
-  }
+  ExpectSampleAnswers(*stream, 1, kRequests);
+  // On a failed read the writer may be blocked: cancel, so it can be joined.
+  if (HasFatalFailure()) ctx.TryCancel();
   writer.join();
+  if (HasFatalFailure()) return;
   v1::ValidateResponse extra;
   EXPECT_FALSE(stream->Read(&extra));
   grpc::Status status = stream->Finish();
@@ -171,9 +182,7 @@ TEST(ServerE2eTest, ValidateStreamAnswersPipelinedRequestsInOrder) {
 // stream ends with its error, naming it; nothing after it is answered.
 TEST(ServerE2eTest, ValidateStreamRefusalEndsThePipelineAfterEarlierAnswers) {
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(SampleConfig(SampleLdif(), 0)));
-  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
-
+  ASSERT_NO_FATAL_FAILURE(StartOnSample(server));
   auto stub = v1::RecipientValidation::NewStub(server.channel());
   grpc::ClientContext ctx;
   auto stream = stub->ValidateStream(&ctx);
@@ -188,11 +197,7 @@ TEST(ServerE2eTest, ValidateStreamRefusalEndsThePipelineAfterEarlierAnswers) {
   // but never answers it.
   stream->Write(SampleRequest(7));
   stream->WritesDone();
-  for (uint64_t id = 1; id <= 5; ++id) {
-    v1::ValidateResponse response;
-    ASSERT_TRUE(stream->Read(&response)) << "answer " << id;
-    ExpectSampleVerdicts(response, id);
-  }
+  ASSERT_NO_FATAL_FAILURE(ExpectSampleAnswers(*stream, 1, 5));
   v1::ValidateResponse none;
   EXPECT_FALSE(stream->Read(&none));
   grpc::Status status = stream->Finish();
