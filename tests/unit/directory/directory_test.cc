@@ -1,6 +1,8 @@
 #include "server/directory/directory.h"
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -244,6 +246,101 @@ TEST_F(DirectoryTest, BatchMatchesSingleLookups) {
     EXPECT_EQ(out[i].error, single.error) << i;
   }
   dir_->LookupBatch({}, nullptr);  // empty batch is a no-op
+}
+
+// LookupBatch against a plain model of the lookup rules (the full parser,
+// a set of normalized strings, address::StripSubaddress), on random
+// addresses in random batch sizes: the fast path, the per-domain delimiter
+// sets, alias keys, hashing in sets of keys and chunk boundaries must not
+// change any answer.
+TEST(DirectoryModelTest, BatchesAgreeWithAPlainModelOfTheRules) {
+  const std::vector<DomainPolicy> domains = TestDomains();
+  DirectoryBuilder builder = MakeBuilder();
+  // Normalized served name or alias -> index, as the rules define it.
+  std::map<std::string, int32_t, std::less<>> domain_of;
+  for (size_t i = 0; i < builder.domains().size(); ++i) {
+    domain_of[builder.domains()[i].name] = static_cast<int32_t>(i);
+    for (const std::string& a : builder.domains()[i].aliases) {
+      domain_of[a] = static_cast<int32_t>(i);
+    }
+  }
+  uint64_t state = 4242;
+  auto next = [&state] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<size_t>(state >> 33);
+  };
+  const std::vector<std::string> kLocals = {
+      "john.doe", "Jane",  "a-b",    "a",         "carol", "dave+x",
+      "x.y-z",    "POSTMASTER", "q_r",   "\"quoted x\"", "ü-ser", "m+n-o"};
+  const std::vector<std::string> kTags = {"", "", "", "+t", "-t", "+a-b",
+                                          "-x+y", "+", "-"};
+  const std::vector<std::string> kDomains = {
+      "example.com", "EXAMPLE.com", "example.net", "alias.example.org.",
+      "dash.example", "plain.example", "monitor.example", "other.example",
+      "bad..example", "xn--bcher-kva.example"};
+  auto random_address = [&] {
+    std::string local = kLocals[next() % kLocals.size()];
+    if (local.front() != '"') local += kTags[next() % kTags.size()];
+    std::string a = local + "@" + kDomains[next() % kDomains.size()];
+    if (next() % 10 == 0) a = "<" + a + ">";
+    if (next() % 25 == 0) a = "not an address " + a;
+    return a;
+  };
+  std::set<std::string> entries;  // "local@target" as the rules store them
+  for (int i = 0; i < 300; ++i) {
+    const std::string a = random_address();
+    const AddOutcome outcome = builder.AddAddress(a);
+    if (outcome != AddOutcome::kAdded && outcome != AddOutcome::kDuplicate) {
+      continue;
+    }
+    absl::StatusOr<address::Address> parsed = address::ParseAddress(a);
+    ASSERT_TRUE(parsed.ok()) << a;
+    const int32_t d = domain_of.find(parsed->domain)->second;
+    entries.insert(parsed->local + "@" + builder.domains()[d].name);
+  }
+  ASSERT_GT(entries.size(), 50u);
+  std::shared_ptr<const Directory> dir = Build(std::move(builder));
+
+  auto model = [&](std::string_view raw) {
+    LookupResult r;
+    absl::StatusOr<address::Address> parsed = address::ParseAddress(raw);
+    if (!parsed.ok()) {
+      r.status = LookupStatus::kMalformed;
+      r.error = std::string(parsed.status().message());
+      return r;
+    }
+    auto it = domain_of.find(parsed->domain);
+    if (it == domain_of.end()) {
+      r.status = LookupStatus::kNotServed;
+      return r;
+    }
+    r.domain_index = it->second;
+    const DomainPolicy& domain = dir->domains()[it->second];
+    const std::string stripped = std::string(address::StripSubaddress(
+        parsed->local, domain.subaddress_delimiters));
+    const bool valid = address::IsPostmaster(parsed->local) ||
+                       entries.count(parsed->local + "@" + domain.name) > 0 ||
+                       entries.count(stripped + "@" + domain.name) > 0;
+    r.status = valid ? LookupStatus::kValid : LookupStatus::kUnknown;
+    return r;
+  };
+
+  int valid = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::vector<std::string> raw(1 + next() % 200);
+    for (std::string& a : raw) a = random_address();
+    std::vector<std::string_view> views(raw.begin(), raw.end());
+    std::vector<LookupResult> out(views.size());
+    dir->LookupBatch(views, out.data());
+    for (size_t i = 0; i < views.size(); ++i) {
+      const LookupResult want = model(views[i]);
+      ASSERT_EQ(out[i].status, want.status) << views[i];
+      ASSERT_EQ(out[i].domain_index, want.domain_index) << views[i];
+      ASSERT_EQ(out[i].error, want.error) << views[i];
+      valid += out[i].status == LookupStatus::kValid;
+    }
+  }
+  EXPECT_GT(valid, 1000);  // the model is not vacuous
 }
 
 TEST(DirectoryIdnTest, UnicodeAndAceDomainsAreOneDomain) {
