@@ -178,12 +178,32 @@ absl::Status CheckDotAtom(std::string_view s) {
   return absl::OkStatus();
 }
 
+// The canonical form of a folded local part: as is if it is a dot-atom,
+// else quoted (with '"' and '\\' escaped).
+void Requote(std::string folded, std::string* out) {
+  if (IsDotAtom(folded)) {
+    *out = std::move(folded);
+    return;
+  }
+  out->reserve(folded.size() + 4);
+  out->push_back('"');
+  for (char c : folded) {
+    if (c == '"' || c == '\\') out->push_back('\\');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
 // Normalizes a non-empty local part as received (encoding already checked).
 absl::Status NormalizeLocal(std::string_view received, std::string* out) {
+  std::string folded;
   if (received.front() != '"') {
     RG_RETURN_IF_ERROR(CheckDotAtom(received));
-    out->reserve(received.size());
-    return AppendFolded(received, out);
+    RG_RETURN_IF_ERROR(AppendFolded(received, &folded));
+    // Folding can make a dot-atom need quotes: U+037E GREEK QUESTION MARK
+    // is canonically ';'. Quoted, the result parses back to itself.
+    Requote(std::move(folded), out);
+    return absl::OkStatus();
   }
 
   // Quoted string (RFC 5321 qtextSMTP / quoted-pairSMTP, RFC 6531 UTF-8).
@@ -207,19 +227,8 @@ absl::Status NormalizeLocal(std::string_view received, std::string* out) {
   if (i + 1 != received.size()) return Invalid("text after quoted local part");
   if (content.empty()) return Invalid("empty quoted local part");
 
-  std::string folded;
   RG_RETURN_IF_ERROR(AppendFolded(content, &folded));
-  if (IsDotAtom(folded)) {
-    *out = std::move(folded);
-    return absl::OkStatus();
-  }
-  out->reserve(folded.size() + 4);
-  out->push_back('"');
-  for (char c : folded) {
-    if (c == '"' || c == '\\') out->push_back('\\');
-    out->push_back(c);
-  }
-  out->push_back('"');
+  Requote(std::move(folded), out);
   return absl::OkStatus();
 }
 

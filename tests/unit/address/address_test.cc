@@ -143,6 +143,10 @@ std::vector<Case> ParseCases() {
       Ok("ﬃ@example.com", "ffi@example.com"),
       Ok("\u212A@example.com", "k@example.com"),
       Ok("\u212B@example.com", "\u00E5@example.com"),
+      // U+037E GREEK QUESTION MARK is canonically ';': folded, the local
+      // part needs quotes, and its normalized form parses back to itself.
+      Ok("a\u037E@example.com", "\"a;\"@example.com"),
+      Ok("\"a;\"@example.com", "\"a;\"@example.com"),
       Ok("Δοκιμή.Χρήστης@example.gr", "δοκιμή.χρήστησ@example.gr"),
       Ok("<Ünïcödé@MÜNCHEN.de>", "ünïcödé@xn--mnchen-3ya.de"),
       // Quoted local parts: quotes kept only when needed.
