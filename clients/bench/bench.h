@@ -4,6 +4,8 @@
 // Modes:
 //   unary, stream          drive a running rcptguardd over gRPC
 //                          (grpc_load.cc: async completion queues)
+//   grpc-floor             empty unary calls (health Check) to the same
+//                          server: gRPC's own cost per call
 //   ldap                   the Postfix-ldap-table baseline against slapd
 //                          (ldap_load.cc: one connection per thread)
 //   inprocess-hashset,     in-process floors (inprocess.cc): a
@@ -38,6 +40,7 @@ namespace rcptguard::bench {
 enum class Mode {
   kUnary,
   kStream,
+  kGrpcFloor,
   kLdap,
   kInprocessHashset,
   kInprocessDirectory,

@@ -21,14 +21,15 @@ namespace rcptguard::bench {
 
 absl::StatusOr<Mode> ParseMode(const std::string& text) {
   for (Mode m :
-       {Mode::kUnary, Mode::kStream, Mode::kLdap, Mode::kInprocessHashset,
+       {Mode::kUnary, Mode::kStream, Mode::kGrpcFloor, Mode::kLdap,
+        Mode::kInprocessHashset,
         Mode::kInprocessDirectory, Mode::kRandomAccess}) {
     if (text == ModeName(m)) return m;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown --mode '", text,
-      "': want unary, stream, ldap, inprocess-hashset, inprocess-directory "
-      "or random-access"));
+      "': want unary, stream, grpc-floor, ldap, inprocess-hashset, "
+      "inprocess-directory or random-access"));
 }
 
 const char* ModeName(Mode mode) {
@@ -37,6 +38,8 @@ const char* ModeName(Mode mode) {
       return "unary";
     case Mode::kStream:
       return "stream";
+    case Mode::kGrpcFloor:
+      return "grpc-floor";
     case Mode::kLdap:
       return "ldap";
     case Mode::kInprocessHashset:

@@ -1,5 +1,7 @@
 // The gRPC modes of rcptguard-bench: unary Validate and ValidateStream,
-// driven through completion queues.
+// driven through completion queues, and grpc-floor: empty unary calls
+// (grpc.health.v1 Check, answered by gRPC itself) on the same channels, the
+// cost of a unary call with no work in it.
 //
 // `client_threads` threads each own one CompletionQueue and a share of the
 // `concurrency` slots. A unary slot is one call in flight: when it
@@ -32,6 +34,7 @@
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 
 namespace rcptguard::bench {
@@ -104,6 +107,8 @@ struct Shared {
   const BenchOptions* options;
   const Workload* workload;
   std::vector<std::unique_ptr<v1::RecipientValidation::Stub>> stubs;
+  // grpc-floor mode: the same channels' health stubs.
+  std::vector<std::unique_ptr<grpc::health::v1::Health::Stub>> health_stubs;
   std::vector<std::string> client_ips;
   Budget* budget;
 };
@@ -153,6 +158,13 @@ struct Slot {
   std::vector<bool> expect_valid;
   Clock::time_point started;
   std::unique_ptr<grpc::ClientAsyncResponseReader<v1::ValidateResponse>> unary;
+  // grpc-floor mode: an empty health check instead of a Validate call.
+  grpc::health::v1::Health::Stub* health_stub = nullptr;
+  grpc::health::v1::HealthCheckRequest health_request;
+  grpc::health::v1::HealthCheckResponse health_response;
+  std::unique_ptr<
+      grpc::ClientAsyncResponseReader<grpc::health::v1::HealthCheckResponse>>
+      health;
   std::unique_ptr<
       grpc::ClientAsyncReaderWriter<v1::ValidateRequest, v1::ValidateResponse>>
       stream;
@@ -182,9 +194,11 @@ class Worker {
                                          o.seed, static_cast<uint64_t>(index));
   }
 
-  void AddSlot(v1::RecipientValidation::Stub* stub) {
+  void AddSlot(v1::RecipientValidation::Stub* stub,
+               grpc::health::v1::Health::Stub* health_stub) {
     auto slot = std::make_unique<Slot>();
     slot->stub = stub;
+    slot->health_stub = health_stub;
     slots_.push_back(std::move(slot));
   }
 
@@ -249,11 +263,20 @@ class Worker {
     slot->context->set_deadline(
         std::chrono::system_clock::now() +
         absl::ToChronoNanoseconds(shared_.options->deadline));
+    slot->state = Slot::State::kUnary;
+    if (shared_.options->mode == Mode::kGrpcFloor) {
+      slot->health_response.Clear();
+      slot->health = slot->health_stub->PrepareAsyncCheck(
+          slot->context.get(), slot->health_request, &cq_);
+      slot->health->StartCall();
+      slot->health->Finish(&slot->health_response, &slot->status,
+                           &slot->op_tag);
+      return true;
+    }
     slot->response.Clear();
     slot->unary = slot->stub->PrepareAsyncValidate(slot->context.get(),
                                                    slot->request, &cq_);
     slot->unary->StartCall();
-    slot->state = Slot::State::kUnary;
     slot->unary->Finish(&slot->response, &slot->status, &slot->op_tag);
     return true;
   }
@@ -265,6 +288,16 @@ class Worker {
     if (!slot->status.ok()) {
       report_.AddError(
           absl::StrCat("rpc_", StatusCodeName(slot->status.error_code())));
+    } else if (shared_.options->mode == Mode::kGrpcFloor) {
+      // One call counts as one "recipient", so that server CPU per million
+      // reads as per million calls.
+      report_.requests++;
+      report_.recipients++;
+      report_.latency.Record(ns);
+      if (slot->health_response.status() !=
+          grpc::health::v1::HealthCheckResponse::SERVING) {
+        report_.AddError("not_serving");
+      }
     } else {
       Check(slot->response, slot->request.request_id(), slot->expect_valid,
             ns);
@@ -439,6 +472,8 @@ absl::StatusOr<Report> RunGrpc(const BenchOptions& options,
     channels.push_back(grpc::CreateCustomChannel(
         options.target, grpc::InsecureChannelCredentials(), args));
     shared.stubs.push_back(v1::RecipientValidation::NewStub(channels.back()));
+    shared.health_stubs.push_back(
+        grpc::health::v1::Health::NewStub(channels.back()));
   }
   // Connect first, so connection set-up is not in the measurement.
   for (size_t i = 0; i < channels.size(); ++i) {
@@ -455,7 +490,9 @@ absl::StatusOr<Report> RunGrpc(const BenchOptions& options,
   for (int t = 0; t < threads; ++t)
     workers.push_back(std::make_unique<Worker>(shared, t));
   for (int s = 0; s < options.concurrency; ++s) {
-    workers[s % threads]->AddSlot(shared.stubs[s % shared.stubs.size()].get());
+    const size_t c = s % shared.stubs.size();
+    workers[s % threads]->AddSlot(shared.stubs[c].get(),
+                                  shared.health_stubs[c].get());
   }
 
   double server_cpu0 = -1;

@@ -32,7 +32,8 @@
 #include "server/common/flag_spelling.h"
 
 ABSL_FLAG(std::string, mode, "unary",
-          "unary, stream, ldap, inprocess-hashset, inprocess-directory or "
+          "unary, stream, grpc-floor (empty unary calls: grpc.health.v1 "
+          "Check), ldap, inprocess-hashset, inprocess-directory or "
           "random-access.");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "rcptguardd address.");
 ABSL_FLAG(int, batch, 10,
@@ -118,7 +119,9 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
     return bad("--duration: more than 0, at most 1h");
   if (o.deadline <= absl::ZeroDuration()) return bad("--deadline: positive");
   const bool allow_remote = absl::GetFlag(FLAGS_allow_remote);
-  if ((o.mode == Mode::kUnary || o.mode == Mode::kStream) && !allow_remote &&
+  if ((o.mode == Mode::kUnary || o.mode == Mode::kStream ||
+       o.mode == Mode::kGrpcFloor) &&
+      !allow_remote &&
       !IsLocalGrpcTarget(o.target)) {
     return bad("--target ", o.target,
                " is not on this machine (127.0.0.1, ::1, localhost, unix:); "
@@ -175,6 +178,7 @@ int Main(int argc, char** argv) {
   switch (options->mode) {
     case Mode::kUnary:
     case Mode::kStream:
+    case Mode::kGrpcFloor:
       report = RunGrpc(*options, workload);
       break;
     case Mode::kLdap:

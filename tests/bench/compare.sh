@@ -2,9 +2,10 @@
 # rcptguard against its baselines, in one run on this machine (issue 8):
 # rcptguardd over gRPC (unary batch 1/10/100, ValidateStream batch 1, and a
 # light-load run for latency), OpenLDAP slapd answering the Postfix ldap
-# table's query per recipient, and the in-process floors (flat_hash_set,
-# the real Directory, random memory access). Prints one table with the
-# absolute figures, the ratios and the issue's targets.
+# table's query per recipient, gRPC's own floor (empty unary calls: health
+# Check), and the in-process floors (flat_hash_set, the real Directory,
+# random memory access). Prints one table with the absolute figures, the
+# ratios and the issue's targets.
 #
 #   tests/bench/compare.sh [BUILD_DIR]
 #
@@ -188,6 +189,8 @@ bench unary_b1 --mode=unary --batch=1 --concurrency="$CONCURRENCY" "${GRPC[@]}"
 bench unary_b10 --mode=unary --batch=10 --concurrency="$CONCURRENCY" "${GRPC[@]}"
 bench unary_b100 --mode=unary --batch=100 --concurrency="$CONCURRENCY" "${GRPC[@]}"
 bench stream_b1 --mode=stream --batch=1 --concurrency="$CONCURRENCY" "${GRPC[@]}"
+# gRPC's own cost per unary call: empty health checks to the same server.
+bench grpc_floor --mode=grpc-floor --concurrency="$CONCURRENCY" "${GRPC[@]}"
 # Light load for the latency target: few calls in flight.
 bench unary_b10_light --mode=unary --batch=10 --concurrency=2 --client_threads=1 \
   --target="$RG_TARGET" --server_pid="$RG_PID" --connections=1
@@ -215,7 +218,7 @@ def load(name):
         return None
 
 runs = {k: load(k) for k in ["unary_b1", "unary_b10", "unary_b100", "stream_b1",
-                             "unary_b10_light", "ldap", "inprocess-hashset",
+                             "grpc_floor", "unary_b10_light", "ldap", "inprocess-hashset",
                              "inprocess-directory", "random-access"]}
 
 def f(v, unit=""):
@@ -244,6 +247,7 @@ print(hdr)
 print("-" * len(hdr))
 labels = [("unary_b1", "gRPC unary, batch 1"), ("unary_b10", "gRPC unary, batch 10"),
           ("unary_b100", "gRPC unary, batch 100"), ("stream_b1", "gRPC stream, batch 1"),
+          ("grpc_floor", "gRPC floor: empty unary call"),
           ("unary_b10_light", "gRPC unary b10, 2 in flight"),
           ("ldap", "slapd, 1 search per rcpt")]
 for key, label in labels:
@@ -301,6 +305,13 @@ light, sat = rate("unary_b10_light"), rate("unary_b10")
 line("light-load run at share of saturated batch-10 throughput", ratio(light, sat), "%.2f")
 cpu_m = {k: g(runs[k], "server_cpu_seconds_per_million_recipients") for k in runs}
 line("slapd CPU s/M / rcptguardd CPU s/M at batch 10", ratio(cpu_m.get("ldap"), cpu_m.get("unary_b10")))
+# The floor's s/M is per million calls; a batch-10 call costs 10x its s/M.
+floor = cpu_m.get("grpc_floor")
+if floor and cpu_m.get("unary_b10"):
+    line("server CPU per batch-10 Validate call / per empty call",
+         ratio(10 * cpu_m["unary_b10"], floor), "%.2fx")
+    line("slapd CPU s/M / (empty call's CPU / 10): the best batch 10 can do",
+         ratio(cpu_m.get("ldap"), floor / 10))
 print("  %-58s %.1f bytes (RSS %.1f MiB at %d addresses)" % (
     "rcptguardd RSS after load per address", rss_kb * 1024.0 / n, rss_kb / 1024.0, n))
 print("  %-58s %s s" % ("slapadd of the same LDIF (with indexes)", slapadd_s))
