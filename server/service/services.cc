@@ -1,7 +1,7 @@
 #include "server/service/services.h"
 
+#include <array>
 #include <atomic>
-#include <deque>
 #include <optional>
 
 #include "google/protobuf/arena.h"
@@ -193,9 +193,17 @@ class RecipientValidationService::StreamReactor final
     }
     // Each message is recorded as one ValidateStream request. Only this
     // reaction touches request_, identity_ and the answer being built:
-    // there is one read at a time.
+    // there is one read at a time. The answer is built in the ring slot
+    // after the queued ones (free: reading stops while the ring is full),
+    // reused from earlier answers so that its strings keep their memory.
+    size_t slot;
+    {
+      absl::MutexLock lock(&mu_);
+      slot = (head_ + queued_) % kMaxQueued;
+    }
     CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
-    v1::ValidateResponse response;
+    v1::ValidateResponse& response = ring_[slot];
+    response.Clear();
     // The peer's certificate cannot change within a stream: authorize at
     // the first message only; charge the budget for every message.
     if (!identity_.has_value()) identity_ = service_->Identify(*context_);
@@ -218,7 +226,7 @@ class RecipientValidationService::StreamReactor final
             status.code(), absl::StrCat("request_id ", request_.request_id(),
                                         ": ", status.message())));
       } else if (!broken_) {
-        queue_.push_back(std::move(response));
+        ++queued_;
       }
       next = NextLocked();
     }
@@ -231,10 +239,11 @@ class RecipientValidationService::StreamReactor final
       absl::MutexLock lock(&mu_);
       writing_ = false;
       if (ok) {
-        queue_.pop_front();
+        head_ = (head_ + 1) % kMaxQueued;
+        --queued_;
       } else {  // the client went away: nothing more can be written
         broken_ = true;
-        queue_.clear();
+        queued_ = 0;
       }
       next = NextLocked();
     }
@@ -255,17 +264,17 @@ class RecipientValidationService::StreamReactor final
   Actions NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Actions next;
     if (finished_) return next;
-    if (!writing_ && !queue_.empty()) {
+    if (!writing_ && queued_ > 0) {
       writing_ = true;
-      next.write = &queue_.front();  // stays put until popped
+      next.write = &ring_[head_];
     }
     const bool stop_reading = read_closed_ || refusal_.has_value() || broken_;
-    if (!reading_ && !stop_reading && queue_.size() < kMaxQueued) {
+    if (!reading_ && !stop_reading && queued_ < kMaxQueued) {
       reading_ = true;
       next.read = true;
     }
     // Finish once nothing is in flight and nothing more will be read.
-    if (stop_reading && !reading_ && !writing_ && queue_.empty()) {
+    if (stop_reading && !reading_ && !writing_ && queued_ == 0) {
       finished_ = true;
       next.finish = refusal_.has_value() && !broken_ ? *refusal_
                                                      : grpc::Status::OK;
@@ -286,10 +295,15 @@ class RecipientValidationService::StreamReactor final
   std::optional<absl::StatusOr<std::string>> identity_;
   v1::ValidateRequest request_;
 
+  // Answers not yet written: ring_[head_] and the queued_ - 1 after it
+  // (circularly), oldest first; ring_[head_] is being written when
+  // writing_. Not guarded: a slot belongs to OnReadDone while it builds the
+  // answer in it, then to the queue, then to gRPC while written.
+  std::array<v1::ValidateResponse, kMaxQueued> ring_;
+
   absl::Mutex mu_;
-  // Answers not yet written, oldest first; the front is being written when
-  // writing_. A deque: pushing at the back leaves the front in place.
-  std::deque<v1::ValidateResponse> queue_ ABSL_GUARDED_BY(mu_);
+  size_t head_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool read_closed_ ABSL_GUARDED_BY(mu_) = false;  // no more requests
