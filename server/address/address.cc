@@ -10,7 +10,6 @@
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,6 +22,7 @@
 #include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "server/common/bytes.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
 
@@ -499,18 +499,6 @@ inline uint64_t Bits(__m128i m, size_t chunk) {
          << (16 * chunk);
 }
 
-inline uint64_t Load64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-inline uint64_t Load32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // The n < 16 bytes at `p` in the low bytes of a vector, the rest zero,
 // read without touching a byte past p + n. (Copying them to a buffer first
 // and loading that stalls: the load cannot be forwarded from the copy's
@@ -519,11 +507,11 @@ inline __m128i LoadShort(const char* p, size_t n) {
   uint64_t lo = 0;
   uint64_t hi = 0;
   if (n > 8) {
-    lo = Load64(p);
-    hi = Load64(p + n - 8) >> (8 * (16 - n));
+    lo = LoadU64(p);
+    hi = LoadU64(p + n - 8) >> (8 * (16 - n));
   } else if (n >= 4) {
     // Two overlapping reads; the overlapping bytes are equal in both.
-    lo = Load32(p) | (Load32(p + n - 4) << (8 * (n - 4)));
+    lo = LoadU32(p) | (uint64_t{LoadU32(p + n - 4)} << (8 * (n - 4)));
   } else {
     for (size_t i = 0; i < n; ++i) {
       lo |= static_cast<uint64_t>(Byte(p[i])) << (8 * i);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/address/address.h"
+#include "server/common/bytes.h"
 
 namespace rcptguard::directory {
 namespace {
@@ -124,12 +125,6 @@ LookupScratch& ThreadScratch() {
   return *scratch;
 }
 
-inline uint64_t Load64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
 // a == b, inline: the domain memo compares every recipient's domain, and a
 // call to memcmp costs more than the comparison of a short name.
 inline bool SameBytes(std::string_view a, std::string_view b) {
@@ -142,10 +137,10 @@ inline bool SameBytes(std::string_view a, std::string_view b) {
     return true;
   }
   for (size_t i = 0; i + 8 <= n; i += 8) {
-    if (Load64(a.data() + i) != Load64(b.data() + i)) return false;
+    if (LoadU64(a.data() + i) != LoadU64(b.data() + i)) return false;
   }
   // The last 8 octets (overlapping what was compared) cover the rest.
-  return Load64(a.data() + n - 8) == Load64(b.data() + n - 8);
+  return LoadU64(a.data() + n - 8) == LoadU64(b.data() + n - 8);
 }
 
 // "local@domain" into `room` (kKeyRoom octets) when it fits, else into a new
@@ -243,7 +238,6 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
       } else {
         // An alias (the key names the target) or a fully parsed address.
         keys[n++] = PlaceKey(local, target, room, overflow);
-        local = keys[n - 1].substr(0, local.size());
       }
       const std::string_view base_local = StripFor(d, local, symbols);
       if (base_local.size() != local.size()) {

@@ -5,28 +5,20 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <cstring>
 #include <random>
 
 #include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/bytes.h"
 
 namespace rcptguard::directory {
 namespace {
 
-inline uint64_t Load64Le(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
-  if constexpr (std::endian::native == std::endian::big) {
-    v = __builtin_bswap64(v);
-  }
-  return v;
-}
-
 // One SipRound over the state v[0..3]. Forced inline: the hashes of a batch
 // only run side by side if the rounds are in one instruction stream.
-ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SipRound(uint64_t& v0, uint64_t& v1, uint64_t& v2, uint64_t& v3) {
+ABSL_ATTRIBUTE_ALWAYS_INLINE inline void SipRound(uint64_t& v0, uint64_t& v1,
+                                                  uint64_t& v2, uint64_t& v3) {
   v0 += v1;
   v1 = std::rotl(v1, 13);
   v1 ^= v0;
@@ -51,8 +43,8 @@ absl::StatusOr<SipKey> SipKey::FromBytes(std::string_view sixteen_bytes) {
         "SipHash key must be 16 bytes, got ", sixteen_bytes.size()));
   }
   SipKey key;
-  key.k0 = Load64Le(sixteen_bytes.data());
-  key.k1 = Load64Le(sixteen_bytes.data() + 8);
+  key.k0 = LoadU64Le(sixteen_bytes.data());
+  key.k1 = LoadU64Le(sixteen_bytes.data() + 8);
   return key;
 }
 
@@ -121,7 +113,7 @@ inline uint64_t LastBlock(const char* p, size_t len) {
   if (len >= 8) {
     // The 8 bytes ending at the end, shifted down past the `8 - left` that
     // belong to the last full block: one load instead of a byte loop.
-    return b | (Load64Le(p + left - 8) >> (8 * (8 - left)));
+    return b | (LoadU64Le(p + left - 8) >> (8 * (8 - left)));
   }
   for (size_t i = 0; i < left; ++i) {
     b |= static_cast<uint64_t>(static_cast<unsigned char>(p[i])) << (8 * i);
@@ -135,7 +127,7 @@ uint64_t SipHash24(const SipKey& key, std::string_view data) {
   SipState s(key);
   const char* p = data.data();
   const char* const end = p + (data.size() & ~size_t{7});
-  for (; p != end; p += 8) s.Compress(Load64Le(p));
+  for (; p != end; p += 8) s.Compress(LoadU64Le(p));
   s.Compress(LastBlock(p, data.size()));
   s.FinalRounds();
   return s.Digest();
@@ -153,13 +145,13 @@ void SipHash24x2(const SipKey& key, std::string_view a, std::string_view b,
   // operations are independent, so the CPU runs them in parallel.
   const size_t common = std::min(blocks_a, blocks_b);
   for (size_t i = 0; i < common; ++i, pa += 8, pb += 8) {
-    const uint64_t ma = Load64Le(pa);
-    const uint64_t mb = Load64Le(pb);
+    const uint64_t ma = LoadU64Le(pa);
+    const uint64_t mb = LoadU64Le(pb);
     sa.Compress(ma);
     sb.Compress(mb);
   }
-  for (size_t i = common; i < blocks_a; ++i, pa += 8) sa.Compress(Load64Le(pa));
-  for (size_t i = common; i < blocks_b; ++i, pb += 8) sb.Compress(Load64Le(pb));
+  for (size_t i = common; i < blocks_a; ++i, pa += 8) sa.Compress(LoadU64Le(pa));
+  for (size_t i = common; i < blocks_b; ++i, pb += 8) sb.Compress(LoadU64Le(pb));
   const uint64_t la = LastBlock(pa, a.size());
   const uint64_t lb = LastBlock(pb, b.size());
   sa.Compress(la);

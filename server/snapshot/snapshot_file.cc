@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "server/common/bytes.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
 
@@ -91,16 +92,6 @@ void StoreU32(std::string& out, size_t at, uint32_t v) {
 }
 void StoreU64(std::string& out, size_t at, uint64_t v) {
   std::memcpy(out.data() + at, &v, 8);
-}
-uint32_t LoadU32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-uint64_t LoadU64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, 8);
-  return v;
 }
 
 std::string Hex(uint64_t v) { return absl::StrFormat("0x%016x", v); }
