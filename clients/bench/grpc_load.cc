@@ -235,6 +235,10 @@ class Worker {
     uint64_t seq = 0;
     if (!shared_.budget->Take(&seq)) return false;
     const BenchOptions& o = *shared_.options;
+    if (o.mode == Mode::kGrpcFloor) {  // an empty call: nothing to build
+      slot->started = Clock::now();
+      return true;
+    }
     v1::ValidateRequest& r = slot->request;
     r.set_request_id(seq);
     r.set_dry_run(!o.feed_harvest);
