@@ -149,6 +149,41 @@ TEST_F(BenchE2eTest, StreamRunChecksEveryAnswer) {
   ExpectCleanRun(run, 5000, 1);
 }
 
+TEST_F(BenchE2eTest, PipelinedStreamRunChecksEveryAnswerInOrder) {
+  BenchRun run =
+      Run({"--mode=stream", "--target=" + server_.target(),
+           "--addresses_file=" + list_, "--batch=3", "--concurrency=4",
+           "--stream_depth=8", "--unknown_share=0.5", "--requests=4000",
+           absl::StrCat("--server_pid=", server_.process().pid())});
+  ExpectCleanRun(run, 4000, 3);  // request_id order is checked per answer
+  EXPECT_EQ(Number(run.report, "stream_depth"), 8);
+}
+
+TEST_F(BenchE2eTest, GrpcFloorRunsEmptyCalls) {
+  BenchRun run = Run({"--mode=grpc-floor", "--target=" + server_.target(),
+                      "--addresses_file=" + list_, "--concurrency=4",
+                      "--requests=2000",
+                      absl::StrCat("--server_pid=", server_.process().pid())});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(Number(run.report, "errors_total"), 0) << run.output;
+  EXPECT_EQ(Number(run.report, "requests"), 2000) << run.output;
+  // One call counts as one recipient: s/M reads per million calls.
+  EXPECT_EQ(Number(run.report, "recipients"), 2000) << run.output;
+  EXPECT_GT(Number(run.report, "server_cpu_seconds_per_million_recipients"),
+            0);
+}
+
+TEST_F(BenchE2eTest, StreamDepthOutOfRangeIsRefused) {
+  for (const char* depth : {"--stream_depth=0", "--stream_depth=1025"}) {
+    BenchRun run = Run({"--mode=stream", "--target=" + server_.target(),
+                        "--addresses_file=" + list_, depth,
+                        "--requests=1"});
+    EXPECT_EQ(run.exit_code, 2) << depth;
+    EXPECT_NE(run.output.find("--stream_depth: 1..1024"), std::string::npos)
+        << run.output;
+  }
+}
+
 TEST_F(BenchE2eTest, WrongExpectationIsAnError) {
   // nobody@example.com does not exist: listed as valid, it must come back
   // as a mismatch, and the exit status says so.
@@ -166,6 +201,11 @@ TEST_F(BenchE2eTest, WrongExpectationIsAnError) {
 TEST_F(BenchE2eTest, RemoteTargetNeedsAllowRemote) {
   BenchRun run = Run({"--mode=unary", "--target=192.0.2.1:50051",
                       "--addresses_file=" + list_, "--requests=1"});
+  EXPECT_EQ(run.exit_code, 2);
+  EXPECT_NE(run.output.find("not on this machine"), std::string::npos)
+      << run.output;
+  run = Run({"--mode=grpc-floor", "--target=192.0.2.1:50051",
+             "--addresses_file=" + list_, "--requests=1"});
   EXPECT_EQ(run.exit_code, 2);
   EXPECT_NE(run.output.find("not on this machine"), std::string::npos)
       << run.output;
