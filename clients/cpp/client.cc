@@ -19,9 +19,11 @@
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "server/common/pem.h"
 #include "server/common/strings.h"
+#include "server/common/text.h"
 
 namespace rcptguard::client {
 namespace {
+
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -38,6 +40,12 @@ std::string BatchKey(const v1::SmtpContext& context, bool dry_run) {
 }
 
 }  // namespace
+
+void ClearInvalidContextText(v1::SmtpContext* context) {
+  if (!IsValidUtf8(context->client_ip())) context->clear_client_ip();
+  if (!IsValidUtf8(context->session_id())) context->clear_session_id();
+  if (!IsValidUtf8(context->edge_id())) context->clear_edge_id();
+}
 
 absl::StatusOr<FailurePolicy> ParseFailurePolicy(std::string_view text) {
   const std::string t = absl::AsciiStrToLower(ToAbsl(text));
@@ -124,6 +132,7 @@ class Client::Impl {
     if (request.context().edge_id().empty() && !options_.edge_id.empty()) {
       request.mutable_context()->set_edge_id(options_.edge_id);
     }
+    ClearInvalidContextText(request.mutable_context());
     auto call = std::make_shared<Call>();
     call->request = std::move(request);
     call->deadline = absl::Now() + options_.deadline;
@@ -348,10 +357,20 @@ class Client::Impl {
         }
         return;
       }
-      // The server refuses a request over its limits before counting
-      // anything, so one bad recipient (too long) must not take the
-      // others of its batch down: ask for each alone.
-      if (n > 1 && r.status().code() == absl::StatusCode::kInvalidArgument) {
+      // The server refuses a request over its limits or one that does
+      // not parse before counting anything, so one bad recipient (too
+      // long) must not take the others of its batch down: ask for each
+      // alone. A single refused recipient is the request's fault, not an
+      // outage: it is answered kInvalid, never by the failure policy.
+      if (r.status().code() == absl::StatusCode::kInvalidArgument) {
+        if (n == 1) {
+          RecipientResult result;
+          result.source = RecipientResult::Source::kInvalid;
+          result.error = r.status();
+          result.batch_size = 1;
+          shared->callbacks[0](std::move(result));
+          return;
+        }
         for (int i = 0; i < n; ++i) {
           auto single = std::make_unique<Batch>();
           single->context = shared->context;

@@ -44,6 +44,12 @@
 // mail flows as it would without rcptguard; kTempfail answers
 // Source::kTempfail, and the edge should defer (4xx). The policy only
 // decides how RecipientResult is marked; the edge maps it to its protocol.
+// A request the server refuses as invalid (INVALID_ARGUMENT) is no outage:
+// a merged batch is split and each recipient asked alone, and a recipient
+// refused alone is answered Source::kInvalid. Bytes from the remote client
+// (recipients, helo, mail_from) are sent as received; a context string
+// field from the edge (client_ip, session_id, edge_id) that is not valid
+// UTF-8 is cleared before sending.
 //
 // Thread safety: a Client is safe to share between threads. Callbacks run
 // on the client's completion thread (the one thread that polls the channel;
@@ -123,6 +129,13 @@ struct ClientOptions {
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
 };
 
+// Clears the context's string fields (client_ip, session_id, edge_id) that
+// are not valid UTF-8: a proto3 string that is not makes the whole request
+// unparsable, so the request is sent, and checked, without them. The
+// fields the remote client chose (helo, mail_from) are bytes and left as
+// they are. Validate() does this to every request.
+void ClearInvalidContextText(v1::SmtpContext* context);
+
 // Checks an options struct as a whole (what Create() does first).
 absl::Status ValidateOptions(const ClientOptions& options);
 
@@ -141,6 +154,11 @@ struct RecipientResult {
     kFailOpen,
     // No answer; the failure policy is tempfail: defer the recipient.
     kTempfail,
+    // The server refused the request as invalid (INVALID_ARGUMENT: e.g. a
+    // recipient longer than limits.max_address_length): the recipient is
+    // bad, the service is fine. Answer it as a malformed address (SMTP
+    // 501 5.1.3); `error` says why. Never a fail-open.
+    kInvalid,
   };
   Source source = Source::kFailOpen;
   v1::RecipientVerdict verdict;

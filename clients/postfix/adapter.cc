@@ -904,7 +904,10 @@ class Adapter::Impl {
     Metrics::PerProtocol& m = metrics_->of(c->protocol);
     m.latency->Observe(absl::ToDoubleSeconds(now - c->request_start));
     const client::RecipientResult& r = item.result;
-    if (r.source != client::RecipientResult::Source::kService) {
+    // kInvalid is the request's fault (answered as malformed), not the
+    // service's: only the failure-policy answers count as upstream failures.
+    if (r.source == client::RecipientResult::Source::kFailOpen ||
+        r.source == client::RecipientResult::Source::kTempfail) {
       metrics_->Count(metrics_->upstream_failures,
                       absl::AsciiStrToLower(
                           absl::StatusCodeToString(r.error.code())));

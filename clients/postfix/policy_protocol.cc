@@ -249,6 +249,10 @@ PolicyAnswer AnswerPolicy(const client::RecipientResult& result,
       a.action = absl::StrCat("451 4.3.0 ", kTempfailText);
       a.outcome = "fail_tempfail";
       return a;
+    case client::RecipientResult::Source::kInvalid:
+      a.action = "501 5.1.3 Bad recipient address syntax";
+      a.outcome = "malformed";
+      return a;
     case client::RecipientResult::Source::kService:
       break;
   }

@@ -129,6 +129,10 @@ SocketmapAnswer AnswerSocketmap(const client::RecipientResult& result,
       a.reply = "TEMP rcptguard unavailable";
       a.outcome = "fail_tempfail";
       return a;
+    case client::RecipientResult::Source::kInvalid:
+      a.reply = kNotFound;
+      a.outcome = "malformed";
+      return a;
     case client::RecipientResult::Source::kService:
       break;
   }

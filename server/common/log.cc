@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/common/strings.h"
+#include "server/common/text.h"
 
 namespace rcptguard {
 namespace {
@@ -28,19 +29,46 @@ constexpr std::string_view LevelName(LogLevel level) {
   return "info";
 }
 
+// Values longer than this are cut (a peer or identity string may be of any
+// length).
+constexpr size_t kMaxValueBytes = 1024;
+
 bool NeedsQuotes(std::string_view v) {
-  if (v.empty()) return true;
+  if (v.empty() || v.size() > kMaxValueBytes) return true;
   for (char c : v) {
     if (c == ' ' || c == '"' || c == '=' || c == '\\' ||
-        static_cast<unsigned char>(c) < 0x20) {
+        static_cast<unsigned char>(c) < 0x20 ||
+        static_cast<unsigned char>(c) >= 0x7F) {
       return true;
     }
   }
   return false;
 }
 
+// Escapes `v` for a quoted logfmt or JSON string: the result is valid
+// UTF-8 whatever `v` holds (octets outside well-formed UTF-8 sequences
+// become \u00HH, i.e. the Latin-1 character of that octet), cut at
+// kMaxValueBytes.
 void AppendEscaped(std::string& out, std::string_view v) {
-  for (char c : v) {
+  const size_t total = v.size();
+  if (v.size() > kMaxValueBytes) v = v.substr(0, kMaxValueBytes);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    const unsigned char b = static_cast<unsigned char>(c);
+    if (b >= 0x80) {
+      const size_t n = Utf8SequenceLength(v.substr(i));
+      if (n == 0) {
+        absl::StrAppend(&out, "\\u00", absl::Hex(b, absl::kZeroPad2));
+      } else {
+        out.append(v.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
+    if (b == 0x7F) {
+      out += "\\u007f";
+      continue;
+    }
     switch (c) {
       case '"':
         out += "\\\"";
@@ -65,6 +93,7 @@ void AppendEscaped(std::string& out, std::string_view v) {
         }
     }
   }
+  if (total > kMaxValueBytes) absl::StrAppend(&out, "...(", total, " octets)");
 }
 
 }  // namespace

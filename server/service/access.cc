@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security_constants.h"
 #include "server/common/strings.h"
+#include "server/common/text.h"
 
 namespace rcptguard::service {
 
@@ -76,7 +77,7 @@ absl::StatusOr<std::string> AccessPolicy::Authorize(
   if (!identity.ok()) return identity.status();
   if (!Allowed(*identity, role)) {
     return absl::PermissionDeniedError(
-        absl::StrCat("identity \"", *identity, "\" may not ",
+        absl::StrCat("identity \"", SafeText(*identity, 128), "\" may not ",
                      ToAbsl(RoleName(role)), " (see access in the config)"));
   }
   return identity;

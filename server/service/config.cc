@@ -64,6 +64,22 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
   if (limits->rate_burst_seconds() == 0) {
     limits->set_rate_burst_seconds(kDefaultRateBurstSeconds);
   }
+  if (!limits->has_recipients_per_second_per_identity() && config.has_tls()) {
+    limits->set_recipients_per_second_per_identity(kDefaultRecipientsPerSecond);
+  }
+  if (limits->max_stream_buffer_bytes() == 0) {
+    limits->set_max_stream_buffer_bytes(kDefaultMaxStreamBufferBytes);
+  }
+  if (limits->max_buffered_response_bytes() == 0) {
+    limits->set_max_buffered_response_bytes(kDefaultMaxBufferedResponseBytes);
+  }
+  if (limits->max_streams_per_peer() == 0) {
+    limits->set_max_streams_per_peer(kDefaultMaxStreamsPerPeer);
+  }
+  if (limits->max_streams() == 0) limits->set_max_streams(kDefaultMaxStreams);
+  if (limits->grpc_memory_bytes() == 0) {
+    limits->set_grpc_memory_bytes(kDefaultGrpcMemoryBytes);
+  }
   if (limits->idle_timeout().empty()) limits->set_idle_timeout("5m");
   if (limits->handshake_timeout().empty()) {
     limits->set_handshake_timeout("10s");
@@ -285,6 +301,28 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
   RG_RETURN_IF_ERROR(CheckDuration("limits.handshake_timeout",
                                    limits.handshake_timeout(),
                                    absl::Milliseconds(100)));
+  if (limits.max_stream_buffer_bytes() < (64u << 10) ||
+      limits.max_stream_buffer_bytes() > (64u << 20)) {
+    return FieldError("limits.max_stream_buffer_bytes",
+                      "must be between 65536 and 67108864");
+  }
+  if (limits.max_buffered_response_bytes() < (uint64_t{1} << 20) ||
+      limits.max_buffered_response_bytes() > (uint64_t{16} << 30)) {
+    return FieldError("limits.max_buffered_response_bytes",
+                      "must be between 1048576 and 17179869184");
+  }
+  if (limits.max_streams_per_peer() > 100000) {
+    return FieldError("limits.max_streams_per_peer",
+                      "must be between 1 and 100000");
+  }
+  if (limits.max_streams() > 1000000) {
+    return FieldError("limits.max_streams", "must be between 1 and 1000000");
+  }
+  if (limits.grpc_memory_bytes() < (uint64_t{64} << 20) ||
+      limits.grpc_memory_bytes() > (uint64_t{64} << 30)) {
+    return FieldError("limits.grpc_memory_bytes",
+                      "must be between 67108864 and 68719476736");
+  }
   if (limits.rate_burst_seconds() > 3600) {
     return FieldError("limits.rate_burst_seconds", "must be at most 3600");
   }

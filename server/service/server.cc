@@ -11,17 +11,35 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/security/tls_certificate_provider.h"
 #include "grpcpp/security/tls_credentials_options.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
 #include "server/common/log.h"
 #include "server/common/pem.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
+#include "server/common/text.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
 #include "server/service/harvest_config.h"
+#include "server/service/wire.h"
 
 namespace rcptguard::service {
+
+namespace {
+
+StreamLimits StreamLimitsFromConfig(
+    const v1::Limits& limits) {
+  StreamLimits out;
+  out.max_stream_buffer_bytes = limits.max_stream_buffer_bytes();
+  out.max_buffered_response_bytes = limits.max_buffered_response_bytes();
+  out.max_streams_per_peer = limits.max_streams_per_peer();
+  out.max_streams = limits.max_streams();
+  return out;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     v1::ServerConfig config) {
@@ -83,7 +101,8 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
       limiter_(config_.limits().recipients_per_second_per_identity(),
                config_.limits().rate_burst_seconds()),
       validator_(config_, manager_.handle(), detector_.get(), metrics_.get()),
-      validation_service_(&validator_, metrics_.get(), &access_, &limiter_),
+      validation_service_(&validator_, metrics_.get(), &access_, &limiter_,
+                          StreamLimitsFromConfig(config_.limits())),
       admin_service_(&manager_, detector_.get(),
                      config_.harvest().observe_only(), metrics_.get(),
                      &access_) {
@@ -135,6 +154,46 @@ Server::~Server() {
 
 namespace {
 
+// Removes server reflection from a builder (the plugin registers itself for
+// every ServerBuilder of the process): the health-only port may listen
+// beyond loopback and must not describe the API.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(
+      std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins)
+      override {
+    plugins->erase(
+        std::remove_if(plugins->begin(), plugins->end(),
+                       [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                         return p->name().find("reflection") !=
+                                std::string::npos;
+                       }),
+        plugins->end());
+  }
+};
+
+// Answers every method that no registered service has with UNIMPLEMENTED.
+// The health-only server registers it so that gRPC runs its callback
+// machinery (the default health service needs a polled queue) without any
+// service of ours.
+class UnimplementedGenericService final : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    class Reactor final : public grpc::ServerGenericBidiReactor {
+     public:
+      explicit Reactor(const std::string& method) {
+        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                            "not served on the health port: " +
+                                SafeText(method, 128)));
+      }
+      void OnDone() override { delete this; }
+    };
+    return new Reactor(context->method());
+  }
+};
+
 // Mutual TLS whose files are re-read when they change.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
     const v1::Tls& tls) {
@@ -164,6 +223,7 @@ absl::Status Server::Start() {
     LogInfo("metrics_listening",
             {{"address", address}, {"port", metrics_server_->port()}});
   }
+  InstallProtobufLogHandler();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -208,6 +268,11 @@ absl::Status Server::Start() {
       static_cast<int>(std::max<uint32_t>(limits.max_message_bytes(), 4u << 20)));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              static_cast<int>(limits.max_concurrent_streams()));
+  // gRPC's own memory (connections, calls, read buffers): under pressure it
+  // shrinks flow-control windows and refuses new calls.
+  grpc::ResourceQuota quota("rcptguardd");
+  quota.Resize(static_cast<size_t>(limits.grpc_memory_bytes()));
+  builder.SetResourceQuota(quota);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     return absl::UnavailableError(
@@ -219,6 +284,9 @@ absl::Status Server::Start() {
     grpc::ServerBuilder health;
     health.AddListeningPort(config_.health_listen_address(),
                             grpc::InsecureServerCredentials(), &health_port_);
+    health.SetOption(std::make_unique<WithoutReflection>());
+    health_generic_ = std::make_unique<UnimplementedGenericService>();
+    health.RegisterCallbackGenericService(health_generic_.get());
     health.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60000);
     health.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
     health_server_ = health.BuildAndStart();

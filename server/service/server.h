@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
 #include "server/metrics/metrics.h"
@@ -81,6 +82,8 @@ class Server {
 
   std::unique_ptr<grpc::Server> server_;
   // The plaintext health-only server (health_listen_address); may be null.
+  // Answers UNIMPLEMENTED on the health port; outlives health_server_.
+  std::unique_ptr<grpc::CallbackGenericService> health_generic_;
   std::unique_ptr<grpc::Server> health_server_;
   int health_port_ = 0;
   // Declared last, so destroyed first: scrapes stop before the detector

@@ -7,12 +7,16 @@
 #include "google/protobuf/arena.h"
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/common/strings.h"
 #include "server/common/log.h"
+#include "server/common/text.h"
 #include "server/service/grpc_status.h"
+#include "server/service/wire.h"
 
 namespace rcptguard::service {
 namespace {
@@ -37,19 +41,42 @@ class CallTimer {
   const absl::Time start_;
 };
 
-// Refusals are logged at most once a second (a client without rights may
-// call in a loop); the metric counts every one.
+// Refusals are logged at most once a second per caller (a client without
+// rights may call in a loop; one looping client must not hide another's
+// refusals); the metric counts every one. Callers are told apart by
+// identity or peer host; at most kMaxKeys are remembered at once.
+class RefusalLogLimiter {
+ public:
+  bool ShouldLog(const std::string& key, int64_t now_second) {
+    absl::MutexLock lock(&mu_);
+    if (last_.size() >= kMaxKeys) last_.clear();
+    int64_t& last = last_[key];
+    if (last == now_second) return false;
+    last = now_second;
+    return true;
+  }
+
+ private:
+  static constexpr size_t kMaxKeys = 4096;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, int64_t> last_ ABSL_GUARDED_BY(mu_);
+};
+
 void LogRefusal(const grpc::ServerContextBase& context, const absl::Status& why) {
-  static std::atomic<int64_t> last_log_second{0};
-  const int64_t now = absl::ToUnixSeconds(absl::Now());
-  int64_t last = last_log_second.load(std::memory_order_relaxed);
-  if (now == last || !last_log_second.compare_exchange_strong(
-                         last, now, std::memory_order_relaxed)) {
+  static RefusalLogLimiter* const limiter = new RefusalLogLimiter();
+  std::string identity;
+  if (context.auth_context() != nullptr &&
+      context.auth_context()->IsPeerAuthenticated()) {
+    identity = IdentityFromAuthContext(*context.auth_context()).value_or("");
+  }
+  const std::string peer = context.peer();
+  if (!limiter->ShouldLog(SafeText(PeerKey(identity, peer), 128),
+                          absl::ToUnixSeconds(absl::Now()))) {
     return;
   }
   LogWarning("call_refused", {{"code", absl::StatusCodeToString(why.code())},
                               {"reason", ToStd(why.message())},
-                              {"peer", context.peer()}});
+                              {"peer", peer}});
 }
 
 // Counts and logs a refusal and returns it.
@@ -68,51 +95,58 @@ absl::Status Refuse(metrics::ServerMetrics* metrics,
   return why;
 }
 
-// Request and response of one Validate on a protobuf arena whose first
-// block is part of the holder: one allocation per call for the messages
-// and their sub-messages (verdicts, replies) instead of several per
-// recipient. Freed in one piece when gRPC releases the holder.
-class ArenaHolder final
-    : public grpc::MessageHolder<v1::ValidateRequest, v1::ValidateResponse> {
- public:
-  ArenaHolder() : arena_(Options(block_, sizeof(block_))) {
-    set_request(
-        google::protobuf::Arena::CreateMessage<v1::ValidateRequest>(&arena_));
-    set_response(
-        google::protobuf::Arena::CreateMessage<v1::ValidateResponse>(&arena_));
+// Malformed requests are logged at most once every 10 seconds, with the
+// count of those left out (a client may send them in a loop).
+void LogMalformed(const grpc::ServerContextBase& context,
+                  const absl::Status& why) {
+  static std::atomic<int64_t> last_window{0};
+  static std::atomic<int64_t> skipped{0};
+  const int64_t window = absl::ToUnixSeconds(absl::Now()) / 10;
+  int64_t last = last_window.load(std::memory_order_relaxed);
+  if (window == last || !last_window.compare_exchange_strong(
+                            last, window, std::memory_order_relaxed)) {
+    skipped.fetch_add(1, std::memory_order_relaxed);
+    return;
   }
-  void Release() override { delete this; }
+  LogWarning("request_malformed",
+             {{"reason", ToStd(why.message())},
+              {"peer", context.peer()},
+              {"similar_left_out",
+               skipped.exchange(0, std::memory_order_relaxed)}});
+}
+
+// A protobuf arena whose first block is a per-thread buffer: a Validate
+// (parsed, answered and serialized within one callback on one thread)
+// allocates nothing for a request and answer of about 100 recipients;
+// larger ones grow the arena, and the arena frees what it grew.
+class CallArena {
+ public:
+  CallArena() : arena_(Options()) {}
+  google::protobuf::Arena* get() { return &arena_; }
 
  private:
-  static google::protobuf::ArenaOptions Options(char* block, size_t size) {
+  static google::protobuf::ArenaOptions Options() {
+    alignas(16) static thread_local char block[16384];
     google::protobuf::ArenaOptions options;
     options.initial_block = block;
-    options.initial_block_size = size;
+    options.initial_block_size = sizeof(block);
     return options;
   }
-
-  // Enough for a request and answer of about 100 recipients; larger ones
-  // grow the arena.
-  alignas(16) char block_[16384];
-  google::protobuf::Arena arena_;  // after block_, which it uses
+  google::protobuf::Arena arena_;
 };
 
 }  // namespace
 
-grpc::MessageHolder<v1::ValidateRequest, v1::ValidateResponse>*
-ArenaMessageAllocator::AllocateMessages() {
-  return new ArenaHolder();
-}
-
 RecipientValidationService::RecipientValidationService(
     const Validator* validator, metrics::ServerMetrics* metrics,
-    const AccessPolicy* access, RateLimiter* limiter)
+    const AccessPolicy* access, RateLimiter* limiter, const StreamLimits& limits)
     : validator_(validator),
       metrics_(metrics),
       access_(access),
-      limiter_(limiter) {
-  SetMessageAllocatorFor_Validate(&allocator_);
-}
+      limiter_(limiter),
+      limits_(limits),
+      streams_(limits.max_streams_per_peer, limits.max_streams),
+      budget_(limits.max_buffered_response_bytes) {}
 
 absl::StatusOr<std::string> RecipientValidationService::Identify(
     const grpc::ServerContextBase& context) const {
@@ -131,23 +165,40 @@ absl::Status RecipientValidationService::Charge(
   }
   return Refuse(metrics_, context,
                 absl::ResourceExhaustedError(absl::StrCat(
-                    "identity \"", identity,
+                    "identity \"", SafeText(identity, 128),
                     "\" is over its recipient budget "
                     "(limits.recipients_per_second_per_identity); slow "
                     "down")));
 }
 
+absl::Status RecipientValidationService::Parse(
+    const grpc::ServerContextBase& context, const grpc::ByteBuffer& bytes,
+    v1::ValidateRequest* request) const {
+  absl::Status status = ParseMessage(bytes, request);
+  // Counted with the call's status code (INVALID_ARGUMENT).
+  if (!status.ok()) LogMalformed(context, status);
+  return status;
+}
+
 grpc::ServerUnaryReactor* RecipientValidationService::Validate(
-    grpc::CallbackServerContext* context, const v1::ValidateRequest* request,
-    v1::ValidateResponse* response) {
-  // Runs on gRPC's callback thread: the lookup and the harvest update take
-  // microseconds and never block on I/O.
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  // Runs on gRPC's callback thread: parsing, the lookup and the harvest
+  // update take microseconds and never block on I/O.
   CallTimer timer(metrics_, metrics::Method::kValidate);
+  CallArena arena;
+  auto* request =
+      google::protobuf::Arena::CreateMessage<v1::ValidateRequest>(arena.get());
+  auto* response =
+      google::protobuf::Arena::CreateMessage<v1::ValidateResponse>(arena.get());
   absl::StatusOr<std::string> identity = Identify(*context);
-  absl::Status status = identity.ok() ? Charge(*context, *identity,
-                                               request->recipients_size())
-                                      : identity.status();
+  absl::Status status = identity.status();
+  if (status.ok()) status = Parse(*context, *request_bytes, request);
+  if (status.ok()) {
+    status = Charge(*context, *identity, request->recipients_size());
+  }
   if (status.ok()) status = validator_->Validate(*request, response, *identity);
+  if (status.ok()) status = SerializeMessage(*response, response_bytes);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(timer.Done(ToGrpcStatus(status)));
   return reactor;
@@ -157,18 +208,21 @@ grpc::ServerUnaryReactor* RecipientValidationService::Validate(
 // order; the next read starts as soon as a request is answered, while its
 // answer is still being written, so a client that sends several requests
 // before reading their answers (pipelining) has them all in flight: reads
-// and writes overlap and gRPC carries several messages per system call. At
-// most kMaxQueued answers wait to be written; beyond that, reading pauses
-// until the client reads (backpressure). A refused request ends the stream
-// with its error once the answers before it are written. Deletes itself
-// when done.
+// and writes overlap and gRPC carries several messages per system call.
+// Answers are serialized as soon as they are built and wait as bytes.
+// Reading pauses (backpressure) while an answer waits and any of these
+// holds: kMaxQueued answers wait, the stream's waiting answers reach
+// limits.max_stream_buffer_bytes, or all streams' waiting answers reach
+// limits.max_buffered_response_bytes; it resumes as the client reads. One
+// answer may always wait, so every stream makes progress. A refused
+// request ends the stream with its error once the answers before it are
+// written. Deletes itself when done.
 //
 // Thread safety: gRPC may run OnReadDone and OnWriteDone at the same time
 // on different threads; the state they share is guarded by mu_, and the
 // gRPC calls (StartRead, StartWrite, Finish) are made after releasing it.
 class RecipientValidationService::StreamReactor final
-    : public grpc::ServerBidiReactor<v1::ValidateRequest,
-                                     v1::ValidateResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // Answers that may wait to be written before reading pauses.
   static constexpr size_t kMaxQueued = 64;
@@ -176,7 +230,24 @@ class RecipientValidationService::StreamReactor final
   StreamReactor(const RecipientValidationService* service,
                 grpc::CallbackServerContext* context)
       : service_(service), context_(context) {
-    StartRead(&request_);  // reading_ starts true
+    std::string identity;
+    if (context->auth_context() != nullptr &&
+        context->auth_context()->IsPeerAuthenticated()) {
+      identity = IdentityFromAuthContext(*context->auth_context()).value_or("");
+    }
+    peer_ = PeerKey(identity, context->peer());
+    absl::Status open = service_->streams_.Open(peer_);
+    if (!open.ok()) {
+      counted_ = false;
+      {
+        absl::MutexLock lock(&mu_);
+        reading_ = false;
+        finished_ = true;
+      }
+      Finish(ToGrpcStatus(Refuse(service_->metrics_, *context, open)));
+      return;
+    }
+    StartRead(&request_bytes_);  // reading_ starts true
   }
 
   void OnReadDone(bool ok) override {
@@ -192,27 +263,34 @@ class RecipientValidationService::StreamReactor final
       return;
     }
     // Each message is recorded as one ValidateStream request. Only this
-    // reaction touches request_, identity_ and the answer being built:
-    // there is one read at a time. The answer is built in the ring slot
-    // after the queued ones (free: reading stops while the ring is full),
-    // reused from earlier answers so that its strings keep their memory.
+    // reaction touches request_, response_, identity_ and the ring slot
+    // after the queued ones (free: reading stops while the ring is full):
+    // there is one read at a time.
     size_t slot;
     {
       absl::MutexLock lock(&mu_);
       slot = (head_ + queued_) % kMaxQueued;
     }
+    ++messages_;
     CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
-    v1::ValidateResponse& response = ring_[slot];
-    response.Clear();
     // The peer's certificate cannot change within a stream: authorize at
     // the first message only; charge the budget for every message.
     if (!identity_.has_value()) identity_ = service_->Identify(*context_);
-    absl::Status status =
-        identity_->ok() ? service_->Charge(*context_, **identity_,
-                                           request_.recipients_size())
-                        : identity_->status();
+    absl::Status status = identity_->status();
+    if (status.ok()) status = service_->Parse(*context_, request_bytes_, &request_);
+    request_bytes_.Clear();
     if (status.ok()) {
-      status = service_->validator_->Validate(request_, &response, **identity_);
+      status = service_->Charge(*context_, **identity_,
+                                request_.recipients_size());
+    }
+    if (status.ok()) {
+      response_.Clear();
+      status = service_->validator_->Validate(request_, &response_, **identity_);
+    }
+    uint64_t size = 0;
+    if (status.ok()) {
+      status = SerializeMessage(response_, &ring_[slot]);
+      size = ring_[slot].Length();
     }
     timer.Done(ToGrpcStatus(status));
     Actions next;
@@ -221,11 +299,20 @@ class RecipientValidationService::StreamReactor final
       reading_ = false;
       if (!status.ok()) {
         // A bad message ends the stream with its error: the edge learns
-        // which request (by id) was refused and why.
+        // which request was refused (by id, or by its place in the stream
+        // when it did not parse) and why.
         refusal_ = ToGrpcStatus(absl::Status(
-            status.code(), absl::StrCat("request_id ", request_.request_id(),
-                                        ": ", status.message())));
+            status.code(),
+            status.code() == absl::StatusCode::kInvalidArgument &&
+                    absl::StartsWith(status.message(), "not a valid")
+                ? absl::StrCat("message ", messages_, " of the stream: ",
+                               status.message())
+                : absl::StrCat("request_id ", request_.request_id(), ": ",
+                               status.message())));
       } else if (!broken_) {
+        sizes_[slot] = size;
+        queued_bytes_ += size;
+        service_->budget_.Add(size);
         ++queued_;
       }
       next = NextLocked();
@@ -239,26 +326,44 @@ class RecipientValidationService::StreamReactor final
       absl::MutexLock lock(&mu_);
       writing_ = false;
       if (ok) {
-        head_ = (head_ + 1) % kMaxQueued;
-        --queued_;
+        Dequeue(1);
       } else {  // the client went away: nothing more can be written
         broken_ = true;
-        queued_ = 0;
+        Dequeue(queued_);
       }
       next = NextLocked();
     }
     Run(next);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&mu_);
+      Dequeue(queued_);
+    }
+    if (counted_) service_->streams_.Close(peer_);
+    delete this;
+  }
 
  private:
   // What to start once mu_ is released.
   struct Actions {
-    const v1::ValidateResponse* write = nullptr;
+    grpc::ByteBuffer* write = nullptr;
     bool read = false;
     std::optional<grpc::Status> finish;
   };
+
+  // Drops the `n` oldest waiting answers from the accounting.
+  void Dequeue(size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (size_t i = 0; i < n && queued_ > 0; ++i) {
+      queued_bytes_ -= sizes_[head_];
+      service_->budget_.Remove(sizes_[head_]);
+      sizes_[head_] = 0;
+      ring_[head_].Clear();
+      head_ = (head_ + 1) % kMaxQueued;
+      --queued_;
+    }
+  }
 
   // Decides the next operations from the state, and marks them started.
   Actions NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -269,7 +374,12 @@ class RecipientValidationService::StreamReactor final
       next.write = &ring_[head_];
     }
     const bool stop_reading = read_closed_ || refusal_.has_value() || broken_;
-    if (!reading_ && !stop_reading && queued_ < kMaxQueued) {
+    const bool full =
+        queued_ > 0 &&
+        (queued_ >= kMaxQueued ||
+         queued_bytes_ >= service_->limits_.max_stream_buffer_bytes ||
+         service_->budget_.over());
+    if (!reading_ && !stop_reading && !full) {
       reading_ = true;
       next.read = true;
     }
@@ -284,24 +394,33 @@ class RecipientValidationService::StreamReactor final
 
   void Run(const Actions& next) {
     if (next.write != nullptr) StartWrite(next.write);
-    if (next.read) StartRead(&request_);
+    if (next.read) StartRead(&request_bytes_);
     if (next.finish.has_value()) Finish(*next.finish);
   }
 
   const RecipientValidationService* const service_;
   grpc::CallbackServerContext* const context_;
+  // Constant after construction.
+  std::string peer_;     // what the stream is counted under
+  bool counted_ = true;  // streams_.Open succeeded
+
   // Used by OnReadDone only (one read at a time).
   // The caller's identity or its refusal, from the first message on.
   std::optional<absl::StatusOr<std::string>> identity_;
+  grpc::ByteBuffer request_bytes_;
   v1::ValidateRequest request_;
+  v1::ValidateResponse response_;
+  uint64_t messages_ = 0;  // read so far
 
-  // Answers not yet written: ring_[head_] and the queued_ - 1 after it
-  // (circularly), oldest first; ring_[head_] is being written when
+  // Serialized answers not yet written: ring_[head_] and the queued_ - 1
+  // after it (circularly), oldest first; ring_[head_] is being written when
   // writing_. Not guarded: a slot belongs to OnReadDone while it builds the
   // answer in it, then to the queue, then to gRPC while written.
-  std::array<v1::ValidateResponse, kMaxQueued> ring_;
+  std::array<grpc::ByteBuffer, kMaxQueued> ring_;
 
   absl::Mutex mu_;
+  std::array<uint64_t, kMaxQueued> sizes_ ABSL_GUARDED_BY(mu_) = {};
+  uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t head_ ABSL_GUARDED_BY(mu_) = 0;
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
   bool reading_ ABSL_GUARDED_BY(mu_) = true;
@@ -313,7 +432,7 @@ class RecipientValidationService::StreamReactor final
   std::optional<grpc::Status> refusal_ ABSL_GUARDED_BY(mu_);
 };
 
-grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 RecipientValidationService::ValidateStream(
     grpc::CallbackServerContext* context) {
   return new StreamReactor(this, context);

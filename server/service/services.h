@@ -1,48 +1,48 @@
-// gRPC services of rcptguardd. Handlers are thin: they call plain C++ parts
-// (Validator, DirectoryManager), convert the status, and nothing else.
+// gRPC services of rcptguardd. Handlers check who calls and what they send,
+// call plain C++ parts (Validator, DirectoryManager) and convert the
+// status.
 //
 // Thread safety: gRPC calls these from its own thread pool; every service is
 // safe to call concurrently as long as what it points at outlives it.
 #ifndef RCPTGUARD_SERVER_SERVICE_SERVICES_H_
 #define RCPTGUARD_SERVER_SERVICE_SERVICES_H_
 
-#include "grpcpp/support/message_allocator.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "server/metrics/metrics.h"
 #include "server/service/access.h"
 #include "server/service/directory_manager.h"
+#include "server/service/stream_limits.h"
 #include "server/service/validator.h"
 
 namespace rcptguard::service {
 
-// Allocates each Validate's request and response on a protobuf arena.
-// Thread safety: AllocateMessages() may be called from any thread.
-class ArenaMessageAllocator final
-    : public grpc::MessageAllocator<v1::ValidateRequest,
-                                    v1::ValidateResponse> {
- public:
-  grpc::MessageHolder<v1::ValidateRequest, v1::ValidateResponse>*
-  AllocateMessages() override;
-};
-
-// Served with gRPC's callback API: a call is answered on the thread that
-// read it, with no hand-over to a thread of a synchronous pool.
+// The validation service. Served with gRPC's callback API: a call is
+// answered on the thread that read it, with no hand-over to a thread of a
+// synchronous pool. Requests are read as raw bytes and parsed here
+// (server/service/wire.h), so that a request that does not parse is
+// answered INVALID_ARGUMENT naming the field, not UNIMPLEMENTED.
 class RecipientValidationService final
-    : public v1::RecipientValidation::CallbackService {
+    : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
+          v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
+              v1::RecipientValidation::Service>> {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
   explicit RecipientValidationService(const Validator* validator,
                                       metrics::ServerMetrics* metrics = nullptr,
                                       const AccessPolicy* access = nullptr,
-                                      RateLimiter* limiter = nullptr);
+                                      RateLimiter* limiter = nullptr,
+                                      const StreamLimits& limits = {});
 
   grpc::ServerUnaryReactor* Validate(grpc::CallbackServerContext* context,
-                                     const v1::ValidateRequest* request,
-                                     v1::ValidateResponse* response) override;
-  grpc::ServerBidiReactor<v1::ValidateRequest, v1::ValidateResponse>*
-  ValidateStream(grpc::CallbackServerContext* context) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ValidateStream(
+      grpc::CallbackServerContext* context) override;
+
+  // Octets of stream answers waiting to be written, over all streams.
+  uint64_t buffered_response_bytes() const { return budget_.used(); }
 
  private:
   class StreamReactor;
@@ -55,12 +55,19 @@ class RecipientValidationService final
   // (its budget); otherwise RESOURCE_EXHAUSTED (counted and logged).
   absl::Status Charge(const grpc::ServerContextBase& context,
                       const std::string& identity, int recipients) const;
+  // Parses a request; a malformed one is counted and logged (rate-limited)
+  // and its error returned.
+  absl::Status Parse(const grpc::ServerContextBase& context,
+                     const grpc::ByteBuffer& bytes,
+                     v1::ValidateRequest* request) const;
 
   const Validator* const validator_;
   metrics::ServerMetrics* const metrics_;
   const AccessPolicy* const access_;
   RateLimiter* const limiter_;
-  ArenaMessageAllocator allocator_;
+  const StreamLimits limits_;
+  mutable StreamCounter streams_;
+  mutable BufferBudget budget_;
 };
 
 class AdminService final : public v1::Admin::Service {

@@ -48,6 +48,7 @@ using ::rcptguard::testing::SourceDir;
 using ::rcptguard::testing::Subprocess;
 using ::rcptguard::testing::WaitForFile;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string ServerConfig() {
   // Small harvest rules so a burst of a few unknown recipients escalates:
@@ -225,6 +226,44 @@ TEST_F(PostfixE2eTest, PolicyDelegationValidatesAndTarpitsAHarvester) {
   EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0)
       << adapter.log();
   EXPECT_THAT(adapter.log(), HasSubstr("postfix_adapter_drained"));
+}
+
+// Issue 19: with smtputf8_enable = no, Postfix passes a raw 0xFF octet of
+// MAIL FROM to the policy service as sender=. That used to make the request
+// unparsable for the server, and the adapter answered DUNNO (fail-open):
+// anyone could switch recipient checking off for their own transaction.
+// Now the recipients are checked as usual.
+TEST_F(PostfixE2eTest, InvalidUtf8InMailFromDoesNotSwitchCheckingOff) {
+  ServerProcess server;
+  AdapterProcess adapter;
+  ASSERT_NO_FATAL_FAILURE(StartServerAndAdapter(server, adapter));
+  PostfixInstance postfix;
+  std::vector<std::pair<std::string, std::string>> settings =
+      PolicyMode(adapter);
+  settings.push_back({"smtputf8_enable", "no"});
+  absl::Status started = postfix.Start(settings);
+  ASSERT_TRUE(started.ok()) << started;
+
+  SmtpClient smtp;
+  ASSERT_TRUE(smtp.Connect(postfix.smtp_port()).ok());
+  absl::StatusOr<SmtpReply> r = smtp.Command("EHLO client\xff.example.net");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->code, 250) << r->ToString();
+  r = smtp.Command("MAIL FROM:<x\xff@b.example>");
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->code, 250) << r->ToString() << postfix.maillog();
+  Timed unknown = Rcpt(smtp, "nobody@example.com");
+  EXPECT_EQ(unknown.reply.code, 550) << unknown.reply.ToString();
+  EXPECT_THAT(unknown.reply.text, HasSubstr("5.1.1"));
+  EXPECT_EQ(Rcpt(smtp, "alice@example.com").reply.code, 250);
+  smtp.Command("QUIT").IgnoreError();
+
+  const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
+  EXPECT_THAT(metrics,
+              HasSubstr("rcptguard_postfix_fail_open_total{protocol=\"policy\"} 0"));
+  EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_outcomes_total{outcome="
+                                 "\"unknown\",protocol=\"policy\"} 1"));
+  EXPECT_THAT(adapter.log(), Not(HasSubstr("upstream_failure")));
 }
 
 TEST_F(PostfixE2eTest, SocketmapRelayRecipientMaps) {

@@ -51,6 +51,7 @@ constexpr char kServerName[] = "rcptguard.test";
 //   foreign.* SAN DNS:edge1.example.net, signed by other-ca
 //   rotated.* SAN DNS:edge2.example.net, signed by ca2 (trusted only after
 //             the CA bundle is rotated)
+//   longsan.* SAN DNS name of about 8 KB (not in any access list)
 std::string MakePki(const std::string& dir) {
   const std::string script = R"SH(
 set -eu
@@ -78,6 +79,11 @@ leaf edge1 ca "/CN=edge one" "DNS:edge1.example.net"
 leaf ops ca "/CN=ops.example.net" ""
 leaf foreign other-ca "/CN=edge one" "DNS:edge1.example.net"
 leaf rotated ca2 "/CN=edge two" "DNS:edge2.example.net"
+# An identity of about 8 KB (130 labels of 60 octets).
+label=$(head -c 60 /dev/zero | tr '\0' x)
+long=""
+for i in $(seq 1 130); do long="$long$label."; done
+leaf longsan ca "/CN=long" "DNS:${long}example.net"
 # An expired certificate: `openssl ca` takes explicit dates.
 mkdir -p expired-ca && : > expired-ca/index.txt && echo 01 > expired-ca/serial
 cat > expired-ca/ca.cnf <<EOF
@@ -249,6 +255,28 @@ TEST_F(TlsE2eTest, OnlyKnownEdgesGetInAndOnlyAdminsAdminister) {
   EXPECT_THAT(metrics, HasSubstr("rcptguard_access_refused_total{reason="
                                  "\"permission_denied\"} 2"));
   EXPECT_THAT(server_.log(), HasSubstr("call_refused"));
+}
+
+// Issue 19: an 8 KB identity made the refusal too large to send (the client
+// saw RESOURCE_EXHAUSTED); the identity is now clipped in messages. And the
+// refusal log is limited per identity: one client refused in a loop does
+// not hide another's refusals.
+TEST_F(TlsE2eTest, LongIdentitiesAreClippedAndRefusalLogsArePerIdentity) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto longsan = Channel("longsan");
+  for (int i = 0; i < 50; ++i) {
+    grpc::Status refused = Validate(longsan, 1);
+    ASSERT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED)
+        << refused.error_message();
+    ASSERT_LT(refused.error_message().size(), 400u);
+    ASSERT_THAT(refused.error_message(), HasSubstr("octets)"));
+  }
+  grpc::Status ops = Validate(Channel("ops"), 1);
+  EXPECT_EQ(ops.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  const std::string log = server_.log();
+  EXPECT_THAT(log, HasSubstr("identity \\\"ops.example.net\\\" may not validate"))
+      << log;
+  EXPECT_THAT(log, HasSubstr("xxxxxxxx"));
 }
 
 TEST_F(TlsE2eTest, HealthPortAndCliWithClientCertificates) {

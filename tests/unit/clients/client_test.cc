@@ -182,12 +182,36 @@ TEST_F(ClientTest, OneRefusedRecipientDoesNotFailItsBatch) {
       {"alice@example.com", huge, "nobody@example.com"});
   EXPECT_EQ(results[0].source, RecipientResult::Source::kService);
   EXPECT_EQ(results[0].verdict.status(), v1::RECIPIENT_STATUS_VALID);
-  EXPECT_EQ(results[1].source, RecipientResult::Source::kFailOpen);
+  // Refused alone, it is the recipient's fault: kInvalid, never the
+  // failure policy.
+  EXPECT_EQ(results[1].source, RecipientResult::Source::kInvalid);
   EXPECT_EQ(results[1].error.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(results[1].error.message()),
               HasSubstr("exceeds the limit of 300"));
   EXPECT_EQ(results[2].source, RecipientResult::Source::kService);
   EXPECT_EQ(results[2].verdict.status(), v1::RECIPIENT_STATUS_UNKNOWN);
+}
+
+// Octets that are not UTF-8 never turn a check into an outage: the remote
+// client's text (helo, mail_from, recipients) is sent as received, and an
+// edge string field that is not UTF-8 is left out.
+TEST_F(ClientTest, InvalidUtf8IsNeverAnOutage) {
+  auto client = Make();
+  v1::SmtpContext context = Context("198.51.100.9");
+  context.set_helo("\xff");
+  context.set_mail_from("x\xff@b.example");
+  context.set_session_id("\xc3");
+  RecipientResult r =
+      client->CheckRecipientSync(context, "nobody@example.com");
+  EXPECT_EQ(r.source, RecipientResult::Source::kService) << r.error;
+  EXPECT_EQ(r.verdict.status(), v1::RECIPIENT_STATUS_UNKNOWN);
+  r = client->CheckRecipientSync(context, "al\xffice@example.com");
+  EXPECT_EQ(r.source, RecipientResult::Source::kService) << r.error;
+  EXPECT_EQ(r.verdict.status(), v1::RECIPIENT_STATUS_MALFORMED);
+  context.set_client_ip("198.51.100.\xff");
+  r = client->CheckRecipientSync(context, "alice@example.com");
+  EXPECT_EQ(r.source, RecipientResult::Source::kService) << r.error;
+  EXPECT_EQ(r.verdict.status(), v1::RECIPIENT_STATUS_VALID);
 }
 
 TEST_F(ClientTest, ServerStoppedFailOpenOrTempfail) {

@@ -344,5 +344,17 @@ TEST(FormatPolicyReplyTest, ActionLineAndEmptyLine) {
   EXPECT_EQ(FormatPolicyReply("DUNNO"), "action=DUNNO\n\n");
 }
 
+
+// A request the server refused as invalid is the recipient's fault: 501,
+// never the failure policy's DUNNO.
+TEST(AnswerPolicyTest, InvalidRequestIsAnsweredAsMalformed) {
+  client::RecipientResult r;
+  r.source = client::RecipientResult::Source::kInvalid;
+  r.error = absl::InvalidArgumentError("recipients[0]: 2000 octets");
+  const PolicyAnswer a = AnswerPolicy(r, absl::Seconds(60));
+  EXPECT_EQ(a.action, "501 5.1.3 Bad recipient address syntax");
+  EXPECT_EQ(a.outcome, "malformed");
+}
+
 }  // namespace
 }  // namespace rcptguard::postfix

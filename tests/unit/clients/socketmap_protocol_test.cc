@@ -205,5 +205,15 @@ TEST(AnswerSocketmapTest, FailOpenNeverAnswersNotFound) {
   EXPECT_EQ(a.reply, "TEMP rcptguard unavailable");
 }
 
+
+TEST(AnswerSocketmapTest, InvalidRequestIsNotFoundNotFailOpen) {
+  client::RecipientResult r;
+  r.source = client::RecipientResult::Source::kInvalid;
+  r.error = absl::InvalidArgumentError("recipients[0]: 2000 octets");
+  const SocketmapAnswer a = AnswerSocketmap(r, absl::Seconds(60));
+  EXPECT_EQ(a.reply, "NOTFOUND ");
+  EXPECT_EQ(a.outcome, "malformed");
+}
+
 }  // namespace
 }  // namespace rcptguard::postfix

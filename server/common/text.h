@@ -1,0 +1,36 @@
+// Text from outside (SMTP clients, peers, certificates) made safe to put
+// into messages, logs and other text protocols.
+//
+// Attacker-controlled strings may hold any octets and be of any length:
+// before such a string goes into an error message, a log line or a JSON
+// document it is clipped and its invalid UTF-8 and control characters are
+// escaped, so that it cannot break the format or hide the rest of the line.
+//
+// Thread safety: pure functions.
+#ifndef RCPTGUARD_SERVER_COMMON_TEXT_H_
+#define RCPTGUARD_SERVER_COMMON_TEXT_H_
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace rcptguard {
+
+// True when `s` is well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF).
+bool IsValidUtf8(std::string_view s);
+
+// Length of the well-formed UTF-8 sequence at the start of `s`, or 0 when
+// `s` is empty or starts with a byte that begins no well-formed sequence.
+size_t Utf8SequenceLength(std::string_view s);
+
+// `s` as printable, valid UTF-8 of at most about `max_bytes` octets:
+// control characters (C0, DEL) and octets that are not part of a
+// well-formed UTF-8 sequence become \xHH; a backslash becomes "\\"; when
+// longer than `max_bytes`, the text is cut on a character boundary and
+// "...(N octets)" with the original length is appended.
+std::string SafeText(std::string_view s, size_t max_bytes = 256);
+
+}  // namespace rcptguard
+
+#endif  // RCPTGUARD_SERVER_COMMON_TEXT_H_

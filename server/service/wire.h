@@ -1,0 +1,50 @@
+// Messages in and out of gRPC byte buffers, with a clear error for a request
+// that is not a valid message.
+//
+// The validation service reads its requests as raw bytes and parses them
+// itself: gRPC's generated handlers answer an unparsable request with
+// UNIMPLEMENTED and no message, which a client takes for an outage. Here a
+// request that does not parse gets INVALID_ARGUMENT naming the field and
+// what is wrong with it ("context.session_id: not valid UTF-8"), so the
+// caller knows the request, not the service, is at fault.
+//
+// Thread safety: pure functions, except that InstallProtobufLogHandler
+// changes a process-wide setting.
+#ifndef RCPTGUARD_SERVER_SERVICE_WIRE_H_
+#define RCPTGUARD_SERVER_SERVICE_WIRE_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+#include "grpcpp/support/byte_buffer.h"
+
+namespace rcptguard::service {
+
+// Parses `bytes` into `message` (cleared first). Errors: InvalidArgument
+// "not a valid rcptguard.v1.ValidateRequest: <field>: <what>".
+absl::Status ParseMessage(const grpc::ByteBuffer& bytes,
+                          google::protobuf::Message* message);
+
+// Why `data` does not parse as `descriptor`: the first field that is wrong
+// ("recipients[2]: wire type 0, expected length-delimited",
+// "context.client_ip: not valid UTF-8", "truncated at octet 17"), or an
+// empty string when its wire format looks well-formed.
+std::string DescribeMalformed(std::string_view data,
+                              const google::protobuf::Descriptor* descriptor);
+
+// Serializes `message` into `bytes`.
+absl::Status SerializeMessage(const google::protobuf::Message& message,
+                              grpc::ByteBuffer* bytes);
+
+// Routes libprotobuf's own log lines (e.g. one per string field with
+// invalid UTF-8 that a client sends) through our log, at most one line per
+// 10 seconds with the count of those left out: a client must not be able
+// to flood the log.
+void InstallProtobufLogHandler();
+
+}  // namespace rcptguard::service
+
+#endif  // RCPTGUARD_SERVER_SERVICE_WIRE_H_
