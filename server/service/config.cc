@@ -1,7 +1,5 @@
 #include "server/service/config.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +9,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/address/address.h"
+#include "server/common/file.h"
 #include "server/common/net.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
@@ -319,18 +318,17 @@ absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
 }
 
 absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read config file ", path));
+  absl::StatusOr<std::string> text =
+      ReadRegularFile("config file", path, kMaxConfigFileBytes);
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
+  if (!text.ok()) return text.status();
   std::string base_dir = ".";
   if (auto slash = path.rfind('/'); slash != std::string::npos) {
     base_dir = path.substr(0, slash == 0 ? 1 : slash);
   }
-  return ParseConfig(buffer.str(), path, base_dir);
+  return ParseConfig(*text, path, base_dir);
 }
 
 }  // namespace rcptguard::service

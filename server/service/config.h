@@ -40,7 +40,10 @@ absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
                                              std::string_view source_name,
                                              std::string_view base_dir);
 
-// Reads and parses the file at `path` (NotFound naming it if unreadable).
+// Reads and parses the file at `path` (NotFound naming it if it does not
+// exist). The file is read with ReadRegularFile (server/common/file.h): a
+// FIFO, a device or a file above kMaxConfigFileBytes (16 MiB) is refused
+// with InvalidArgument at once, so `--check_config` never blocks on it.
 absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path);
 
 // Validates an already defaulted config. Exposed for tests.

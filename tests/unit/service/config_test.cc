@@ -1,6 +1,13 @@
 #include "server/service/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
 #include <string>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -236,6 +243,28 @@ TEST(ConfigTest, MissingFileIsNotFoundNamingThePath) {
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(config.status().message()),
               HasSubstr("/nonexistent/rcptguard.textproto"));
+}
+
+// Issue 19: `rcptguardd --check_config` on a FIFO hung in open(2).
+TEST(ConfigTest, FifoConfigFailsPromptly) {
+  char tmpl[] = "/tmp/rg-config-fifo-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/c.textproto";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(LoadConfig(path).status(),
+            absl::InvalidArgumentError("config file " + path +
+                                       ": is a FIFO, not a regular file"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ::unlink(path.c_str());
+  ::rmdir(tmpl);
+}
+
+TEST(ConfigTest, DeviceConfigIsRefused) {
+  EXPECT_EQ(LoadConfig("/dev/zero").status(),
+            absl::InvalidArgumentError(
+                "config file /dev/zero: is a character device, not a regular "
+                "file"));
 }
 
 }  // namespace

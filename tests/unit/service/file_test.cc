@@ -1,6 +1,7 @@
 // server/common/file.h: hostile files at a path we were told to read. (The
 // test lives here because tests/ has no unit/common folder yet.)
 #include "server/common/file.h"
+#include "server/common/pem.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -138,6 +139,24 @@ TEST_F(FileTest, StreamStopsAtTheBoundAndSaysSo) {
     EXPECT_EQ(all, "line1\nli");
     EXPECT_TRUE(buf.exceeded());
   }
+}
+
+// The PEM reader (TLS files of the server and the client library) goes
+// through the same checks; a missing file keeps its established message.
+TEST_F(FileTest, PemFiles) {
+  const std::string fifo = dir_ + "/ca.pem";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(ReadPemFile("tls.client_ca_file", fifo).status(),
+            absl::InvalidArgumentError("tls.client_ca_file " + fifo +
+                                       ": is a FIFO, not a regular file"));
+  EXPECT_EQ(ReadPemFile("tls.cert_file", "/dev/urandom").status().message(),
+            "tls.cert_file /dev/urandom: is a character device, not a regular "
+            "file");
+  EXPECT_EQ(ReadPemFile("ca_file", dir_ + "/nope.pem").status(),
+            absl::NotFoundError("ca_file: cannot read \"" + dir_ +
+                                "/nope.pem\""));
+  const std::string pem = Write("ok.pem", "-----BEGIN CERTIFICATE-----\n");
+  EXPECT_TRUE(ReadPemFile("ca_file", pem).ok());
 }
 
 }  // namespace
