@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "absl/time/clock.h"
@@ -140,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" } tls { cert_file: \"s\" "
                 "key_file: \"k\" client_ca_file: \"c\" reload_interval: "
                 "\"0s\" }",
-                "tls.reload_interval: invalid duration \"0s\""},
+                "tls.reload_interval: \"0s\" must be between 1s and 24h"},
         BadCase{"BadIdleTimeout",
                 "domains { name: \"a.com\" } limits { idle_timeout: \"soon\" }",
                 "limits.idle_timeout: invalid duration \"soon\""},
@@ -192,7 +193,109 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"LongDrain",
                 "domains { name: \"a.com\" } shutdown { drain_timeout_ms: "
                 "9999999 }",
-                "shutdown.drain_timeout_ms: must be at most 600000"}),
+                "shutdown.drain_timeout_ms: must be at most 600000"},
+        // Issue 19 item 5: every numeric field is bounded, and the error
+        // names the field, the allowed range and the value.
+        BadCase{"MaxEdgeIdsWouldExhaustMemory",
+                "domains { name: \"a.com\" } metrics { max_edge_ids: "
+                "4294967295 }",
+                "bad.textproto: metrics.max_edge_ids: must be at most 10000 "
+                "(got 4294967295)"},
+        BadCase{"ConcurrentStreamsWouldWrapToInt",
+                "domains { name: \"a.com\" } limits { "
+                "max_concurrent_streams: 4294967295 }",
+                "bad.textproto: limits.max_concurrent_streams: must be at most "
+                "100000 (got 4294967295)"},
+        BadCase{"RecipientsPerSecond",
+                "domains { name: \"a.com\" } limits { "
+                "recipients_per_second_per_identity: 4000000000 }",
+                "bad.textproto: limits.recipients_per_second_per_identity: "
+                "must be at most 10000000 (got 4000000000)"},
+        BadCase{"RateBurst",
+                "domains { name: \"a.com\" } limits { rate_burst_seconds: "
+                "3601 }",
+                "bad.textproto: limits.rate_burst_seconds: must be at most 3600 "
+                "(got 3601)"},
+        BadCase{"LongGrace",
+                "domains { name: \"a.com\" } shutdown { grace_ms: 4294967295 }",
+                "bad.textproto: shutdown.grace_ms: must be at most 600000 (got "
+                "4294967295)"},
+        BadCase{"ShardBitsRange",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" shard_bits: 4294967295 }",
+                "bad.textproto: directory.shard_bits: must be at most 16 (got "
+                "4294967295)"},
+        BadCase{"AddressLengthRange",
+                "domains { name: \"a.com\" } limits { max_address_length: "
+                "4294967295 }",
+                "bad.textproto: limits.max_address_length: must be between 256 "
+                "and 65536 (got 4294967295)"},
+        BadCase{"HarvestDsnMaxRecipients",
+                "domains { name: \"a.com\" } harvest { dsn_max_recipients: "
+                "4294967295 }",
+                "bad.textproto: harvest.dsn_max_recipients: must be at most "
+                "1000000 (got 4294967295)"},
+        BadCase{"HarvestMinUnknown",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"10m\" min_unknown: 4294967295 "
+                "action: HARVEST_ACTION_TEMPFAIL } }",
+                "bad.textproto: harvest.rules[0].min_unknown: must be at most "
+                "1000000 (got 4294967295)"},
+        BadCase{"HarvestMinTotal",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"10m\" min_unknown: 3 "
+                "min_total: 1000001 action: HARVEST_ACTION_TEMPFAIL } }",
+                "bad.textproto: harvest.rules[0].min_total: must be at most "
+                "1000000 (got 1000001)"},
+        // Durations: parsed into absl::Duration and bounded; before, they
+        // were cast to int milliseconds ("4294967.396s" became 100 ms and
+        // "600h" wrapped negative).
+        BadCase{"DurationWrappingIntMillis",
+                "domains { name: \"a.com\" } limits { idle_timeout: "
+                "\"4294967.396s\" }",
+                "bad.textproto: limits.idle_timeout: \"4294967.396s\" must be "
+                "between 1s and 24h"},
+        BadCase{"DurationWrappingNegative",
+                "domains { name: \"a.com\" } limits { handshake_timeout: "
+                "\"600h\" }",
+                "bad.textproto: limits.handshake_timeout: \"600h\" must be "
+                "between 100ms and 5m"},
+        BadCase{"NegativeDuration",
+                "domains { name: \"a.com\" } limits { idle_timeout: \"-5s\" }",
+                "bad.textproto: limits.idle_timeout: \"-5s\" must be between "
+                "1s and 24h"},
+        BadCase{"ZeroWhereNotAllowed",
+                "domains { name: \"a.com\" } limits { handshake_timeout: "
+                "\"0s\" }",
+                "bad.textproto: limits.handshake_timeout: \"0s\" must be "
+                "between 100ms and 5m"},
+        BadCase{"LongReloadInterval",
+                "domains { name: \"a.com\" } tls { cert_file: \"s\" "
+                "key_file: \"k\" client_ca_file: \"c\" reload_interval: "
+                "\"600h\" }",
+                "bad.textproto: tls.reload_interval: \"600h\" must be between "
+                "1s and 24h"},
+        BadCase{"WatchIntervalTooShort",
+                "domains { name: \"a.com\" } fingerprint_key_file: \"k\" "
+                "directory { snapshot_file: \"s\" watch_interval: \"1ns\" }",
+                "bad.textproto: directory.watch_interval: \"1ns\" must be 0s "
+                "(off) or between 10ms and 24h"},
+        BadCase{"StaleAfterTooLong",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" stale_after: \"721h\" }",
+                "bad.textproto: directory.stale_after: \"721h\" must be 0s "
+                "(off) or between 1s and 720h"},
+        BadCase{"NegativeStaleAfter",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" stale_after: \"-1h\" }",
+                "bad.textproto: directory.stale_after: \"-1h\" must be 0s "
+                "(off) or between 1s and 720h"},
+        BadCase{"HarvestWindowTooLong",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"4294967.396s\" min_unknown: 3 "
+                "action: HARVEST_ACTION_TEMPFAIL } }",
+                "bad.textproto: harvest.rules[0].window: must be between 1s "
+                "and 24h"}),
     [](const ::testing::TestParamInfo<BadCase>& info) {
       return info.param.name;
     });
@@ -243,6 +346,47 @@ TEST(ConfigTest, MissingFileIsNotFoundNamingThePath) {
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(config.status().message()),
               HasSubstr("/nonexistent/rcptguard.textproto"));
+}
+
+// The largest value of every bounded field is accepted, and the zeros that
+// mean "off" or "default" still do.
+TEST(ConfigTest, BoundsAreInclusiveAndZerosThatMeanOffAreKept) {
+  constexpr char kBase[] = R"(domains { name: "a.com" } insecure_plaintext: true
+      )";
+  auto config = ParseConfig(
+      std::string(kBase) + R"(
+        metrics { max_edge_ids: 10000 }
+        limits { max_concurrent_streams: 100000
+                 recipients_per_second_per_identity: 10000000
+                 rate_burst_seconds: 3600 idle_timeout: "24h"
+                 handshake_timeout: "5m" max_recipients_per_request: 100000 }
+        shutdown { grace_ms: 600000 drain_timeout_ms: 600000 }
+        harvest { dsn_max_recipients: 1000000 }
+        directory { ldif_files: "a" preset: "ad" shard_bits: 16
+                    stale_after: "720h" watch_interval: "24h" })",
+      "t", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config = ParseConfig(std::string(kBase) +
+                           R"(directory { ldif_files: "a" preset: "ad"
+                                          stale_after: "0s"
+                                          watch_interval: "0s" }
+                              metrics { max_edge_ids: 0 })",
+                       "t", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+}
+
+TEST(ConfigTest, DurationMillisForGrpcClampsInsteadOfWrapping) {
+  EXPECT_EQ(DurationMillisForGrpc(absl::Seconds(10)), 10000);
+  EXPECT_EQ(DurationMillisForGrpc(absl::Milliseconds(4294967396)),
+            std::numeric_limits<int>::max());
+  EXPECT_EQ(DurationMillisForGrpc(absl::Hours(600)),
+            std::numeric_limits<int>::max());
+  EXPECT_EQ(DurationMillisForGrpc(absl::InfiniteDuration()),
+            std::numeric_limits<int>::max());
+  EXPECT_EQ(DurationMillisForGrpc(absl::Seconds(-5)), 0);
+  EXPECT_EQ(DurationMillisForGrpc(-absl::InfiniteDuration()), 0);
+  // Every validated value passes unchanged: the largest is 24h.
+  EXPECT_EQ(DurationMillisForGrpc(absl::Hours(24)), 86400000);
 }
 
 // Issue 19: `rcptguardd --check_config` on a FIFO hung in open(2).
