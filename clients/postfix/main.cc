@@ -120,9 +120,8 @@ std::string FindConfigArg(int argc, char** argv) {
 // unknown names are errors, with the line number.
 absl::Status ApplyConfigFile(const std::string& path) {
   // Never blocks on a FIFO, never reads /dev/zero without end.
-  absl::StatusOr<std::string> text =
-      rcptguard::ReadRegularFile("config file", path,
-                                 rcptguard::kMaxConfigFileBytes);
+  absl::StatusOr<std::string> text = rcptguard::ReadRegularFile(
+      "config file", path, rcptguard::kMaxConfigFileBytes);
   if (absl::IsNotFound(text.status())) {
     return absl::NotFoundError(absl::StrCat("cannot read ", path));
   }

@@ -56,14 +56,14 @@ absl::StatusOr<OpenedFile> OpenRegularFile(std::string_view what,
     fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) {
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat(Subject(what, path), ": cannot open"));
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat(Subject(what, path), ": cannot open"));
   }
   file.fd.Reset(fd);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
-    return absl::ErrnoToStatus(errno,
-                               absl::StrCat(Subject(what, path), ": cannot stat"));
+    return absl::ErrnoToStatus(
+        errno, absl::StrCat(Subject(what, path), ": cannot stat"));
   }
   if (!S_ISREG(st.st_mode)) {
     return absl::InvalidArgumentError(
@@ -89,16 +89,17 @@ absl::StatusOr<std::string> ReadRegularFile(std::string_view what,
   // One byte more than allowed tells a file that grew from one that did not.
   const uint64_t limit = max_bytes + 1;
   std::string content;
-  content.resize(static_cast<size_t>(std::min<uint64_t>(file->size + 1, limit)));
+  content.resize(
+      static_cast<size_t>(std::min<uint64_t>(file->size + 1, limit)));
   size_t have = 0;
   while (true) {
     if (have == content.size()) {
       if (content.size() >= limit) break;
-      content.resize(static_cast<size_t>(
-          std::min<uint64_t>(limit, std::max<uint64_t>(2 * content.size(), 4096))));
+      content.resize(static_cast<size_t>(std::min<uint64_t>(
+          limit, std::max<uint64_t>(2 * content.size(), 4096))));
     }
-    const ssize_t n = ::read(file->fd.get(), content.data() + have,
-                             content.size() - have);
+    const ssize_t n =
+        ::read(file->fd.get(), content.data() + have, content.size() - have);
     if (n < 0) {
       if (errno == EINTR) continue;
       return absl::ErrnoToStatus(

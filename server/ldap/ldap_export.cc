@@ -357,8 +357,8 @@ absl::StatusOr<std::string> ReadPassword(const std::string& path) {
         ::read(file.fd.get(), password.data() + have, password.size() - have);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return absl::DataLossError(absl::StrCat(
-          "error reading LDAP bind password file \"", path, "\""));
+      return absl::DataLossError(
+          absl::StrCat("error reading LDAP bind password file \"", path, "\""));
     }
     if (n == 0) break;
     have += static_cast<size_t>(n);

@@ -128,8 +128,8 @@ constexpr DurationRange kHandshakeTimeoutRange{absl::Milliseconds(100),
                                                absl::Minutes(5)};
 constexpr DurationRange kWatchIntervalRange{absl::Milliseconds(10),
                                             absl::Hours(24), true};
-constexpr DurationRange kStaleAfterRange{absl::Seconds(1),
-                                         absl::Hours(24 * 30), true};
+constexpr DurationRange kStaleAfterRange{absl::Seconds(1), absl::Hours(24 * 30),
+                                         true};
 
 // "<field>: invalid duration ..." when `value` does not parse, else
 // "<field>: "<value>" must be between <min> and <max>" (with "0s (off) or"
@@ -160,10 +160,10 @@ absl::Status CheckRange(std::string_view field, uint64_t value, uint64_t min,
                         uint64_t max) {
   if (value >= min && value <= max) return absl::OkStatus();
   return FieldError(
-      field, min == 0 ? absl::StrCat("must be at most ", max, " (got ", value,
-                                     ")")
-                      : absl::StrCat("must be between ", min, " and ", max,
-                                     " (got ", value, ")"));
+      field, min == 0
+                 ? absl::StrCat("must be at most ", max, " (got ", value, ")")
+                 : absl::StrCat("must be between ", min, " and ", max, " (got ",
+                                value, ")"));
 }
 
 // The harvest fields that harvest::HarvestConfig::Validate leaves unbounded.
@@ -196,8 +196,8 @@ absl::Status ValidateTransport(const v1::ServerConfig& config) {
         return FieldError(field, "required with tls (mutual TLS)");
       }
     }
-    RG_RETURN_IF_ERROR(CheckDuration("tls.reload_interval",
-                                     tls.reload_interval(), kReloadIntervalRange));
+    RG_RETURN_IF_ERROR(CheckDuration(
+        "tls.reload_interval", tls.reload_interval(), kReloadIntervalRange));
     if (config.insecure_plaintext()) {
       return FieldError("insecure_plaintext", "cannot be set with tls");
     }
@@ -327,8 +327,8 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
     return FieldError("directory.mapping",
                       "needs at least one address or proxy attribute");
   }
-  RG_RETURN_IF_ERROR(CheckRange("directory.shard_bits", dir.shard_bits(), 0,
-                                kMaxShardBits));
+  RG_RETURN_IF_ERROR(
+      CheckRange("directory.shard_bits", dir.shard_bits(), 0, kMaxShardBits));
   const v1::Limits& limits = config.limits();
   RG_RETURN_IF_ERROR(CheckRange("limits.max_recipients_per_request",
                                 limits.max_recipients_per_request(), 0,
@@ -365,8 +365,8 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
   RG_RETURN_IF_ERROR(CheckRange("shutdown.drain_timeout_ms",
                                 config.shutdown().drain_timeout_ms(), 0,
                                 kMaxShutdownMs));
-  RG_RETURN_IF_ERROR(CheckRange("shutdown.grace_ms", config.shutdown().grace_ms(),
-                                0, kMaxShutdownMs));
+  RG_RETURN_IF_ERROR(CheckRange(
+      "shutdown.grace_ms", config.shutdown().grace_ms(), 0, kMaxShutdownMs));
   RG_RETURN_IF_ERROR(CheckRange("metrics.max_edge_ids",
                                 config.metrics().max_edge_ids(), 0,
                                 kMaxEdgeIdsLimit));

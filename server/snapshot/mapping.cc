@@ -279,8 +279,8 @@ absl::StatusOr<LdifLoadStats> LoadLdifFile(
   // The stream ends early on a read error or a file that grew past the
   // bound; either way what was parsed is not the whole file.
   if (buffer.error() != 0) {
-    return absl::ErrnoToStatus(buffer.error(),
-                               absl::StrCat("LDIF file ", path, ": cannot read"));
+    return absl::ErrnoToStatus(
+        buffer.error(), absl::StrCat("LDIF file ", path, ": cannot read"));
   }
   if (buffer.exceeded()) {
     return absl::InvalidArgumentError(

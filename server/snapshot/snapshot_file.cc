@@ -547,8 +547,8 @@ absl::StatusOr<Image> LoadImage(const std::string& path, SlotStorage storage) {
   char tail[kTrailerBytes];
   RG_RETURN_IF_ERROR(
       PreadAll(fd.get(), path, tail, kTrailerBytes, size - kTrailerBytes));
-  RG_RETURN_IF_ERROR(CheckTrailer(path, std::string_view(tail, kTrailerBytes),
-                                  size));
+  RG_RETURN_IF_ERROR(
+      CheckTrailer(path, std::string_view(tail, kTrailerBytes), size));
   const uint64_t summed = size - sizeof(uint64_t);  // all but the checksum
 
   Image image;
@@ -587,9 +587,8 @@ absl::StatusOr<uint64_t> CheckBuffer(std::string_view name,
   RG_RETURN_IF_ERROR(CheckPreamble(
       name, bytes.substr(0, std::min<size_t>(bytes.size(), kHeaderBytes)),
       bytes.size()));
-  RG_RETURN_IF_ERROR(
-      CheckTrailer(name, bytes.substr(bytes.size() - kTrailerBytes),
-                   bytes.size()));
+  RG_RETURN_IF_ERROR(CheckTrailer(
+      name, bytes.substr(bytes.size() - kTrailerBytes), bytes.size()));
   const size_t summed = bytes.size() - sizeof(uint64_t);
   const uint64_t computed = ChecksumOf(bytes.substr(0, summed));
   RG_RETURN_IF_ERROR(

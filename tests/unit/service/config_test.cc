@@ -9,7 +9,6 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -98,7 +97,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"UnknownField", "domians { name: \"a.com\" }",
                 "bad.textproto:1:9: Message type \"rcptguard.v1.ServerConfig\" "
                 "has no field named \"domians\"."},
-        BadCase{"NoDomains", R"( directory { ldif_files: "a.ldif" preset: "ad" } )",
+        BadCase{"NoDomains",
+                R"( directory { ldif_files: "a.ldif" preset: "ad" } )",
                 "bad.textproto: domains: at least one served domain is "
                 "required"},
         BadCase{"BadDomainName", "domains { name: \"exa mple.com\" }",
@@ -114,7 +114,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" subaddress_delimiters: \"@\" }",
                 "domains[0].subaddress_delimiters: '@' is not a supported "
                 "delimiter"},
-        BadCase{"NoSource", "domains { name: \"a.com\" } directory { preset: \"ad\" }",
+        BadCase{"NoSource",
+                "domains { name: \"a.com\" } directory { preset: \"ad\" }",
                 "directory: set snapshot_file or at least one of ldif_files"},
         BadCase{"PlaintextOffLoopback",
                 "domains { name: \"a.com\" } insecure_plaintext: true "
@@ -127,7 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "tls.client_ca_file: required with tls (mutual TLS)"},
         BadCase{"TlsAndPlaintext",
                 std::string("domains { name: \"a.com\" } insecure_plaintext: "
-                            "true") + kTls,
+                            "true") +
+                    kTls,
                 "insecure_plaintext: cannot be set with tls"},
         BadCase{"AccessWithoutTls",
                 "domains { name: \"a.com\" } insecure_plaintext: true "
@@ -135,7 +137,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "access: needs tls"},
         BadCase{"BadIdentity",
                 std::string("domains { name: \"a.com\" } access { admin: "
-                            "\"a b\" }") + kTls,
+                            "\"a b\" }") +
+                    kTls,
                 "access.admin[0]: an identity is"},
         BadCase{"BadReloadInterval",
                 "domains { name: \"a.com\" } tls { cert_file: \"s\" "
@@ -149,9 +152,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" } fingerprint_key_file: \"k\" "
                 "directory { ldif_files: \"a\" snapshot_file: \"s\" }",
                 "directory: set either snapshot_file or ldif_files, not both"},
-        BadCase{"SnapshotWithoutKey",
-                "domains { name: \"a.com\" } directory { snapshot_file: \"s\" }",
-                "fingerprint_key_file: required with directory.snapshot_file"},
+        BadCase{
+            "SnapshotWithoutKey",
+            "domains { name: \"a.com\" } directory { snapshot_file: \"s\" }",
+            "fingerprint_key_file: required with directory.snapshot_file"},
         BadCase{"BadShrink",
                 "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
                 "preset: \"ad\" max_shrink: 1.5 }",
@@ -211,11 +215,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "recipients_per_second_per_identity: 4000000000 }",
                 "bad.textproto: limits.recipients_per_second_per_identity: "
                 "must be at most 10000000 (got 4000000000)"},
-        BadCase{"RateBurst",
-                "domains { name: \"a.com\" } limits { rate_burst_seconds: "
-                "3601 }",
-                "bad.textproto: limits.rate_burst_seconds: must be at most 3600 "
-                "(got 3601)"},
+        BadCase{
+            "RateBurst",
+            "domains { name: \"a.com\" } limits { rate_burst_seconds: "
+            "3601 }",
+            "bad.textproto: limits.rate_burst_seconds: must be at most 3600 "
+            "(got 3601)"},
         BadCase{"LongGrace",
                 "domains { name: \"a.com\" } shutdown { grace_ms: 4294967295 }",
                 "bad.textproto: shutdown.grace_ms: must be at most 600000 (got "
@@ -353,8 +358,7 @@ TEST(ConfigTest, MissingFileIsNotFoundNamingThePath) {
 TEST(ConfigTest, BoundsAreInclusiveAndZerosThatMeanOffAreKept) {
   constexpr char kBase[] = R"(domains { name: "a.com" } insecure_plaintext: true
       )";
-  auto config = ParseConfig(
-      std::string(kBase) + R"(
+  auto config = ParseConfig(std::string(kBase) + R"(
         metrics { max_edge_ids: 10000 }
         limits { max_concurrent_streams: 100000
                  recipients_per_second_per_identity: 10000000
@@ -364,7 +368,7 @@ TEST(ConfigTest, BoundsAreInclusiveAndZerosThatMeanOffAreKept) {
         harvest { dsn_max_recipients: 1000000 }
         directory { ldif_files: "a" preset: "ad" shard_bits: 16
                     stale_after: "720h" watch_interval: "24h" })",
-      "t", "");
+                            "t", "");
   ASSERT_TRUE(config.ok()) << config.status();
   config = ParseConfig(std::string(kBase) +
                            R"(directory { ldif_files: "a" preset: "ad"

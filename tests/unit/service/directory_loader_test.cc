@@ -6,7 +6,6 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/subprocess.h"

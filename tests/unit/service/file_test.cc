@@ -1,7 +1,6 @@
 // server/common/file.h: hostile files at a path we were told to read. (The
 // test lives here because tests/ has no unit/common folder yet.)
 #include "server/common/file.h"
-#include "server/common/pem.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,6 +17,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/pem.h"
 
 namespace rcptguard {
 namespace {
@@ -57,9 +57,8 @@ TEST_F(FileTest, ReadsARegularFile) {
 TEST_F(FileTest, MissingFile) {
   const std::string path = dir_ + "/nope";
   EXPECT_EQ(ReadRegularFile("config file", path, 100).status(),
-            absl::NotFoundError(
-                "config file " + path +
-                ": cannot open: No such file or directory"));
+            absl::NotFoundError("config file " + path +
+                                ": cannot open: No such file or directory"));
 }
 
 TEST_F(FileTest, FifoIsRefusedAtOnce) {
@@ -96,9 +95,10 @@ TEST_F(FileTest, TooLargeSparseFileIsRefusedBeforeReading) {
   ::close(fd);
   const absl::Time start = absl::Now();
   EXPECT_EQ(ReadRegularFile("config file", path, kMaxConfigFileBytes).status(),
-            absl::InvalidArgumentError(absl::StrCat(
-                "config file ", path, ": file has 4294967296 bytes, more than "
-                "the 16777216 allowed")));
+            absl::InvalidArgumentError(
+                absl::StrCat("config file ", path,
+                             ": file has 4294967296 bytes, more than "
+                             "the 16777216 allowed")));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   // One byte over the bound is over it.
   EXPECT_EQ(ReadRegularFile("x", Write("b", "12345"), 4).status().code(),
@@ -152,9 +152,9 @@ TEST_F(FileTest, PemFiles) {
   EXPECT_EQ(ReadPemFile("tls.cert_file", "/dev/urandom").status().message(),
             "tls.cert_file /dev/urandom: is a character device, not a regular "
             "file");
-  EXPECT_EQ(ReadPemFile("ca_file", dir_ + "/nope.pem").status(),
-            absl::NotFoundError("ca_file: cannot read \"" + dir_ +
-                                "/nope.pem\""));
+  EXPECT_EQ(
+      ReadPemFile("ca_file", dir_ + "/nope.pem").status(),
+      absl::NotFoundError("ca_file: cannot read \"" + dir_ + "/nope.pem\""));
   const std::string pem = Write("ok.pem", "-----BEGIN CERTIFICATE-----\n");
   EXPECT_TRUE(ReadPemFile("ca_file", pem).ok());
 }

@@ -580,10 +580,9 @@ TEST_F(SnapshotFileTest, SparseFileLargerThanItsHeaderSaysIsNotRead) {
   ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(kSize)), 0);
   const absl::Time start = absl::Now();
   EXPECT_EQ(ReadSnapshot(path, kKey, ExporterDomains()).status(),
-            absl::DataLossError(absl::StrCat("snapshot ", path,
-                                             ": size mismatch: file has ",
-                                             kSize, " bytes, header says ",
-                                             good.size())));
+            absl::DataLossError(
+                absl::StrCat("snapshot ", path, ": size mismatch: file has ",
+                             kSize, " bytes, header says ", good.size())));
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
 }
 
@@ -599,9 +598,9 @@ TEST_F(SnapshotFileTest, FileAboveTheMaximumIsRefusedBeforeReading) {
     GTEST_SKIP() << "the file system refuses a sparse file of " << size;
   }
   EXPECT_EQ(ReadSnapshot(path, kKey, ExporterDomains()).status(),
-            absl::InvalidArgumentError(absl::StrCat(
-                "snapshot ", path, ": header: file size ", size,
-                " is above the maximum 17179869184")));
+            absl::InvalidArgumentError(
+                absl::StrCat("snapshot ", path, ": header: file size ", size,
+                             " is above the maximum 17179869184")));
 }
 
 TEST_F(SnapshotFileTest, WrongMagic) {
