@@ -11,10 +11,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -35,6 +33,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "rcptguard/v1/config.pb.h"
+#include "server/common/file.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
 #include "server/directory/directory.h"
@@ -411,18 +410,16 @@ snapshot::AttributeMapping MappingFromProto(const v1::AttributeMapping& m) {
 
 absl::StatusOr<snapshot::AttributeMapping> ReadMappingFile(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot read mapping file ", path,
-                                            ": ", ErrnoText(errno)));
-  }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
+  // "mapping file PATH: cannot open: No such file or directory", "...: is a
+  // FIFO, not a regular file": never blocks, never reads without bound.
+  RG_ASSIGN_OR_RETURN(
+      const std::string text,
+      ReadRegularFile("mapping file", path, kMaxConfigFileBytes));
   v1::AttributeMapping proto;
   google::protobuf::TextFormat::Parser parser;
   FirstErrorCollector errors(path);
   parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(buffer.str(), &proto)) {
+  if (!parser.ParseFromString(text, &proto)) {
     return absl::InvalidArgumentError(errors.error().empty()
                                           ? absl::StrCat(path, ": parse error")
                                           : errors.error());

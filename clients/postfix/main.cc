@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "clients/cpp/client.h"
 #include "clients/postfix/adapter.h"
 #include "prometheus/registry.h"
+#include "server/common/file.h"
 #include "server/common/log.h"
 #include "server/common/strings.h"
 #include "server/metrics/metrics.h"
@@ -117,10 +119,14 @@ std::string FindConfigArg(int argc, char** argv) {
 // Applies `name = value` lines. Names are flag names; `config` itself and
 // unknown names are errors, with the line number.
 absl::Status ApplyConfigFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) {
+  // Never blocks on a FIFO, never reads /dev/zero without end.
+  absl::StatusOr<std::string> text = rcptguard::ReadRegularFile(
+      "config file", path, rcptguard::kMaxConfigFileBytes);
+  if (absl::IsNotFound(text.status())) {
     return absl::NotFoundError(absl::StrCat("cannot read ", path));
   }
+  if (!text.ok()) return text.status();
+  std::istringstream in(*text);
   std::string line;
   int n = 0;
   while (std::getline(in, line)) {

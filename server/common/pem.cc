@@ -1,25 +1,22 @@
 #include "server/common/pem.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/file.h"
 #include "server/common/strings.h"
 
 namespace rcptguard {
 
 absl::StatusOr<std::string> ReadPemFile(std::string_view what,
                                         const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::string> text =
+      ReadRegularFile(what, path, kMaxPemFileBytes);
+  if (absl::IsNotFound(text.status())) {
     return absl::NotFoundError(
         absl::StrCat(ToAbsl(what), ": cannot read \"", path, "\""));
   }
-  std::ostringstream out;
-  out << in.rdbuf();
-  std::string text = out.str();
-  if (text.find("-----BEGIN ") == std::string::npos) {
+  if (!text.ok()) return text.status();
+  if (text->find("-----BEGIN ") == std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat(ToAbsl(what), ": \"", path, "\" holds no PEM block"));
   }

@@ -13,9 +13,12 @@
 
 namespace rcptguard {
 
-// The whole file at `path`. NotFound `<what>: cannot read "<path>"` when it
-// cannot be read; InvalidArgument `<what>: "<path>" holds no PEM block`
-// when it has no "-----BEGIN " line.
+// The whole file at `path`, read with ReadRegularFile (server/common/file.h):
+// at most kMaxPemFileBytes, never a FIFO or device. NotFound
+// `<what>: cannot read "<path>"` when it does not exist; the errors of
+// ReadRegularFile (`<what> <path>: is a FIFO, not a regular file`, ...)
+// otherwise; InvalidArgument `<what>: "<path>" holds no PEM block` when it
+// has no "-----BEGIN " line.
 absl::StatusOr<std::string> ReadPemFile(std::string_view what,
                                         const std::string& path);
 

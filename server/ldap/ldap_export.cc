@@ -6,12 +6,13 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "server/common/file.h"
 #include "server/common/log.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
@@ -271,13 +273,17 @@ absl::Status ValidateOptions(const LdapExportOptions& o) {
         "tls_insecure_skip_verify is set but ", o.uri, " uses no TLS"));
   }
   if (!o.ca_file.empty()) {
-    std::ifstream probe(o.ca_file);
-    if (!probe) {
+    struct stat st;
+    if (::stat(o.ca_file.c_str(), &st) != 0) {
       const int err = errno;
       return absl::Status(absl::ErrnoToStatusCode(err),
                           absl::StrCat("cannot read TLS CA file \"", o.ca_file,
                                        "\": ", std::strerror(err)));
     }
+    // Opened, not just stat()ed: a FIFO or device there is refused here
+    // (libldap would block on it or read it without end).
+    RG_RETURN_IF_ERROR(
+        OpenRegularFile("TLS CA file", o.ca_file, kMaxPemFileBytes).status());
   }
   if (o.bind_dn.empty() && !o.password_file.empty()) {
     return absl::InvalidArgumentError(
@@ -339,20 +345,25 @@ absl::StatusOr<std::string> ReadPassword(const std::string& path) {
     LogWarning("ldap_password_file_not_private",
                {{"path", path}, {"mode", mode}});
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    const int err = errno;
-    return absl::Status(absl::ErrnoToStatusCode(err),
-                        absl::StrCat("cannot read LDAP bind password file \"",
-                                     path, "\": ", std::strerror(err)));
-  }
+  // Opened non-blocking and checked again on the descriptor: the path may
+  // have been replaced (by a FIFO, say) since the stat above.
+  RG_ASSIGN_OR_RETURN(OpenedFile file,
+                      OpenRegularFile("LDAP bind password file", path,
+                                      std::numeric_limits<uint64_t>::max()));
   std::string password(kMaxPasswordFileBytes + 1, '\0');
-  in.read(password.data(), static_cast<std::streamsize>(password.size()));
-  password.resize(static_cast<size_t>(in.gcount()));
-  if (in.bad()) {
-    return absl::DataLossError(
-        absl::StrCat("error reading LDAP bind password file \"", path, "\""));
+  size_t have = 0;
+  while (have < password.size()) {
+    const ssize_t n =
+        ::read(file.fd.get(), password.data() + have, password.size() - have);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return absl::DataLossError(
+          absl::StrCat("error reading LDAP bind password file \"", path, "\""));
+    }
+    if (n == 0) break;
+    have += static_cast<size_t>(n);
   }
+  password.resize(have);
   if (password.size() > kMaxPasswordFileBytes) {
     return absl::FailedPreconditionError(
         absl::StrCat("LDAP bind password file \"", path, "\" is over ",

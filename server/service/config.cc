@@ -1,7 +1,7 @@
 #include "server/service/config.h"
 
-#include <fstream>
-#include <sstream>
+#include <cstdint>
+#include <limits>
 #include <string>
 
 #include "absl/container/flat_hash_set.h"
@@ -11,6 +11,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/address/address.h"
+#include "server/common/file.h"
 #include "server/common/net.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
@@ -124,18 +125,77 @@ absl::Status FieldError(std::string_view field, std::string_view reason) {
       absl::StrCat(ToAbsl(field), ": ", ToAbsl(reason)));
 }
 
+// The accepted values of one duration field: [min, max], and "0s" as well
+// when `zero_is_off` (the field's documented way to turn something off).
+struct DurationRange {
+  absl::Duration min;
+  absl::Duration max;
+  bool zero_is_off = false;
+};
+
+// Bounds of every duration field (stated in proto/rcptguard/v1/config.proto).
+// The fields that reach gRPC as int milliseconds (idle and handshake
+// timeouts) stay far below INT_MAX ms (24.8 days), so DurationMillisForGrpc
+// never clamps a validated value. The harvest durations are bounded by
+// harvest::HarvestConfig::Validate.
+constexpr DurationRange kReloadIntervalRange{absl::Seconds(1), absl::Hours(24)};
+constexpr DurationRange kIdleTimeoutRange{absl::Seconds(1), absl::Hours(24)};
+constexpr DurationRange kHandshakeTimeoutRange{absl::Milliseconds(100),
+                                               absl::Minutes(5)};
+constexpr DurationRange kWatchIntervalRange{absl::Milliseconds(10),
+                                            absl::Hours(24), true};
+constexpr DurationRange kStaleAfterRange{absl::Seconds(1), absl::Hours(24 * 30),
+                                         true};
+
+// "<field>: invalid duration ..." when `value` does not parse, else
+// "<field>: "<value>" must be between <min> and <max>" (with "0s (off) or"
+// when zero is allowed) when it is outside the range: negative values, zero
+// where it is not allowed, and values that would overflow a conversion to
+// int milliseconds all land here.
 absl::Status CheckDuration(std::string_view field, const std::string& value,
-                           absl::Duration min = absl::ZeroDuration()) {
+                           const DurationRange& range) {
   absl::Duration d;
-  if (!absl::ParseDuration(value, &d) || d < min) {
+  if (!absl::ParseDuration(value, &d)) {
+    return FieldError(field, absl::StrCat("invalid duration \"", value,
+                                          "\" (use e.g. \"2s\", \"24h\")"));
+  }
+  if (range.zero_is_off && d == absl::ZeroDuration()) return absl::OkStatus();
+  if (d < range.min || d > range.max) {
     return FieldError(
-        field, absl::StrCat("invalid duration \"", value,
-                            "\" (use e.g. \"2s\", \"24h\"",
-                            min > absl::ZeroDuration()
-                                ? absl::StrCat("; at least ",
-                                               absl::FormatDuration(min))
-                                : "",
-                            ")"));
+        field, absl::StrCat("\"", value, "\" must be ",
+                            range.zero_is_off ? "0s (off) or " : "", "between ",
+                            absl::FormatDuration(range.min), " and ",
+                            absl::FormatDuration(range.max)));
+  }
+  return absl::OkStatus();
+}
+
+// "<field>: must be at most <max> (got <value>)", or "between <min> and
+// <max>" when min > 0.
+absl::Status CheckRange(std::string_view field, uint64_t value, uint64_t min,
+                        uint64_t max) {
+  if (value >= min && value <= max) return absl::OkStatus();
+  return FieldError(
+      field, min == 0
+                 ? absl::StrCat("must be at most ", max, " (got ", value, ")")
+                 : absl::StrCat("must be between ", min, " and ", max, " (got ",
+                                value, ")"));
+}
+
+// The harvest fields that harvest::HarvestConfig::Validate leaves unbounded.
+absl::Status ValidateHarvestNumbers(const v1::HarvestDetection& harvest) {
+  if (harvest.has_dsn_max_recipients()) {
+    RG_RETURN_IF_ERROR(CheckRange("harvest.dsn_max_recipients",
+                                  harvest.dsn_max_recipients(), 0,
+                                  kMaxHarvestCount));
+  }
+  for (int i = 0; i < harvest.rules_size(); ++i) {
+    const v1::HarvestRule& r = harvest.rules(i);
+    const std::string field = absl::StrCat("harvest.rules[", i, "]");
+    RG_RETURN_IF_ERROR(CheckRange(absl::StrCat(field, ".min_unknown"),
+                                  r.min_unknown(), 0, kMaxHarvestCount));
+    RG_RETURN_IF_ERROR(CheckRange(absl::StrCat(field, ".min_total"),
+                                  r.min_total(), 0, kMaxHarvestCount));
   }
   return absl::OkStatus();
 }
@@ -152,8 +212,8 @@ absl::Status ValidateTransport(const v1::ServerConfig& config) {
         return FieldError(field, "required with tls (mutual TLS)");
       }
     }
-    RG_RETURN_IF_ERROR(CheckDuration("tls.reload_interval",
-                                     tls.reload_interval(), absl::Seconds(1)));
+    RG_RETURN_IF_ERROR(CheckDuration(
+        "tls.reload_interval", tls.reload_interval(), kReloadIntervalRange));
     if (config.insecure_plaintext()) {
       return FieldError("insecure_plaintext", "cannot be set with tls");
     }
@@ -198,6 +258,13 @@ absl::Duration ConfigDuration(const std::string& text,
                               absl::Duration fallback) {
   absl::Duration d;
   return !text.empty() && absl::ParseDuration(text, &d) ? d : fallback;
+}
+
+int DurationMillisForGrpc(absl::Duration d) {
+  constexpr int kMax = std::numeric_limits<int>::max();
+  if (d <= absl::ZeroDuration()) return 0;
+  if (d >= absl::Milliseconds(kMax)) return kMax;
+  return static_cast<int>(absl::ToInt64Milliseconds(d));
 }
 
 bool IsLoopbackListenAddress(std::string_view address) {
@@ -260,9 +327,10 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
       !(dir.max_shrink() >= 0.0 && dir.max_shrink() <= 1.0)) {
     return FieldError("directory.max_shrink", "must be between 0 and 1");
   }
-  RG_RETURN_IF_ERROR(
-      CheckDuration("directory.watch_interval", dir.watch_interval()));
-  RG_RETURN_IF_ERROR(CheckDuration("directory.stale_after", dir.stale_after()));
+  RG_RETURN_IF_ERROR(CheckDuration("directory.watch_interval",
+                                   dir.watch_interval(), kWatchIntervalRange));
+  RG_RETURN_IF_ERROR(CheckDuration("directory.stale_after", dir.stale_after(),
+                                   kStaleAfterRange));
   const bool custom = dir.has_mapping();
   if (dir.snapshot_file().empty() && !custom && dir.preset() != "ad" &&
       dir.preset() != "openldap") {
@@ -275,63 +343,62 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
     return FieldError("directory.mapping",
                       "needs at least one address or proxy attribute");
   }
-  if (dir.shard_bits() > 16) {
-    return FieldError("directory.shard_bits", "must be at most 16");
-  }
+  RG_RETURN_IF_ERROR(
+      CheckRange("directory.shard_bits", dir.shard_bits(), 0, kMaxShardBits));
   const v1::Limits& limits = config.limits();
-  if (limits.max_recipients_per_request() > 100000) {
-    return FieldError("limits.max_recipients_per_request",
-                      "must be at most 100000");
-  }
+  RG_RETURN_IF_ERROR(CheckRange("limits.max_recipients_per_request",
+                                limits.max_recipients_per_request(), 0,
+                                kMaxRecipientsLimit));
   if (limits.max_address_length() < 256 ||
       limits.max_address_length() > 65536) {
     return FieldError("limits.max_address_length",
-                      "must be between 256 and 65536");
+                      absl::StrCat("must be between 256 and 65536 (got ",
+                                   limits.max_address_length(), ")"));
   }
   if (limits.max_message_bytes() < 4096 ||
       limits.max_message_bytes() > (64u << 20)) {
     return FieldError("limits.max_message_bytes",
-                      "must be between 4096 and 67108864");
+                      absl::StrCat("must be between 4096 and 67108864 (got ",
+                                   limits.max_message_bytes(), ")"));
   }
+  RG_RETURN_IF_ERROR(CheckRange("limits.max_concurrent_streams",
+                                limits.max_concurrent_streams(), 0,
+                                kMaxConcurrentStreamsLimit));
+  RG_RETURN_IF_ERROR(CheckRange("limits.recipients_per_second_per_identity",
+                                limits.recipients_per_second_per_identity(), 0,
+                                kMaxRecipientsPerSecondLimit));
+  RG_RETURN_IF_ERROR(ValidateHarvestNumbers(config.harvest()));
   if (auto harvest = HarvestConfigFromProto(config.harvest()); !harvest.ok()) {
     return harvest.status();
   }
   RG_RETURN_IF_ERROR(CheckDuration("limits.idle_timeout", limits.idle_timeout(),
-                                   absl::Seconds(1)));
+                                   kIdleTimeoutRange));
   RG_RETURN_IF_ERROR(CheckDuration("limits.handshake_timeout",
                                    limits.handshake_timeout(),
-                                   absl::Milliseconds(100)));
-  if (limits.max_stream_buffer_bytes() < (64u << 10) ||
-      limits.max_stream_buffer_bytes() > (64u << 20)) {
-    return FieldError("limits.max_stream_buffer_bytes",
-                      "must be between 65536 and 67108864");
-  }
-  if (limits.max_buffered_response_bytes() < (uint64_t{1} << 20) ||
-      limits.max_buffered_response_bytes() > (uint64_t{16} << 30)) {
-    return FieldError("limits.max_buffered_response_bytes",
-                      "must be between 1048576 and 17179869184");
-  }
-  if (limits.max_streams_per_peer() > 100000) {
-    return FieldError("limits.max_streams_per_peer",
-                      "must be between 1 and 100000");
-  }
-  if (limits.max_streams() > 1000000) {
-    return FieldError("limits.max_streams", "must be between 1 and 1000000");
-  }
-  if (limits.grpc_memory_bytes() < (uint64_t{64} << 20) ||
-      limits.grpc_memory_bytes() > (uint64_t{64} << 30)) {
-    return FieldError("limits.grpc_memory_bytes",
-                      "must be between 67108864 and 68719476736");
-  }
-  if (limits.rate_burst_seconds() > 3600) {
-    return FieldError("limits.rate_burst_seconds", "must be at most 3600");
-  }
-  if (config.shutdown().drain_timeout_ms() > 600000) {
-    return FieldError("shutdown.drain_timeout_ms", "must be at most 600000");
-  }
-  if (config.shutdown().grace_ms() > 600000) {
-    return FieldError("shutdown.grace_ms", "must be at most 600000");
-  }
+                                   kHandshakeTimeoutRange));
+  RG_RETURN_IF_ERROR(CheckRange("limits.rate_burst_seconds",
+                                limits.rate_burst_seconds(), 0, 3600));
+  RG_RETURN_IF_ERROR(CheckRange("shutdown.drain_timeout_ms",
+                                config.shutdown().drain_timeout_ms(), 0,
+                                kMaxShutdownMs));
+  RG_RETURN_IF_ERROR(CheckRange(
+      "shutdown.grace_ms", config.shutdown().grace_ms(), 0, kMaxShutdownMs));
+  RG_RETURN_IF_ERROR(CheckRange("limits.max_stream_buffer_bytes",
+                                limits.max_stream_buffer_bytes(), 64u << 10,
+                                64u << 20));
+  RG_RETURN_IF_ERROR(CheckRange("limits.max_buffered_response_bytes",
+                                limits.max_buffered_response_bytes(),
+                                uint64_t{1} << 20, uint64_t{16} << 30));
+  RG_RETURN_IF_ERROR(CheckRange("limits.max_streams_per_peer",
+                                limits.max_streams_per_peer(), 1, 100000));
+  RG_RETURN_IF_ERROR(
+      CheckRange("limits.max_streams", limits.max_streams(), 1, 1000000));
+  RG_RETURN_IF_ERROR(CheckRange("limits.grpc_memory_bytes",
+                                limits.grpc_memory_bytes(), uint64_t{64} << 20,
+                                uint64_t{64} << 30));
+  RG_RETURN_IF_ERROR(CheckRange("metrics.max_edge_ids",
+                                config.metrics().max_edge_ids(), 0,
+                                kMaxEdgeIdsLimit));
   return ValidateTransport(config);
 }
 
@@ -357,18 +424,17 @@ absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
 }
 
 absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read config file ", path));
+  absl::StatusOr<std::string> text =
+      ReadRegularFile("config file", path, kMaxConfigFileBytes);
+  if (absl::IsNotFound(text.status())) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
+  if (!text.ok()) return text.status();
   std::string base_dir = ".";
   if (auto slash = path.rfind('/'); slash != std::string::npos) {
     base_dir = path.substr(0, slash == 0 ? 1 : slash);
   }
-  return ParseConfig(buffer.str(), path, base_dir);
+  return ParseConfig(*text, path, base_dir);
 }
 
 }  // namespace rcptguard::service

@@ -36,6 +36,19 @@ inline constexpr uint32_t kDefaultMaxStreamsPerPeer = 100;
 inline constexpr uint32_t kDefaultMaxStreams = 1000;
 inline constexpr uint64_t kDefaultGrpcMemoryBytes = uint64_t{1} << 30;
 
+// Upper bounds that ValidateConfig enforces (see config.proto for each
+// field's full range). Values past them are mistakes, and some would
+// overflow or exhaust memory at start-up (a uint32 cast to int, a vector
+// sized by the value).
+inline constexpr uint32_t kMaxShardBits = 16;
+inline constexpr uint32_t kMaxRecipientsLimit = 100000;
+inline constexpr uint32_t kMaxConcurrentStreamsLimit = 100000;
+inline constexpr uint32_t kMaxRecipientsPerSecondLimit = 10000000;
+inline constexpr uint32_t kMaxShutdownMs = 600000;
+inline constexpr uint32_t kMaxEdgeIdsLimit = 10000;
+// harvest.dsn_max_recipients, harvest.rules[].min_unknown and min_total.
+inline constexpr uint32_t kMaxHarvestCount = 1000000;
+
 // True for listen addresses (host:port, [v6]:port, ipv4:host:port) on a
 // loopback host (server/common/net.h): 127.0.0.0/8, ::1, localhost.
 bool IsLoopbackListenAddress(std::string_view address);
@@ -46,11 +59,21 @@ absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
                                              std::string_view source_name,
                                              std::string_view base_dir);
 
-// Reads and parses the file at `path` (NotFound naming it if unreadable).
+// Reads and parses the file at `path` (NotFound naming it if it does not
+// exist). The file is read with ReadRegularFile (server/common/file.h): a
+// FIFO, a device or a file above kMaxConfigFileBytes (16 MiB) is refused
+// with InvalidArgument at once, so `--check_config` never blocks on it.
 absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path);
 
 // Validates an already defaulted config. Exposed for tests.
 absl::Status ValidateConfig(const v1::ServerConfig& config);
+
+// `d` in whole milliseconds as gRPC's int channel arguments take them
+// (GRPC_ARG_MAX_CONNECTION_IDLE_MS, GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS),
+// clamped to [0, INT_MAX] instead of wrapping. ValidateConfig bounds every
+// duration field far below INT_MAX ms (24.8 days), so a validated config is
+// never clamped; this only keeps an unvalidated one from wrapping.
+int DurationMillisForGrpc(absl::Duration d);
 
 // The value of a duration field that ValidateConfig has checked (e.g.
 // "10s"); `fallback` when it is empty or, for a config that was never

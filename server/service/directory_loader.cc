@@ -1,7 +1,5 @@
 #include "server/service/directory_loader.h"
 
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -9,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "server/common/file.h"
 #include "server/common/status_macros.h"
 #include "server/snapshot/mapping.h"
 #include "server/snapshot/snapshot_file.h"
@@ -45,14 +44,14 @@ absl::StatusOr<directory::SipKey> LoadFingerprintKey(
     const v1::ServerConfig& config) {
   const std::string& path = config.fingerprint_key_file();
   if (path.empty()) return directory::SipKey::Random();
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  absl::StatusOr<std::string> read =
+      ReadRegularFile("fingerprint key file", path, kMaxKeyFileBytes);
+  if (absl::IsNotFound(read.status())) {
     return absl::NotFoundError(
         absl::StrCat("cannot read fingerprint key file ", path));
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  std::string content = buffer.str();
+  if (!read.ok()) return read.status();
+  const std::string& content = *read;
   if (content.size() == 16) return directory::SipKey::FromBytes(content);
   absl::string_view trimmed = absl::StripAsciiWhitespace(content);
   if (trimmed.size() == 32) {

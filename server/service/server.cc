@@ -257,12 +257,10 @@ absl::Status Server::Start() {
   const v1::Limits& limits = config_.limits();
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(
-          ConfigDuration(limits.idle_timeout()))));
+      DurationMillisForGrpc(ConfigDuration(limits.idle_timeout())));
   builder.AddChannelArgument(
       GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
-      static_cast<int>(absl::ToInt64Milliseconds(
-          ConfigDuration(limits.handshake_timeout()))));
+      DurationMillisForGrpc(ConfigDuration(limits.handshake_timeout())));
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
   builder.SetMaxSendMessageSize(
       static_cast<int>(std::max<uint32_t>(limits.max_message_bytes(), 4u << 20)));

@@ -2,7 +2,7 @@
 
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
+#include <istream>
 #include <string>
 #include <system_error>
 #include <utility>
@@ -13,6 +13,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/common/file.h"
 #include "server/common/strings.h"
 
 namespace rcptguard::snapshot {
@@ -266,18 +267,27 @@ absl::StatusOr<LdifLoadStats> LoadLdifFile(
     return absl::FailedPreconditionError(
         absl::StrCat("LDIF file ", path, " is a directory"));
   }
-  errno = 0;
-  std::ifstream in(path, std::ios::binary);
-  if (!in.is_open()) {
-    const int error = errno;
-    if (error == ENOENT || error == 0) {
-      return absl::NotFoundError(
-          absl::StrCat("LDIF file ", path, " not found"));
-    }
-    return absl::ErrnoToStatus(error,
-                               absl::StrCat("cannot open LDIF file ", path));
+  absl::StatusOr<OpenedFile> file =
+      OpenRegularFile("LDIF file", path, kMaxLdifFileBytes);
+  if (absl::IsNotFound(file.status())) {
+    return absl::NotFoundError(absl::StrCat("LDIF file ", path, " not found"));
   }
-  return LoadLdif(&in, path, mapping, sink);
+  if (!file.ok()) return file.status();
+  FileStreamBuf buffer(*std::move(file), kMaxLdifFileBytes);
+  std::istream in(&buffer);
+  absl::StatusOr<LdifLoadStats> stats = LoadLdif(&in, path, mapping, sink);
+  // The stream ends early on a read error or a file that grew past the
+  // bound; either way what was parsed is not the whole file.
+  if (buffer.error() != 0) {
+    return absl::ErrnoToStatus(
+        buffer.error(), absl::StrCat("LDIF file ", path, ": cannot read"));
+  }
+  if (buffer.exceeded()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("LDIF file ", path, ": file grew past the ",
+                     kMaxLdifFileBytes, " bytes allowed while being read"));
+  }
+  return stats;
 }
 
 }  // namespace rcptguard::snapshot

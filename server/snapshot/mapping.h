@@ -130,7 +130,11 @@ absl::StatusOr<LdifLoadStats> LoadLdif(
 // LoadLdif on a file, with the path as the error source name. NotFound
 // naming the path when it does not exist, FailedPrecondition when it is a
 // directory, another errno-derived status naming it when it cannot be
-// opened.
+// opened. The file is opened with OpenRegularFile (server/common/file.h):
+// a FIFO, a device or a file above kMaxLdifFileBytes (64 GiB; the file is
+// streamed, never held whole) is refused with InvalidArgument before
+// anything is read, and a file that grows past that bound while being read
+// is refused rather than loaded in part.
 absl::StatusOr<LdifLoadStats> LoadLdifFile(
     const std::string& path, const AttributeMapping& mapping,
     absl::FunctionRef<void(std::string_view address)> sink);

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -20,6 +21,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "server/common/bytes.h"
+#include "server/common/file.h"
 #include "server/common/status_macros.h"
 #include "server/common/strings.h"
 
@@ -141,6 +143,28 @@ absl::Status CheckPreamble(std::string_view name, std::string_view head,
     return absl::InvalidArgumentError(Msg(name, "header: file size ", stated,
                                           " is below the minimum ",
                                           kHeaderBytes + kTrailerBytes));
+  }
+  if (stated > kMaxSnapshotBytes) {
+    return absl::InvalidArgumentError(Msg(name, "header: file size ", stated,
+                                          " is above the maximum ",
+                                          kMaxSnapshotBytes));
+  }
+  return absl::OkStatus();
+}
+
+// The trailer's magic and its copy of the file size, checked before the body
+// is read or checksummed: a file whose end is not a trailer (zeros, holes,
+// an interrupted copy) is refused without reading gigabytes first.
+absl::Status CheckTrailer(std::string_view name, std::string_view trailer,
+                          uint64_t file_bytes) {
+  if (std::memcmp(trailer.data(), kTrailerMagic, sizeof(kTrailerMagic)) != 0) {
+    return absl::DataLossError(
+        Msg(name, "trailer: bad magic (the file is corrupt or incomplete)"));
+  }
+  const uint64_t stated = LoadU64(trailer.data() + 8);
+  if (stated != file_bytes) {
+    return absl::DataLossError(Msg(name, "trailer: file size ", stated,
+                                   " differs from the header's ", file_bytes));
   }
   return absl::OkStatus();
 }
@@ -270,15 +294,7 @@ absl::StatusOr<Parsed> ParseImage(std::string_view name, std::string_view image,
     return absl::InvalidArgumentError(Msg(name, "header: ", args...));
   };
 
-  const char* trailer = h + size - kTrailerBytes;
-  if (std::memcmp(trailer, kTrailerMagic, sizeof(kTrailerMagic)) != 0) {
-    return absl::InvalidArgumentError(Msg(name, "trailer: bad magic"));
-  }
-  if (LoadU64(trailer + 8) != size) {
-    return absl::InvalidArgumentError(Msg(name, "trailer: file size ",
-                                          LoadU64(trailer + 8),
-                                          " differs from the header's ", size));
-  }
+  // The trailer was checked with the preamble (CheckTrailer).
   const uint64_t body_end = size - kTrailerBytes;  // end of the slots
 
   Parsed p;
@@ -437,29 +453,6 @@ absl::StatusOr<LoadedSnapshot> Assemble(std::string_view name, Parsed p,
 // ---------------------------------------------------------------------------
 // Files.
 
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  UniqueFd(const UniqueFd&) = delete;
-  UniqueFd& operator=(const UniqueFd&) = delete;
-  ~UniqueFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-  void Reset(int fd) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-  // Closes now, returning close(2)'s errno (0 on success).
-  int Close() {
-    const int fd = std::exchange(fd_, -1);
-    return fd >= 0 && ::close(fd) != 0 ? errno : 0;
-  }
-
- private:
-  int fd_;
-};
-
 absl::Status ErrnoError(int err, std::string_view name, std::string_view what) {
   return absl::ErrnoToStatus(err, Msg(name, ToAbsl(what)));
 }
@@ -534,20 +527,28 @@ struct Image {
 };
 
 absl::StatusOr<Image> LoadImage(const std::string& path, SlotStorage storage) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) return ErrnoError(errno, path, "cannot open");
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0)
-    return ErrnoError(errno, path, "cannot stat");
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(Msg(path, "not a regular file"));
-  }
-  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  // Non-blocking open and S_ISREG on the descriptor: a FIFO at the path
+  // must fail here, not block a reload (and shutdown behind it) forever.
+  // The size bound is checked against the header below, with a message
+  // that names both.
+  RG_ASSIGN_OR_RETURN(
+      OpenedFile file,
+      OpenRegularFile("snapshot", path, std::numeric_limits<uint64_t>::max()));
+  const UniqueFd& fd = file.fd;
+  const uint64_t size = file.size;
   char head[kHeaderBytes];
   const size_t head_bytes = std::min<uint64_t>(size, kHeaderBytes);
   RG_RETURN_IF_ERROR(PreadAll(fd.get(), path, head, head_bytes, 0));
   RG_RETURN_IF_ERROR(
       CheckPreamble(path, std::string_view(head, head_bytes), size));
+  // The trailer, before the body: a file of zeros or holes behind a
+  // plausible header is refused after 24 bytes instead of being read whole
+  // (gigabytes) for the checksum to reject it.
+  char tail[kTrailerBytes];
+  RG_RETURN_IF_ERROR(
+      PreadAll(fd.get(), path, tail, kTrailerBytes, size - kTrailerBytes));
+  RG_RETURN_IF_ERROR(
+      CheckTrailer(path, std::string_view(tail, kTrailerBytes), size));
   const uint64_t summed = size - sizeof(uint64_t);  // all but the checksum
 
   Image image;
@@ -586,6 +587,8 @@ absl::StatusOr<uint64_t> CheckBuffer(std::string_view name,
   RG_RETURN_IF_ERROR(CheckPreamble(
       name, bytes.substr(0, std::min<size_t>(bytes.size(), kHeaderBytes)),
       bytes.size()));
+  RG_RETURN_IF_ERROR(CheckTrailer(
+      name, bytes.substr(bytes.size() - kTrailerBytes), bytes.size()));
   const size_t summed = bytes.size() - sizeof(uint64_t);
   const uint64_t computed = ChecksumOf(bytes.substr(0, summed));
   RG_RETURN_IF_ERROR(
@@ -671,6 +674,10 @@ absl::StatusOr<std::string> EncodeHead(std::string_view name,
       RoundUp(table_offset + shard_count * kExtentBytes, kSlotAlignment);
   const uint64_t slot_count = set.all_slots().size();
   *file_size = slots_offset + slot_count * sizeof(uint64_t) + kTrailerBytes;
+  if (*file_size > kMaxSnapshotBytes) {
+    return too_big("the file would be ", *file_size, " bytes, at most ",
+                   kMaxSnapshotBytes);
+  }
 
   std::string head(slots_offset, '\0');
   std::memcpy(head.data() + kOffMagic, kSnapshotMagic, sizeof(kSnapshotMagic));

@@ -21,18 +21,26 @@
 //   over PATH and fsyncs the folder. A reader sees the old file or the new
 //   one, never part of one; on any failure (ENOSPC included) the temporary
 //   file is removed and the old PATH is left untouched.
+// - Readers open the path non-blocking and refuse anything but a regular
+//   file (a FIFO fails at once instead of blocking the reload), through
+//   OpenRegularFile (server/common/file.h).
 // - Every reader checks, in this order: the file is not empty, the magic,
 //   the format version (a newer major version is refused before anything
 //   else is trusted), the file length against the length in the header
-//   (truncation), the checksum over everything before the checksum field,
+//   (truncation, or a file larger than it claims) and against
+//   kMaxSnapshotBytes, the trailer's magic and file size (so that a file of
+//   zeros or holes behind a plausible header is refused before its body is
+//   read), the checksum over everything before the checksum field,
 //   then every header field against fixed bounds (no allocation is sized by
 //   an unchecked field), then (ReadSnapshot, and VerifySnapshot with a key)
 //   the key id, and the slot layout in one pass (FingerprintSet::FromSlots).
 //   Every error names the file: "snapshot PATH: ...". Codes: DataLoss for an
-//   empty, truncated or corrupt file; InvalidArgument for a file that is not
-//   a snapshot or whose checksummed content is inconsistent (a writer bug);
-//   FailedPrecondition for a newer format version or another key; the errno
-//   mapping (NotFound, PermissionDenied, ...) for I/O errors.
+//   empty, truncated or corrupt file (a bad trailer included);
+//   InvalidArgument for a file that is not a snapshot (or not a regular
+//   file, or above kMaxSnapshotBytes) or whose checksummed content is
+//   inconsistent (a writer bug); FailedPrecondition for a newer format
+//   version or another key; the errno mapping (NotFound, PermissionDenied,
+//   ...) for I/O errors.
 // - The checksum (XXH64) detects corruption (bit rot, truncation, a botched
 //   copy), not tampering: anyone who can write the file can fix it up.
 // - What a server serves is defined by ITS configuration: ReadSnapshot builds
@@ -100,6 +108,10 @@ inline constexpr size_t kMaxDomainNameBytes = 255;
 inline constexpr size_t kMaxAliasesPerDomain = 1 << 16;
 inline constexpr size_t kMaxDelimiterBytes = 64;
 inline constexpr uint64_t kMaxMetadataBytes = uint64_t{256} << 20;
+// The whole file: 16 GiB, about 1.7 billion addresses (100 M addresses make
+// a 941 MB file). Readers refuse a header claiming more before reading the
+// body, so a plausible header cannot make a server allocate without bound.
+inline constexpr uint64_t kMaxSnapshotBytes = uint64_t{16} << 30;
 
 // ---------------------------------------------------------------------------
 // What a snapshot says about itself.

@@ -820,6 +820,45 @@ TEST_F(FaultE2eWatchTest, UnreadableSnapshotKeepsServingAndIsReported) {
   ExpectSampleAnswers(server_);
 }
 
+// Issue 19: a FIFO at the snapshot path blocked open(2) in the reload
+// forever; later reloads hung behind it and SIGTERM never completed. Now
+// the watcher and Admin.Reload fail at once, naming it, and the server
+// keeps serving and shuts down.
+TEST_F(FaultE2eWatchTest, FifoAtTheSnapshotPathFailsPromptly) {
+  ASSERT_EQ(::unlink(snapshot_.c_str()), 0);
+  ASSERT_EQ(::mkfifo(snapshot_.c_str(), 0644), 0);
+  // The watcher sees a new file and tries it.
+  ASSERT_TRUE(WaitUntil([&] { return FailedTotal() >= 1; }, absl::Seconds(10)))
+      << server_.log();
+  ExpectUnchanged();
+  for (int i = 0; i < 2; ++i) {
+    auto admin = v1::Admin::NewStub(server_.channel());
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    v1::ReloadResponse response;
+    const absl::Time start = absl::Now();
+    grpc::Status s = admin->Reload(&ctx, v1::ReloadRequest(), &response);
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    EXPECT_FALSE(s.ok());
+    EXPECT_NE(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+    EXPECT_THAT(s.error_message(),
+                HasSubstr("snapshot " + snapshot_ +
+                          ": is a FIFO, not a regular file"));
+  }
+  v1::ReloadStatus last = Status(server_.channel()).last_reload();
+  EXPECT_EQ(last.result(), "failed");
+  EXPECT_EQ(last.trigger(), "admin");
+  ExpectUnchanged();
+
+  const absl::Time t0 = absl::Now();
+  server_.process().Signal(SIGTERM);
+  std::optional<int> exit_status = server_.process().Wait(absl::Seconds(15));
+  ASSERT_TRUE(exit_status.has_value()) << "SIGTERM did not complete";
+  EXPECT_EQ(ExitCode(*exit_status), 0) << server_.log();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+}
+
 // A snapshot that vanishes (deleted, or replaced by a dangling symlink)
 // should be reported by the watcher itself, without waiting for an operator
 // to send SIGHUP: otherwise nothing says exports stopped arriving until

@@ -1,7 +1,14 @@
 #include "server/service/config.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <limits>
 #include <string>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -90,7 +97,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"UnknownField", "domians { name: \"a.com\" }",
                 "bad.textproto:1:9: Message type \"rcptguard.v1.ServerConfig\" "
                 "has no field named \"domians\"."},
-        BadCase{"NoDomains", R"( directory { ldif_files: "a.ldif" preset: "ad" } )",
+        BadCase{"NoDomains",
+                R"( directory { ldif_files: "a.ldif" preset: "ad" } )",
                 "bad.textproto: domains: at least one served domain is "
                 "required"},
         BadCase{"BadDomainName", "domains { name: \"exa mple.com\" }",
@@ -106,7 +114,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" subaddress_delimiters: \"@\" }",
                 "domains[0].subaddress_delimiters: '@' is not a supported "
                 "delimiter"},
-        BadCase{"NoSource", "domains { name: \"a.com\" } directory { preset: \"ad\" }",
+        BadCase{"NoSource",
+                "domains { name: \"a.com\" } directory { preset: \"ad\" }",
                 "directory: set snapshot_file or at least one of ldif_files"},
         BadCase{"PlaintextOffLoopback",
                 "domains { name: \"a.com\" } insecure_plaintext: true "
@@ -119,7 +128,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "tls.client_ca_file: required with tls (mutual TLS)"},
         BadCase{"TlsAndPlaintext",
                 std::string("domains { name: \"a.com\" } insecure_plaintext: "
-                            "true") + kTls,
+                            "true") +
+                    kTls,
                 "insecure_plaintext: cannot be set with tls"},
         BadCase{"AccessWithoutTls",
                 "domains { name: \"a.com\" } insecure_plaintext: true "
@@ -127,13 +137,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "access: needs tls"},
         BadCase{"BadIdentity",
                 std::string("domains { name: \"a.com\" } access { admin: "
-                            "\"a b\" }") + kTls,
+                            "\"a b\" }") +
+                    kTls,
                 "access.admin[0]: an identity is"},
         BadCase{"BadReloadInterval",
                 "domains { name: \"a.com\" } tls { cert_file: \"s\" "
                 "key_file: \"k\" client_ca_file: \"c\" reload_interval: "
                 "\"0s\" }",
-                "tls.reload_interval: invalid duration \"0s\""},
+                "tls.reload_interval: \"0s\" must be between 1s and 24h"},
         BadCase{"BadIdleTimeout",
                 "domains { name: \"a.com\" } limits { idle_timeout: \"soon\" }",
                 "limits.idle_timeout: invalid duration \"soon\""},
@@ -141,9 +152,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" } fingerprint_key_file: \"k\" "
                 "directory { ldif_files: \"a\" snapshot_file: \"s\" }",
                 "directory: set either snapshot_file or ldif_files, not both"},
-        BadCase{"SnapshotWithoutKey",
-                "domains { name: \"a.com\" } directory { snapshot_file: \"s\" }",
-                "fingerprint_key_file: required with directory.snapshot_file"},
+        BadCase{
+            "SnapshotWithoutKey",
+            "domains { name: \"a.com\" } directory { snapshot_file: \"s\" }",
+            "fingerprint_key_file: required with directory.snapshot_file"},
         BadCase{"BadShrink",
                 "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
                 "preset: \"ad\" max_shrink: 1.5 }",
@@ -185,7 +197,110 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"LongDrain",
                 "domains { name: \"a.com\" } shutdown { drain_timeout_ms: "
                 "9999999 }",
-                "shutdown.drain_timeout_ms: must be at most 600000"}),
+                "shutdown.drain_timeout_ms: must be at most 600000"},
+        // Issue 19 item 5: every numeric field is bounded, and the error
+        // names the field, the allowed range and the value.
+        BadCase{"MaxEdgeIdsWouldExhaustMemory",
+                "domains { name: \"a.com\" } metrics { max_edge_ids: "
+                "4294967295 }",
+                "bad.textproto: metrics.max_edge_ids: must be at most 10000 "
+                "(got 4294967295)"},
+        BadCase{"ConcurrentStreamsWouldWrapToInt",
+                "domains { name: \"a.com\" } limits { "
+                "max_concurrent_streams: 4294967295 }",
+                "bad.textproto: limits.max_concurrent_streams: must be at most "
+                "100000 (got 4294967295)"},
+        BadCase{"RecipientsPerSecond",
+                "domains { name: \"a.com\" } limits { "
+                "recipients_per_second_per_identity: 4000000000 }",
+                "bad.textproto: limits.recipients_per_second_per_identity: "
+                "must be at most 10000000 (got 4000000000)"},
+        BadCase{
+            "RateBurst",
+            "domains { name: \"a.com\" } limits { rate_burst_seconds: "
+            "3601 }",
+            "bad.textproto: limits.rate_burst_seconds: must be at most 3600 "
+            "(got 3601)"},
+        BadCase{"LongGrace",
+                "domains { name: \"a.com\" } shutdown { grace_ms: 4294967295 }",
+                "bad.textproto: shutdown.grace_ms: must be at most 600000 (got "
+                "4294967295)"},
+        BadCase{"ShardBitsRange",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" shard_bits: 4294967295 }",
+                "bad.textproto: directory.shard_bits: must be at most 16 (got "
+                "4294967295)"},
+        BadCase{"AddressLengthRange",
+                "domains { name: \"a.com\" } limits { max_address_length: "
+                "4294967295 }",
+                "bad.textproto: limits.max_address_length: must be between 256 "
+                "and 65536 (got 4294967295)"},
+        BadCase{"HarvestDsnMaxRecipients",
+                "domains { name: \"a.com\" } harvest { dsn_max_recipients: "
+                "4294967295 }",
+                "bad.textproto: harvest.dsn_max_recipients: must be at most "
+                "1000000 (got 4294967295)"},
+        BadCase{"HarvestMinUnknown",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"10m\" min_unknown: 4294967295 "
+                "action: HARVEST_ACTION_TEMPFAIL } }",
+                "bad.textproto: harvest.rules[0].min_unknown: must be at most "
+                "1000000 (got 4294967295)"},
+        BadCase{"HarvestMinTotal",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"10m\" min_unknown: 3 "
+                "min_total: 1000001 action: HARVEST_ACTION_TEMPFAIL } }",
+                "bad.textproto: harvest.rules[0].min_total: must be at most "
+                "1000000 (got 1000001)"},
+        // Durations: parsed into absl::Duration and bounded; before, they
+        // were cast to int milliseconds ("4294967.396s" became 100 ms and
+        // "600h" wrapped negative).
+        BadCase{"DurationWrappingIntMillis",
+                "domains { name: \"a.com\" } limits { idle_timeout: "
+                "\"4294967.396s\" }",
+                "bad.textproto: limits.idle_timeout: \"4294967.396s\" must be "
+                "between 1s and 24h"},
+        BadCase{"DurationWrappingNegative",
+                "domains { name: \"a.com\" } limits { handshake_timeout: "
+                "\"600h\" }",
+                "bad.textproto: limits.handshake_timeout: \"600h\" must be "
+                "between 100ms and 5m"},
+        BadCase{"NegativeDuration",
+                "domains { name: \"a.com\" } limits { idle_timeout: \"-5s\" }",
+                "bad.textproto: limits.idle_timeout: \"-5s\" must be between "
+                "1s and 24h"},
+        BadCase{"ZeroWhereNotAllowed",
+                "domains { name: \"a.com\" } limits { handshake_timeout: "
+                "\"0s\" }",
+                "bad.textproto: limits.handshake_timeout: \"0s\" must be "
+                "between 100ms and 5m"},
+        BadCase{"LongReloadInterval",
+                "domains { name: \"a.com\" } tls { cert_file: \"s\" "
+                "key_file: \"k\" client_ca_file: \"c\" reload_interval: "
+                "\"600h\" }",
+                "bad.textproto: tls.reload_interval: \"600h\" must be between "
+                "1s and 24h"},
+        BadCase{"WatchIntervalTooShort",
+                "domains { name: \"a.com\" } fingerprint_key_file: \"k\" "
+                "directory { snapshot_file: \"s\" watch_interval: \"1ns\" }",
+                "bad.textproto: directory.watch_interval: \"1ns\" must be 0s "
+                "(off) or between 10ms and 24h"},
+        BadCase{"StaleAfterTooLong",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" stale_after: \"721h\" }",
+                "bad.textproto: directory.stale_after: \"721h\" must be 0s "
+                "(off) or between 1s and 720h"},
+        BadCase{"NegativeStaleAfter",
+                "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
+                "preset: \"ad\" stale_after: \"-1h\" }",
+                "bad.textproto: directory.stale_after: \"-1h\" must be 0s "
+                "(off) or between 1s and 720h"},
+        BadCase{"HarvestWindowTooLong",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"4294967.396s\" min_unknown: 3 "
+                "action: HARVEST_ACTION_TEMPFAIL } }",
+                "bad.textproto: harvest.rules[0].window: must be between 1s "
+                "and 24h"}),
     [](const ::testing::TestParamInfo<BadCase>& info) {
       return info.param.name;
     });
@@ -236,6 +351,68 @@ TEST(ConfigTest, MissingFileIsNotFoundNamingThePath) {
   EXPECT_EQ(config.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(config.status().message()),
               HasSubstr("/nonexistent/rcptguard.textproto"));
+}
+
+// The largest value of every bounded field is accepted, and the zeros that
+// mean "off" or "default" still do.
+TEST(ConfigTest, BoundsAreInclusiveAndZerosThatMeanOffAreKept) {
+  constexpr char kBase[] = R"(domains { name: "a.com" } insecure_plaintext: true
+      )";
+  auto config = ParseConfig(std::string(kBase) + R"(
+        metrics { max_edge_ids: 10000 }
+        limits { max_concurrent_streams: 100000
+                 recipients_per_second_per_identity: 10000000
+                 rate_burst_seconds: 3600 idle_timeout: "24h"
+                 handshake_timeout: "5m" max_recipients_per_request: 100000 }
+        shutdown { grace_ms: 600000 drain_timeout_ms: 600000 }
+        harvest { dsn_max_recipients: 1000000 }
+        directory { ldif_files: "a" preset: "ad" shard_bits: 16
+                    stale_after: "720h" watch_interval: "24h" })",
+                            "t", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  config = ParseConfig(std::string(kBase) +
+                           R"(directory { ldif_files: "a" preset: "ad"
+                                          stale_after: "0s"
+                                          watch_interval: "0s" }
+                              metrics { max_edge_ids: 0 })",
+                       "t", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+}
+
+TEST(ConfigTest, DurationMillisForGrpcClampsInsteadOfWrapping) {
+  EXPECT_EQ(DurationMillisForGrpc(absl::Seconds(10)), 10000);
+  EXPECT_EQ(DurationMillisForGrpc(absl::Milliseconds(4294967396)),
+            std::numeric_limits<int>::max());
+  EXPECT_EQ(DurationMillisForGrpc(absl::Hours(600)),
+            std::numeric_limits<int>::max());
+  EXPECT_EQ(DurationMillisForGrpc(absl::InfiniteDuration()),
+            std::numeric_limits<int>::max());
+  EXPECT_EQ(DurationMillisForGrpc(absl::Seconds(-5)), 0);
+  EXPECT_EQ(DurationMillisForGrpc(-absl::InfiniteDuration()), 0);
+  // Every validated value passes unchanged: the largest is 24h.
+  EXPECT_EQ(DurationMillisForGrpc(absl::Hours(24)), 86400000);
+}
+
+// Issue 19: `rcptguardd --check_config` on a FIFO hung in open(2).
+TEST(ConfigTest, FifoConfigFailsPromptly) {
+  char tmpl[] = "/tmp/rg-config-fifo-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string path = std::string(tmpl) + "/c.textproto";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(LoadConfig(path).status(),
+            absl::InvalidArgumentError("config file " + path +
+                                       ": is a FIFO, not a regular file"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ::unlink(path.c_str());
+  ::rmdir(tmpl);
+}
+
+TEST(ConfigTest, DeviceConfigIsRefused) {
+  EXPECT_EQ(LoadConfig("/dev/zero").status(),
+            absl::InvalidArgumentError(
+                "config file /dev/zero: is a character device, not a regular "
+                "file"));
 }
 
 }  // namespace

@@ -1,7 +1,11 @@
 #include "server/service/directory_loader.h"
 
+#include <sys/stat.h>
+
 #include <string>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/subprocess.h"
@@ -126,6 +130,58 @@ TEST(FingerprintKeyTest, ReadsRawAndHexKeys) {
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(std::string(bad.status().message()),
               HasSubstr("expected 16 raw bytes or 32 hex digits, found 3"));
+}
+
+// Issue 19: hostile files where the config points. Each fails at once,
+// naming the file, instead of blocking or reading without end.
+TEST(DirectoryLoaderTest, FifoAtTheSnapshotPathFailsPromptly) {
+  const std::string dir = MakeTempDir("rg-loader-fifo");
+  const std::string path = dir + "/dir.rgs";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  v1::ServerConfig config;
+  config.add_domains()->set_name("example.com");
+  config.mutable_directory()->set_snapshot_file(path);
+  const absl::Time start = absl::Now();
+  auto loaded = LoadDirectoryFromSources(config, directory::SipKey{7, 9});
+  EXPECT_EQ(loaded.status(),
+            absl::InvalidArgumentError("snapshot " + path +
+                                       ": is a FIFO, not a regular file"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(DirectoryLoaderTest, FifoLdifFailsPromptly) {
+  const std::string dir = MakeTempDir("rg-loader-fifo");
+  const std::string path = dir + "/a.ldif";
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const absl::Time start = absl::Now();
+  auto loaded = LoadDirectoryFromLdif(ConfigFor(path), directory::SipKey{7, 9});
+  EXPECT_EQ(loaded.status(),
+            absl::InvalidArgumentError("LDIF file " + path +
+                                       ": is a FIFO, not a regular file"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(FingerprintKeyTest, DevicesFifosAndLargeFilesAreRefused) {
+  const std::string dir = MakeTempDir("rg-key");
+  v1::ServerConfig config;
+  config.set_fingerprint_key_file("/dev/zero");
+  EXPECT_EQ(LoadFingerprintKey(config).status(),
+            absl::InvalidArgumentError(
+                "fingerprint key file /dev/zero: is a character device, not a "
+                "regular file"));
+  const std::string fifo = dir + "/fifo.key";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  config.set_fingerprint_key_file(fifo);
+  EXPECT_EQ(LoadFingerprintKey(config).status(),
+            absl::InvalidArgumentError("fingerprint key file " + fifo +
+                                       ": is a FIFO, not a regular file"));
+  const std::string big = dir + "/big.key";
+  ASSERT_TRUE(WriteFile(big, std::string((1 << 20) + 1, 'a')).ok());
+  config.set_fingerprint_key_file(big);
+  EXPECT_EQ(LoadFingerprintKey(config).status(),
+            absl::InvalidArgumentError(
+                "fingerprint key file " + big +
+                ": file has 1048577 bytes, more than the 1048576 allowed"));
 }
 
 TEST(FingerprintKeyTest, NoFileMakesRandomKeys) {

@@ -1,5 +1,8 @@
 #include "server/snapshot/mapping.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -503,6 +506,23 @@ TEST(LoadLdifFileTest, MissingFileAndDirectory) {
   EXPECT_EQ(directory.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(directory.status().message(),
             absl::StrCat("LDIF file ", dir, " is a directory"));
+}
+
+// Issue 19: a FIFO or a device is refused at once, not read (or waited on).
+TEST(LoadLdifFileTest, FifoAndDeviceAreRefused) {
+  EXPECT_EQ(LoadLdifFile("/dev/zero", Ad(), [](std::string_view) {}).status(),
+            absl::InvalidArgumentError(
+                "LDIF file /dev/zero: is a character device, not a regular "
+                "file"));
+  char tmpl[] = "/tmp/rg-ldif-fifo-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  const std::string fifo = std::string(tmpl) + "/a.ldif";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(LoadLdifFile(fifo, Ad(), [](std::string_view) {}).status(),
+            absl::InvalidArgumentError("LDIF file " + fifo +
+                                       ": is a FIFO, not a regular file"));
+  ::unlink(fifo.c_str());
+  ::rmdir(tmpl);
 }
 
 TEST(LoadLdifFileTest, ErrorNamesThePath) {

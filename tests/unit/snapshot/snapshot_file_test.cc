@@ -21,6 +21,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -523,8 +524,83 @@ TEST_F(SnapshotFileTest, MissingFile) {
 
 TEST_F(SnapshotFileTest, NotARegularFile) {
   absl::StatusOr<SnapshotInfo> info = InspectSnapshot(dir_);
-  EXPECT_EQ(info.status(), absl::InvalidArgumentError("snapshot " + dir_ +
-                                                      ": not a regular file"));
+  EXPECT_EQ(info.status(),
+            absl::InvalidArgumentError("snapshot " + dir_ +
+                                       ": is a directory, not a regular file"));
+  EXPECT_EQ(InspectSnapshot("/dev/zero").status(),
+            absl::InvalidArgumentError(
+                "snapshot /dev/zero: is a character device, not a regular "
+                "file"));
+}
+
+// Issue 19: a FIFO at the snapshot path blocked open(2) (and the reload, and
+// shutdown behind it) until a writer appeared.
+TEST_F(SnapshotFileTest, FifoIsRefusedWithoutBlocking) {
+  const std::string path = Path("fifo.rgs");
+  ASSERT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  const absl::Time start = absl::Now();
+  const absl::Status expected = absl::InvalidArgumentError(
+      "snapshot " + path + ": is a FIFO, not a regular file");
+  EXPECT_EQ(ReadSnapshot(path, kKey, ExporterDomains()).status(), expected);
+  EXPECT_EQ(InspectSnapshot(path).status(), expected);
+  EXPECT_EQ(VerifySnapshot(path, kKey), expected);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+// A file whose end is not a trailer: refused after reading the header and
+// the last 24 bytes, whatever its size.
+TEST_F(SnapshotFileTest, SparseFileBehindAPlausibleHeaderIsNotRead) {
+  const std::string good = ReadAll(WriteGood());
+  const std::string path = Path("sparse.rgs");
+  constexpr uint64_t kSize = uint64_t{4} << 30;
+  std::string head = good.substr(0, kHeaderBytes);
+  Store64(head, kOffFileSize, kSize);
+  WriteAllBytes(path, head);
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(kSize)), 0);
+  const absl::Time start = absl::Now();
+  for (SlotStorage storage :
+       {SlotStorage::kHugePageCopy, SlotStorage::kMappedFile}) {
+    ReadOptions options;
+    options.slot_storage = storage;
+    EXPECT_EQ(ReadSnapshot(path, kKey, ExporterDomains(), options).status(),
+              absl::DataLossError("snapshot " + path +
+                                  ": trailer: bad magic (the file is corrupt "
+                                  "or incomplete)"));
+  }
+  // Reading 4 GiB of zeros took ~16 s and 4 GB of memory before.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+// A sparse file larger than its header claims: refused on the size alone.
+TEST_F(SnapshotFileTest, SparseFileLargerThanItsHeaderSaysIsNotRead) {
+  const std::string good = ReadAll(WriteGood());
+  const std::string path = Path("big.rgs");
+  constexpr uint64_t kSize = uint64_t{4} << 30;
+  WriteAllBytes(path, good);
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(kSize)), 0);
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(ReadSnapshot(path, kKey, ExporterDomains()).status(),
+            absl::DataLossError(
+                absl::StrCat("snapshot ", path, ": size mismatch: file has ",
+                             kSize, " bytes, header says ", good.size())));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+// A header that claims more than kMaxSnapshotBytes, with a file that long.
+TEST_F(SnapshotFileTest, FileAboveTheMaximumIsRefusedBeforeReading) {
+  const std::string good = ReadAll(WriteGood());
+  const std::string path = Path("huge.rgs");
+  const uint64_t size = kMaxSnapshotBytes + 4096;
+  std::string head = good.substr(0, kHeaderBytes);
+  Store64(head, kOffFileSize, size);
+  WriteAllBytes(path, head);
+  if (::truncate(path.c_str(), static_cast<off_t>(size)) != 0) {
+    GTEST_SKIP() << "the file system refuses a sparse file of " << size;
+  }
+  EXPECT_EQ(ReadSnapshot(path, kKey, ExporterDomains()).status(),
+            absl::InvalidArgumentError(
+                absl::StrCat("snapshot ", path, ": header: file size ", size,
+                             " is above the maximum 17179869184")));
 }
 
 TEST_F(SnapshotFileTest, WrongMagic) {
@@ -614,8 +690,17 @@ TEST_F(SnapshotFileTest, FlippedByteAnywhereIsACorruptChecksum) {
   for (const auto& [what, at] : places) {
     std::string bad = good;
     bad[at] ^= 0x10;
-    EXPECT_EQ(ReadBytes("flip.rgs", bad),
-              absl::DataLossError(ChecksumMessage(path, bad)))
+    // The trailer is checked before the body is read (and checksummed).
+    const std::string expected =
+        what == "trailer: magic"
+            ? "snapshot " + path +
+                  ": trailer: bad magic (the file is corrupt or incomplete)"
+        : what == "trailer: size"
+            ? absl::StrCat("snapshot ", path, ": trailer: file size ",
+                           Load64(bad, bad.size() - 16),
+                           " differs from the header's ", good.size())
+            : ChecksumMessage(path, bad);
+    EXPECT_EQ(ReadBytes("flip.rgs", bad), absl::DataLossError(expected))
         << what;
     EXPECT_EQ(InspectSnapshot(path).status().code(),
               absl::StatusCode::kDataLoss)
@@ -726,13 +811,14 @@ TEST_F(SnapshotFileTest, TrailerInconsistent) {
   bad[bad.size() - 20] = 'X';
   FixChecksum(bad);
   EXPECT_EQ(ReadBytes("t.rgs", bad),
-            absl::InvalidArgumentError("snapshot " + Path("t.rgs") +
-                                       ": trailer: bad magic"));
+            absl::DataLossError("snapshot " + Path("t.rgs") +
+                                ": trailer: bad magic (the file is corrupt or "
+                                "incomplete)"));
   bad = good;
   Store64(bad, bad.size() - 16, 12345);
   FixChecksum(bad);
   EXPECT_EQ(ReadBytes("t.rgs", bad),
-            absl::InvalidArgumentError(absl::StrCat(
+            absl::DataLossError(absl::StrCat(
                 "snapshot ", Path("t.rgs"),
                 ": trailer: file size 12345 differs from the header's ",
                 good.size())));
