@@ -594,6 +594,31 @@ absl::StatusOr<std::string> CivetListenAddress(const std::string& address) {
   return address;
 }
 
+// civetweb gives every connection a worker thread for as long as it is
+// open, and waits request_timeout_ms (default 30 s) for a request's headers.
+// prometheus-cpp's Exposer(address) starts 2 workers, so two idle
+// connections blinded /metrics. Here a connection holds a worker for at most
+// kRequestTimeoutMs while its request arrives (counted from the accept, so a
+// byte-at-a-time client is cut off too), and no longer once answered
+// (keep-alive stays off: one request per connection, as Prometheus copes
+// with). N such clients then delay a scrape by about
+// ceil(N / kWorkers) * kRequestTimeoutMs.
+constexpr int kWorkers = 16;
+constexpr int kRequestTimeoutMs = 1500;
+
+std::vector<std::string> CivetOptions(const std::string& listening_ports) {
+  return {"listening_ports",
+          listening_ports,
+          "num_threads",
+          std::to_string(kWorkers),
+          "request_timeout_ms",
+          std::to_string(kRequestTimeoutMs),
+          "enable_keep_alive",
+          "no",
+          "keep_alive_timeout_ms",
+          std::to_string(kRequestTimeoutMs)};
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
@@ -604,7 +629,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->collectables_ = std::move(collectables);
   try {
-    server->exposer_ = std::make_unique<prometheus::Exposer>(*civet);
+    server->exposer_ =
+        std::make_unique<prometheus::Exposer>(CivetOptions(*civet));
     for (const auto& collectable : server->collectables_) {
       if (collectable != nullptr) server->exposer_->RegisterCollectable(collectable);
     }

@@ -18,6 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testutil/http.h"
@@ -617,6 +619,85 @@ TEST(MetricsServerTest, ServesMetricsOnAPickedPort) {
   EXPECT_THAT(HttpGet(port, "/metrics"), HasSubstr("rcptguard_build_info"));
   server->reset();
   EXPECT_EQ(HttpGet(port, "/metrics"), "");
+}
+
+// Opens a TCP connection to 127.0.0.1:port; -1 when it cannot.
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Regression (issue 19): two idle connections used to hold both of the
+// exposer's worker threads for the whole civetweb request timeout, so a
+// scrape waited behind them (or timed out). Idle, stalled and trickling
+// clients now cost a worker for at most the short request timeout.
+TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildCounter()
+      .Name("rcptguard_test_total")
+      .Help("test")
+      .Register(*registry)
+      .Add({})
+      .Increment(7);
+  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+
+  std::vector<int> idle;     // connect and say nothing
+  std::vector<int> stalled;  // one byte of a request, then nothing
+  for (int i = 0; i < 10; ++i) idle.push_back(ConnectLoopback(port));
+  for (int i = 0; i < 5; ++i) {
+    const int fd = ConnectLoopback(port);
+    if (fd >= 0) send(fd, "G", 1, MSG_NOSIGNAL);
+    stalled.push_back(fd);
+  }
+  for (int fd : idle) EXPECT_GE(fd, 0);
+  for (int fd : stalled) EXPECT_GE(fd, 0);
+  // Three more send a request one byte every 200 ms for the whole test.
+  std::atomic<bool> stop{false};
+  std::thread trickle([port, &stop] {
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) fds.push_back(ConnectLoopback(port));
+    const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    for (size_t i = 0; !stop.load() && i < 50; ++i) {
+      for (int fd : fds) {
+        if (fd >= 0) send(fd, &request[i % request.size()], 1, MSG_NOSIGNAL);
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    for (int fd : fds) {
+      if (fd >= 0) close(fd);
+    }
+  });
+  // Let the server hand the early connections to its workers first.
+  absl::SleepFor(absl::Milliseconds(200));
+
+  for (int scrape = 0; scrape < 2; ++scrape) {
+    const absl::Time start = absl::Now();
+    const std::string response = HttpGet(port, "/metrics");
+    const absl::Duration took = absl::Now() - start;
+    EXPECT_THAT(response, HasSubstr("rcptguard_test_total 7"));
+    EXPECT_LT(took, absl::Seconds(3)) << "scrape " << scrape;
+    std::printf("scrape %d with 18 idle or slow clients: %lld ms\n", scrape,
+                static_cast<long long>(absl::ToInt64Milliseconds(took)));
+  }
+  stop.store(true);
+  trickle.join();
+  for (int fd : idle) {
+    if (fd >= 0) close(fd);
+  }
+  for (int fd : stalled) {
+    if (fd >= 0) close(fd);
+  }
 }
 
 TEST(MetricsServerTest, RegistryOverload) {
