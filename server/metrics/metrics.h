@@ -25,10 +25,16 @@
 //     including -1 (not a served domain, or none), is "other";
 //   - rule: the harvest rule names given at construction; an empty rule
 //     (ACCEPT) is "none", an unknown one "other";
-//   - edge_id: the first max_edge_ids distinct ids seen (first come, first
-//     served; kept for the life of the process); later ones, and ids that
-//     are longer than 64 bytes or hold anything but printable ASCII, are
-//     "other"; an empty id is "none";
+//   - edge_id: the first max_edge_ids distinct non-empty ids seen (first
+//     come, first served; kept for the life of the process); later ones are
+//     "other"; an empty id is "none". An id is its own label when it is
+//     printable ASCII without '%', at most 64 bytes, and neither "other" nor
+//     "none". Otherwise it is escaped so that distinct ids keep distinct
+//     labels and none can claim a reserved one: every other byte (controls,
+//     '%', non-ASCII, invalid UTF-8) becomes %XX; "other" and "none" become
+//     "%6Fther" and "%6Eone"; a label longer than 64 bytes is clipped to
+//     (about) 64 and gets "~" and the 16 hex digits of the id's FNV-1a
+//     64-bit hash;
 //   - reason (reloads): empty, shrunk, missing_domain (refused); checksum,
 //     key, format, io (failed); anything else is "other"; successful and
 //     unchanged reloads have reason "none".

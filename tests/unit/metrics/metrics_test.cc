@@ -355,7 +355,7 @@ TEST(ServerMetricsTest, EdgeIdsAreCappedFirstComeFirstServed) {
             5u);  // 3 edges, other, none
 }
 
-TEST(ServerMetricsTest, InvalidEdgeIdsDoNotTakeASlot) {
+TEST(ServerMetricsTest, EdgeIdsAreEscapedNotDropped) {
   FakeClock clock;
   MetricsOptions options = TestOptions(&clock);
   options.max_edge_ids = 1;
@@ -364,10 +364,79 @@ TEST(ServerMetricsTest, InvalidEdgeIdsDoNotTakeASlot) {
   metrics->RecordEdgeRequest("bad\x01");
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
+  // A control character is percent-encoded; the id keeps its slot.
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="bad%01"} 1)");
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 1)");
+}
+
+// Regression (issue 19): an edge named "other" or "none" shared its series
+// with the overflow or missing-id one, and Prometheus dropped one of them.
+TEST(ServerMetricsTest, EdgeIdsCannotClaimReservedLabels) {
+  FakeClock clock;
+  MetricsOptions options = TestOptions(&clock);
+  options.max_edge_ids = 4;
+  auto metrics = MustCreate(std::move(options));
+  ASSERT_NE(metrics, nullptr);
+  for (int i = 0; i < 2; ++i) metrics->RecordEdgeRequest("other");
+  for (int i = 0; i < 3; ++i) metrics->RecordEdgeRequest("none");
+  metrics->RecordEdgeRequest("%6Fther");  // the escaped form, as an identity
+  metrics->RecordEdgeRequest("");         // missing
+  metrics->RecordEdgeRequest("mx1");      // takes the last slot
+  for (int i = 0; i < 4; ++i) metrics->RecordEdgeRequest("mx2");  // overflow
+  const std::string text = SerializeText(metrics->collectables());
+  EXPECT_THAT(LinesWithPrefix(text, "rcptguard_edge_requests_total{"),
+              ::testing::UnorderedElementsAre(
+                  R"(rcptguard_edge_requests_total{edge_id="%6Fther"} 2)",
+                  R"(rcptguard_edge_requests_total{edge_id="%6Eone"} 3)",
+                  R"(rcptguard_edge_requests_total{edge_id="%256Fther"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="mx1"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="other"} 4)",
+                  R"(rcptguard_edge_requests_total{edge_id="none"} 1)"));
+}
+
+TEST(ServerMetricsTest, LongEdgeIdsAreClippedAndStayDistinct) {
+  FakeClock clock;
+  auto metrics = MustCreate(TestOptions(&clock));
+  ASSERT_NE(metrics, nullptr);
+  metrics->RecordEdgeRequest(std::string(300, 'a'));
+  metrics->RecordEdgeRequest(std::string(300, 'a'));
+  metrics->RecordEdgeRequest(std::string(299, 'a') + "b");
+  // The clip does not split the %FF escape that straddles byte 64.
+  metrics->RecordEdgeRequest(std::string(62, 'a') + "\xff" +
+                             std::string(300, 'b'));
+  metrics->RecordEdgeRequest(std::string(64, 'c'));  // exactly 64: whole
+  const std::string text = SerializeText(metrics->collectables());
+  const std::string a64(64, 'a');
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                a64, R"(~EE7717EBA7A17E21"} 2)"));
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                a64, R"(~EE7714EBA7A17908"} 1)"));
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                std::string(62, 'a'),
+                                R"(~108A33D30B736D3C"} 1)"));
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                std::string(64, 'c'), R"("} 1)"));
+}
+
+TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
+  FakeClock clock;
+  auto metrics = MustCreate(TestOptions(&clock));
+  ASSERT_NE(metrics, nullptr);
+  metrics->RecordEdgeRequest("mx\xff" "1");        // invalid UTF-8
+  metrics->RecordEdgeRequest("caf\xc3\xa9");       // valid UTF-8, not ASCII
+  metrics->RecordEdgeRequest("line\nbreak");       // control character
+  metrics->RecordEdgeRequest("50%");               // the escape character
+  metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
+  const std::string text = SerializeText(metrics->collectables());
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)");
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="caf%C3%A9"} 1)");
+  ExpectLine(text,
+             R"(rcptguard_edge_requests_total{edge_id="line%0Abreak"} 1)");
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)");
   // Printable ASCII is kept, escaped as the text format wants.
   ExpectLine(text,
              R"(rcptguard_edge_requests_total{edge_id="good \"quoted\" \\ edge"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 1)");
+  for (char c : text) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
 }
 
 TEST(ServerMetricsTest, ConcurrentRecordingLosesNothing) {
@@ -575,6 +644,11 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
   metrics->RecordRequest(Method::kValidate, absl::StatusCode::kOk,
                          absl::Microseconds(100));
   metrics->RecordEdgeRequest("mx1");
+  // Hostile identities: the exposition must still parse, series unique.
+  for (const std::string& id : {std::string("other"), std::string("none"),
+                         std::string("mx\xff"), std::string(300, 'a')}) {
+    metrics->RecordEdgeRequest(id);
+  }
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
                          .built_at = clock.now, .loaded_at = clock.now});
   metrics->SetHarvestSampler([] { return HarvestSample{}; });
