@@ -189,10 +189,10 @@ class EdgeTable {
     for (size_t i = 0; i <= mask_; ++i) {
       const Entry* entry = slots_[i].load(std::memory_order_acquire);
       if (entry == nullptr || entry->counter != &entry->count) continue;
-      AddSample(family,
-                static_cast<double>(
-                    entry->count.load(std::memory_order_relaxed)),
-                {{"edge_id", entry->label}});
+      AddSample(
+          family,
+          static_cast<double>(entry->count.load(std::memory_order_relaxed)),
+          {{"edge_id", entry->label}});
     }
     AddSample(family,
               static_cast<double>(other_.count.load(std::memory_order_relaxed)),
@@ -671,16 +671,11 @@ constexpr int kWorkers = 16;
 constexpr int kRequestTimeoutMs = 1500;
 
 std::vector<std::string> CivetOptions(const std::string& listening_ports) {
-  return {"listening_ports",
-          listening_ports,
-          "num_threads",
-          std::to_string(kWorkers),
-          "request_timeout_ms",
-          std::to_string(kRequestTimeoutMs),
-          "enable_keep_alive",
-          "no",
-          "keep_alive_timeout_ms",
-          std::to_string(kRequestTimeoutMs)};
+  return {"listening_ports",       listening_ports,
+          "num_threads",           std::to_string(kWorkers),
+          "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
+          "enable_keep_alive",     "no",
+          "keep_alive_timeout_ms", std::to_string(kRequestTimeoutMs)};
 }
 
 }  // namespace

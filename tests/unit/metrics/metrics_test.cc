@@ -22,10 +22,10 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testutil/http.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "server/metrics/process_collector.h"
+#include "tests/testutil/http.h"
 
 namespace rcptguard::metrics {
 namespace {
@@ -411,9 +411,9 @@ TEST(ServerMetricsTest, LongEdgeIdsAreClippedAndStayDistinct) {
                                 a64, R"(~EE7717EBA7A17E21"} 2)"));
   ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
                                 a64, R"(~EE7714EBA7A17908"} 1)"));
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                std::string(62, 'a'),
-                                R"(~108A33D30B736D3C"} 1)"));
+  ExpectLine(text,
+             absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                          std::string(62, 'a'), R"(~108A33D30B736D3C"} 1)"));
   ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
                                 std::string(64, 'c'), R"("} 1)"));
 }
@@ -422,10 +422,12 @@ TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
   FakeClock clock;
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
-  metrics->RecordEdgeRequest("mx\xff" "1");        // invalid UTF-8
-  metrics->RecordEdgeRequest("caf\xc3\xa9");       // valid UTF-8, not ASCII
-  metrics->RecordEdgeRequest("line\nbreak");       // control character
-  metrics->RecordEdgeRequest("50%");               // the escape character
+  metrics->RecordEdgeRequest(
+      "mx\xff"
+      "1");                                   // invalid UTF-8
+  metrics->RecordEdgeRequest("caf\xc3\xa9");  // valid UTF-8, not ASCII
+  metrics->RecordEdgeRequest("line\nbreak");  // control character
+  metrics->RecordEdgeRequest("50%");          // the escape character
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
   ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)");
@@ -646,7 +648,7 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
   metrics->RecordEdgeRequest("mx1");
   // Hostile identities: the exposition must still parse, series unique.
   for (const std::string& id : {std::string("other"), std::string("none"),
-                         std::string("mx\xff"), std::string(300, 'a')}) {
+                                std::string("mx\xff"), std::string(300, 'a')}) {
     metrics->RecordEdgeRequest(id);
   }
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
