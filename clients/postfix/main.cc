@@ -80,8 +80,9 @@ ABSL_FLAG(int, max_request_bytes, 32768,
           "Most bytes of attribute lines in one policy request.");
 ABSL_FLAG(int, max_netstring, 100000, "Longest socketmap netstring payload.");
 ABSL_FLAG(std::string, metrics_listen, "127.0.0.1:9465",
-          "Prometheus /metrics address (HOST:PORT, port 0 picks one); empty: "
-          "off.");
+          "Prometheus /metrics address (HOST:PORT, port 0 picks one); "
+          "loopback by default, 0.0.0.0:9465 to be scraped from other hosts; "
+          "empty: off.");
 ABSL_FLAG(std::string, port_file, "",
           "Write `policy=P`, `socketmap=P`, `metrics=P` lines here once "
           "listening (tests).");

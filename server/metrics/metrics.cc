@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -49,14 +50,67 @@ bool ReasonApplies(ReloadResult result, size_t reason) {
   return false;
 }
 
-constexpr size_t kMaxEdgeIdLength = 64;
+// The edge_id label values of the overflow and missing-id series. No
+// identity's label can equal them (EdgeLabel).
+constexpr std::string_view kEdgeOther = "other";
+constexpr std::string_view kEdgeNone = "none";
+// Longest edge_id label kept whole; longer ones are clipped (EdgeLabel).
+constexpr size_t kMaxEdgeLabelLength = 64;
 
-bool IsLabelableEdgeId(std::string_view id) {
-  if (id.size() > kMaxEdgeIdLength) return false;
-  for (char c : id) {
-    if (c < 0x20 || c > 0x7e) return false;
+// FNV-1a, 64 bits: stable across processes and builds, so a clipped label
+// names the same edge after a restart (absl::Hash is seeded per process).
+uint64_t Fnv1a64(std::string_view bytes) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 0x100000001b3ULL;
   }
-  return true;
+  return hash;
+}
+
+// The edge_id label of a non-empty identity: printable ASCII except '%'
+// is kept, every other byte (controls, '%', anything >= 0x80, so invalid
+// UTF-8 too) becomes %XX; an identity whose encoding would be "other" or
+// "none" gets its first byte encoded ("%6Fther", "%6Eone"). Percent-encoding
+// is one-to-one, so distinct identities get distinct labels of at most 64
+// bytes. A longer encoding is clipped to its first 64 bytes (less when that
+// would split a %XX) plus "~" and the 16 hex digits of the identity's
+// FNV-1a hash: at least 79 bytes, so it cannot equal an unclipped label;
+// two long identities share a label only if their first ~62 bytes and
+// hashes agree (EdgeTable folds such a late-comer into "other").
+std::string EdgeLabel(std::string_view id) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string label;
+  label.reserve(id.size());
+  for (unsigned char c : id) {
+    if (c >= 0x20 && c <= 0x7e && c != '%') {
+      label.push_back(static_cast<char>(c));
+    } else {
+      label.push_back('%');
+      label.push_back(kHex[c >> 4]);
+      label.push_back(kHex[c & 0xf]);
+    }
+  }
+  if (label == kEdgeOther || label == kEdgeNone) {
+    const unsigned char first = static_cast<unsigned char>(label[0]);
+    label.replace(0, 1, {'%', kHex[first >> 4], kHex[first & 0xf]});
+  }
+  if (label.size() > kMaxEdgeLabelLength) {
+    size_t keep = kMaxEdgeLabelLength;
+    // Back off to the start of a %XX escape that would be split.
+    if (label[keep - 1] == '%') {
+      keep -= 1;
+    } else if (label[keep - 2] == '%') {
+      keep -= 2;
+    }
+    label.resize(keep);
+    const uint64_t hash = Fnv1a64(id);
+    label.push_back('~');
+    for (int shift = 60; shift >= 0; shift -= 4) {
+      label.push_back(kHex[(hash >> shift) & 0xf]);
+    }
+  }
+  return label;
 }
 
 prometheus::MetricFamily Family(std::string name, std::string help,
@@ -93,7 +147,10 @@ std::string_view MethodName(Method method) {
 // slot (at most max_edges times per process), after which every miss goes
 // to "other" without locking. Entries are never removed or moved, so a
 // reader that finds an empty slot may only have missed an insert racing
-// with it, which the slow path re-checks under mu_.
+// with it, which the slow path re-checks under mu_. Each entry's label is
+// EdgeLabel(id), computed once on insert; an id whose label another entry
+// already has (two long ids clipped alike) keeps a slot that counts into
+// "other", so every series stays unique.
 class EdgeTable {
  public:
   explicit EdgeTable(size_t max_edges) : max_edges_(max_edges) {
@@ -117,38 +174,42 @@ class EdgeTable {
       Entry* entry = slots_[i].load(std::memory_order_acquire);
       if (entry == nullptr) break;
       if (entry->name == id) {
-        entry->count.fetch_add(1, std::memory_order_relaxed);
+        entry->counter->fetch_add(1, std::memory_order_relaxed);
         return;
       }
     }
-    if (full_.load(std::memory_order_relaxed) || !IsLabelableEdgeId(id)) {
+    if (full_.load(std::memory_order_relaxed)) {
       other_.count.fetch_add(1, std::memory_order_relaxed);
       return;
     }
-    Insert(id, hash)->count.fetch_add(1, std::memory_order_relaxed);
+    Insert(id, hash)->counter->fetch_add(1, std::memory_order_relaxed);
   }
 
   void AppendTo(prometheus::MetricFamily* family) const {
     for (size_t i = 0; i <= mask_; ++i) {
       const Entry* entry = slots_[i].load(std::memory_order_acquire);
-      if (entry == nullptr) continue;
-      AddSample(family,
-                static_cast<double>(
-                    entry->count.load(std::memory_order_relaxed)),
-                {{"edge_id", entry->name}});
+      if (entry == nullptr || entry->counter != &entry->count) continue;
+      AddSample(
+          family,
+          static_cast<double>(entry->count.load(std::memory_order_relaxed)),
+          {{"edge_id", entry->label}});
     }
     AddSample(family,
               static_cast<double>(other_.count.load(std::memory_order_relaxed)),
-              {{"edge_id", "other"}});
+              {{"edge_id", std::string(kEdgeOther)}});
     AddSample(family,
               static_cast<double>(none_.count.load(std::memory_order_relaxed)),
-              {{"edge_id", "none"}});
+              {{"edge_id", std::string(kEdgeNone)}});
   }
 
  private:
   struct Entry {
-    std::string name;
+    std::string name;   // the identity as recorded
+    std::string label;  // EdgeLabel(name)
     std::atomic<uint64_t> count{0};
+    // Where this id's requests are counted: &count, or &other_.count for an
+    // id whose label was taken. Constant once the entry is published.
+    std::atomic<uint64_t>* counter = &count;
   };
 
   // Returns the entry for `id`, claiming a slot if there is room, else
@@ -164,6 +225,8 @@ class EdgeTable {
     if (entries_.size() >= max_edges_) return &other_;
     auto entry = std::make_unique<Entry>();
     entry->name = std::string(id);
+    entry->label = EdgeLabel(id);
+    if (!labels_.insert(entry->label).second) entry->counter = &other_.count;
     Entry* raw = entry.get();
     entries_.push_back(std::move(entry));
     // The table is at most half full, so slot i is free and probing ends.
@@ -185,6 +248,7 @@ class EdgeTable {
 
   absl::Mutex mu_;
   std::vector<std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> labels_ ABSL_GUARDED_BY(mu_);
 };
 
 // The metrics computed or read at scrape time: directory state and age,
@@ -594,6 +658,26 @@ absl::StatusOr<std::string> CivetListenAddress(const std::string& address) {
   return address;
 }
 
+// civetweb gives every connection a worker thread for as long as it is
+// open, and waits request_timeout_ms (default 30 s) for a request's headers.
+// prometheus-cpp's Exposer(address) starts 2 workers, so two idle
+// connections blinded /metrics. Here a connection holds a worker for at most
+// kRequestTimeoutMs while its request arrives (counted from the accept, so a
+// byte-at-a-time client is cut off too), and no longer once answered
+// (keep-alive stays off: one request per connection, as Prometheus copes
+// with). N such clients then delay a scrape by about
+// ceil(N / kWorkers) * kRequestTimeoutMs.
+constexpr int kWorkers = 16;
+constexpr int kRequestTimeoutMs = 1500;
+
+std::vector<std::string> CivetOptions(const std::string& listening_ports) {
+  return {"listening_ports",       listening_ports,
+          "num_threads",           std::to_string(kWorkers),
+          "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
+          "enable_keep_alive",     "no",
+          "keep_alive_timeout_ms", std::to_string(kRequestTimeoutMs)};
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
@@ -604,7 +688,8 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
   std::unique_ptr<MetricsServer> server(new MetricsServer());
   server->collectables_ = std::move(collectables);
   try {
-    server->exposer_ = std::make_unique<prometheus::Exposer>(*civet);
+    server->exposer_ =
+        std::make_unique<prometheus::Exposer>(CivetOptions(*civet));
     for (const auto& collectable : server->collectables_) {
       if (collectable != nullptr) server->exposer_->RegisterCollectable(collectable);
     }

@@ -215,7 +215,7 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
 absl::Status Server::Start() {
   if (metrics_ != nullptr) {
     const std::string address = config_.metrics().listen_address().empty()
-                                    ? std::string(":9464")
+                                    ? std::string("127.0.0.1:9464")
                                     : config_.metrics().listen_address();
     RG_ASSIGN_OR_RETURN(
         metrics_server_,

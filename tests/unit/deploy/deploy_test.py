@@ -266,6 +266,8 @@ class KubernetesTest(unittest.TestCase):
         config = self.get("ConfigMap", "rcptguard-config")["data"]["rcptguard.textproto"]
         self.assertRegex(config, r'(?m)^\s*health_listen_address:\s*"0\.0\.0\.0:50052"')
         self.assertRegex(config, r'(?m)^\s*tls \{')
+        # Prometheus scrapes from outside the pod; the default is loopback.
+        self.assertRegex(config, r'(?m)^\s*listen_address:\s*"0\.0\.0\.0:9464"')
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             self.assertEqual(server[probe]["grpc"]["port"], ports["health"], probe)
         self.assertIn("cpu", server["resources"]["requests"])  # for the HPA
@@ -523,6 +525,8 @@ class DockerfileTest(unittest.TestCase):
         self.assertIn('"--server=127.0.0.1:50052"', text)
         baked = open(os.path.join(DEPLOY, "container", "rcptguard.textproto")).read()
         self.assertIn('health_listen_address: "0.0.0.0:50052"', baked)
+        # EXPOSE 9464 only works if metrics listen beyond loopback.
+        self.assertRegex(baked, r'(?m)^\s*listen_address: "0\.0\.0\.0:9464"')
         self.assertIn('ENTRYPOINT ["/usr/bin/rcptguardd", '
                       '"--config=/etc/rcptguard/rcptguard.textproto"]', text)
         self.assertRegex(text, r'HEALTHCHECK .*\n?.*"/usr/bin/rcptguard", "health"')

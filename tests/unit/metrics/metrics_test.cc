@@ -18,12 +18,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testutil/http.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
 #include "server/metrics/process_collector.h"
+#include "tests/testutil/http.h"
 
 namespace rcptguard::metrics {
 namespace {
@@ -353,7 +355,7 @@ TEST(ServerMetricsTest, EdgeIdsAreCappedFirstComeFirstServed) {
             5u);  // 3 edges, other, none
 }
 
-TEST(ServerMetricsTest, InvalidEdgeIdsDoNotTakeASlot) {
+TEST(ServerMetricsTest, EdgeIdsAreEscapedNotDropped) {
   FakeClock clock;
   MetricsOptions options = TestOptions(&clock);
   options.max_edge_ids = 1;
@@ -362,10 +364,81 @@ TEST(ServerMetricsTest, InvalidEdgeIdsDoNotTakeASlot) {
   metrics->RecordEdgeRequest("bad\x01");
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
+  // A control character is percent-encoded; the id keeps its slot.
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="bad%01"} 1)");
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 1)");
+}
+
+// Regression (issue 19): an edge named "other" or "none" shared its series
+// with the overflow or missing-id one, and Prometheus dropped one of them.
+TEST(ServerMetricsTest, EdgeIdsCannotClaimReservedLabels) {
+  FakeClock clock;
+  MetricsOptions options = TestOptions(&clock);
+  options.max_edge_ids = 4;
+  auto metrics = MustCreate(std::move(options));
+  ASSERT_NE(metrics, nullptr);
+  for (int i = 0; i < 2; ++i) metrics->RecordEdgeRequest("other");
+  for (int i = 0; i < 3; ++i) metrics->RecordEdgeRequest("none");
+  metrics->RecordEdgeRequest("%6Fther");  // the escaped form, as an identity
+  metrics->RecordEdgeRequest("");         // missing
+  metrics->RecordEdgeRequest("mx1");      // takes the last slot
+  for (int i = 0; i < 4; ++i) metrics->RecordEdgeRequest("mx2");  // overflow
+  const std::string text = SerializeText(metrics->collectables());
+  EXPECT_THAT(LinesWithPrefix(text, "rcptguard_edge_requests_total{"),
+              ::testing::UnorderedElementsAre(
+                  R"(rcptguard_edge_requests_total{edge_id="%6Fther"} 2)",
+                  R"(rcptguard_edge_requests_total{edge_id="%6Eone"} 3)",
+                  R"(rcptguard_edge_requests_total{edge_id="%256Fther"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="mx1"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="other"} 4)",
+                  R"(rcptguard_edge_requests_total{edge_id="none"} 1)"));
+}
+
+TEST(ServerMetricsTest, LongEdgeIdsAreClippedAndStayDistinct) {
+  FakeClock clock;
+  auto metrics = MustCreate(TestOptions(&clock));
+  ASSERT_NE(metrics, nullptr);
+  metrics->RecordEdgeRequest(std::string(300, 'a'));
+  metrics->RecordEdgeRequest(std::string(300, 'a'));
+  metrics->RecordEdgeRequest(std::string(299, 'a') + "b");
+  // The clip does not split the %FF escape that straddles byte 64.
+  metrics->RecordEdgeRequest(std::string(62, 'a') + "\xff" +
+                             std::string(300, 'b'));
+  metrics->RecordEdgeRequest(std::string(64, 'c'));  // exactly 64: whole
+  const std::string text = SerializeText(metrics->collectables());
+  const std::string a64(64, 'a');
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                a64, R"(~EE7717EBA7A17E21"} 2)"));
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                a64, R"(~EE7714EBA7A17908"} 1)"));
+  ExpectLine(text,
+             absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                          std::string(62, 'a'), R"(~108A33D30B736D3C"} 1)"));
+  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
+                                std::string(64, 'c'), R"("} 1)"));
+}
+
+TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
+  FakeClock clock;
+  auto metrics = MustCreate(TestOptions(&clock));
+  ASSERT_NE(metrics, nullptr);
+  metrics->RecordEdgeRequest(
+      "mx\xff"
+      "1");                                   // invalid UTF-8
+  metrics->RecordEdgeRequest("caf\xc3\xa9");  // valid UTF-8, not ASCII
+  metrics->RecordEdgeRequest("line\nbreak");  // control character
+  metrics->RecordEdgeRequest("50%");          // the escape character
+  metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
+  const std::string text = SerializeText(metrics->collectables());
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)");
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="caf%C3%A9"} 1)");
+  ExpectLine(text,
+             R"(rcptguard_edge_requests_total{edge_id="line%0Abreak"} 1)");
+  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)");
   // Printable ASCII is kept, escaped as the text format wants.
   ExpectLine(text,
              R"(rcptguard_edge_requests_total{edge_id="good \"quoted\" \\ edge"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 1)");
+  for (char c : text) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
 }
 
 TEST(ServerMetricsTest, ConcurrentRecordingLosesNothing) {
@@ -573,6 +646,11 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
   metrics->RecordRequest(Method::kValidate, absl::StatusCode::kOk,
                          absl::Microseconds(100));
   metrics->RecordEdgeRequest("mx1");
+  // Hostile identities: the exposition must still parse, series unique.
+  for (const std::string& id : {std::string("other"), std::string("none"),
+                                std::string("mx\xff"), std::string(300, 'a')}) {
+    metrics->RecordEdgeRequest(id);
+  }
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
                          .built_at = clock.now, .loaded_at = clock.now});
   metrics->SetHarvestSampler([] { return HarvestSample{}; });
@@ -617,6 +695,85 @@ TEST(MetricsServerTest, ServesMetricsOnAPickedPort) {
   EXPECT_THAT(HttpGet(port, "/metrics"), HasSubstr("rcptguard_build_info"));
   server->reset();
   EXPECT_EQ(HttpGet(port, "/metrics"), "");
+}
+
+// Opens a TCP connection to 127.0.0.1:port; -1 when it cannot.
+int ConnectLoopback(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Regression (issue 19): two idle connections used to hold both of the
+// exposer's worker threads for the whole civetweb request timeout, so a
+// scrape waited behind them (or timed out). Idle, stalled and trickling
+// clients now cost a worker for at most the short request timeout.
+TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
+  auto registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildCounter()
+      .Name("rcptguard_test_total")
+      .Help("test")
+      .Register(*registry)
+      .Add({})
+      .Increment(7);
+  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+
+  std::vector<int> idle;     // connect and say nothing
+  std::vector<int> stalled;  // one byte of a request, then nothing
+  for (int i = 0; i < 10; ++i) idle.push_back(ConnectLoopback(port));
+  for (int i = 0; i < 5; ++i) {
+    const int fd = ConnectLoopback(port);
+    if (fd >= 0) send(fd, "G", 1, MSG_NOSIGNAL);
+    stalled.push_back(fd);
+  }
+  for (int fd : idle) EXPECT_GE(fd, 0);
+  for (int fd : stalled) EXPECT_GE(fd, 0);
+  // Three more send a request one byte every 200 ms for the whole test.
+  std::atomic<bool> stop{false};
+  std::thread trickle([port, &stop] {
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) fds.push_back(ConnectLoopback(port));
+    const std::string request = "GET /metrics HTTP/1.1\r\nHost: x\r\n";
+    for (size_t i = 0; !stop.load() && i < 50; ++i) {
+      for (int fd : fds) {
+        if (fd >= 0) send(fd, &request[i % request.size()], 1, MSG_NOSIGNAL);
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    for (int fd : fds) {
+      if (fd >= 0) close(fd);
+    }
+  });
+  // Let the server hand the early connections to its workers first.
+  absl::SleepFor(absl::Milliseconds(200));
+
+  for (int scrape = 0; scrape < 2; ++scrape) {
+    const absl::Time start = absl::Now();
+    const std::string response = HttpGet(port, "/metrics");
+    const absl::Duration took = absl::Now() - start;
+    EXPECT_THAT(response, HasSubstr("rcptguard_test_total 7"));
+    EXPECT_LT(took, absl::Seconds(3)) << "scrape " << scrape;
+    std::printf("scrape %d with 18 idle or slow clients: %lld ms\n", scrape,
+                static_cast<long long>(absl::ToInt64Milliseconds(took)));
+  }
+  stop.store(true);
+  trickle.join();
+  for (int fd : idle) {
+    if (fd >= 0) close(fd);
+  }
+  for (int fd : stalled) {
+    if (fd >= 0) close(fd);
+  }
 }
 
 TEST(MetricsServerTest, RegistryOverload) {
