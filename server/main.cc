@@ -8,9 +8,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "server/common/flag_spelling.h"
+#include "common/flag_spelling.h"
 #include "absl/synchronization/mutex.h"
-#include "server/common/log.h"
+#include "common/log.h"
 #include "server/service/config.h"
 #include "server/service/server.h"
 

@@ -164,7 +164,7 @@ absl::StatusOr<double> ProcessCpuSeconds(pid_t pid);
 double SelfCpuSeconds();
 
 // Whether a gRPC target stays on this machine (unix: sockets, or one
-// loopback host: IsLoopbackHost(GrpcTargetHost(target)), server/common/net.h).
+// loopback host: IsLoopbackHost(GrpcTargetHost(target)), common/net.h).
 bool IsLocalGrpcTarget(const std::string& target);
 // ldap://host:port/ or ldapi://: whether it stays on this machine.
 bool IsLocalLdapUri(const std::string& uri);

@@ -15,7 +15,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "clients/bench/bench.h"
-#include "server/common/net.h"
+#include "common/net.h"
 
 namespace rcptguard::bench {
 

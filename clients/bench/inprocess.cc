@@ -30,7 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "clients/bench/bench.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 #include "server/directory/directory.h"
 #include "server/directory/fingerprint_set.h"
 

@@ -29,7 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "clients/bench/bench.h"
-#include "server/common/flag_spelling.h"
+#include "common/flag_spelling.h"
 
 ABSL_FLAG(std::string, mode, "unary",
           "unary, stream, grpc-floor (empty unary calls: grpc.health.v1 "

@@ -17,9 +17,9 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
-#include "server/common/pem.h"
-#include "server/common/strings.h"
-#include "server/common/text.h"
+#include "common/pem.h"
+#include "common/strings.h"
+#include "common/text.h"
 
 namespace rcptguard::client {
 namespace {

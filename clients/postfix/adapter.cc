@@ -29,8 +29,8 @@
 #include "prometheus/family.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
-#include "server/common/log.h"
-#include "server/common/strings.h"
+#include "common/log.h"
+#include "common/strings.h"
 
 namespace rcptguard::postfix {
 namespace {

@@ -31,9 +31,9 @@
 #include "clients/cpp/client.h"
 #include "clients/postfix/adapter.h"
 #include "prometheus/registry.h"
-#include "server/common/file.h"
-#include "server/common/log.h"
-#include "server/common/strings.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/strings.h"
 #include "server/metrics/metrics.h"
 
 ABSL_FLAG(std::string, config, "",

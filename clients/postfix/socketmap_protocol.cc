@@ -6,7 +6,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "clients/postfix/policy_protocol.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 
 namespace rcptguard::postfix {
 namespace {

@@ -22,9 +22,9 @@
 #include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/common/bytes.h"
-#include "server/common/status_macros.h"
-#include "server/common/strings.h"
+#include "common/bytes.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
 
 namespace rcptguard::address {
 namespace {

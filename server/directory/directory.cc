@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/address/address.h"
-#include "server/common/bytes.h"
+#include "common/bytes.h"
 
 namespace rcptguard::directory {
 namespace {

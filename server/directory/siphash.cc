@@ -10,7 +10,7 @@
 #include "absl/base/attributes.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/bytes.h"
+#include "common/bytes.h"
 
 namespace rcptguard::directory {
 namespace {

@@ -22,7 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
-#include "server/common/log.h"
+#include "common/log.h"
 
 namespace rcptguard::harvest {
 namespace {

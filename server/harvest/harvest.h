@@ -58,7 +58,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "server/harvest/clock.h"
+#include "common/clock.h"
 #include "server/harvest/ip_prefix.h"
 
 namespace rcptguard::harvest {

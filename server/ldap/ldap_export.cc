@@ -25,10 +25,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "server/common/file.h"
-#include "server/common/log.h"
-#include "server/common/status_macros.h"
-#include "server/common/strings.h"
+#include "common/file.h"
+#include "common/log.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
 
 namespace rcptguard::ldap {
 namespace {

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "prometheus/text_serializer.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 #include "server/metrics/process_collector.h"
 
 namespace rcptguard::metrics {

@@ -11,7 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 
 namespace rcptguard::metrics {
 namespace {

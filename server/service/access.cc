@@ -5,8 +5,8 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security_constants.h"
-#include "server/common/strings.h"
-#include "server/common/text.h"
+#include "common/strings.h"
+#include "common/text.h"
 
 namespace rcptguard::service {
 

@@ -11,10 +11,10 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/address/address.h"
-#include "server/common/file.h"
-#include "server/common/net.h"
-#include "server/common/status_macros.h"
-#include "server/common/strings.h"
+#include "common/file.h"
+#include "common/net.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
 #include "server/service/harvest_config.h"
 
 namespace rcptguard::service {

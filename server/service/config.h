@@ -50,7 +50,7 @@ inline constexpr uint32_t kMaxEdgeIdsLimit = 10000;
 inline constexpr uint32_t kMaxHarvestCount = 1000000;
 
 // True for listen addresses (host:port, [v6]:port, ipv4:host:port) on a
-// loopback host (server/common/net.h): 127.0.0.0/8, ::1, localhost.
+// loopback host (common/net.h): 127.0.0.0/8, ::1, localhost.
 bool IsLoopbackListenAddress(std::string_view address);
 
 // Parses text-format `text` (named `source_name` in errors), applies
@@ -60,7 +60,7 @@ absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
                                              std::string_view base_dir);
 
 // Reads and parses the file at `path` (NotFound naming it if it does not
-// exist). The file is read with ReadRegularFile (server/common/file.h): a
+// exist). The file is read with ReadRegularFile (common/file.h): a
 // FIFO, a device or a file above kMaxConfigFileBytes (16 MiB) is refused
 // with InvalidArgument at once, so `--check_config` never blocks on it.
 absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path);

@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "server/common/file.h"
-#include "server/common/status_macros.h"
+#include "common/file.h"
+#include "common/status_macros.h"
 #include "server/snapshot/mapping.h"
 #include "server/snapshot/snapshot_file.h"
 

@@ -12,8 +12,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/common/log.h"
-#include "server/common/strings.h"
+#include "common/log.h"
+#include "common/strings.h"
 #include "server/service/config.h"
 
 namespace rcptguard::service {

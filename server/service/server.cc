@@ -15,11 +15,11 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
-#include "server/common/log.h"
-#include "server/common/pem.h"
-#include "server/common/status_macros.h"
-#include "server/common/strings.h"
-#include "server/common/text.h"
+#include "common/log.h"
+#include "common/pem.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "common/text.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
 #include "server/service/harvest_config.h"
@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     RG_ASSIGN_OR_RETURN(
         detector,
         harvest::Detector::Create(std::move(harvest_config),
-                                  harvest::RealClock::Get(),
+                                  RealClock::Get(),
                                   config.domains_size()));
   }
   std::unique_ptr<metrics::ServerMetrics> metrics;

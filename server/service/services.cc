@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "server/common/strings.h"
-#include "server/common/log.h"
-#include "server/common/text.h"
+#include "common/strings.h"
+#include "common/log.h"
+#include "common/text.h"
 #include "server/service/grpc_status.h"
 #include "server/service/wire.h"
 

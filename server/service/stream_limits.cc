@@ -1,7 +1,7 @@
 #include "server/service/stream_limits.h"
 
 #include "absl/strings/str_cat.h"
-#include "server/common/text.h"
+#include "common/text.h"
 
 namespace rcptguard::service {
 

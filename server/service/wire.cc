@@ -12,8 +12,8 @@
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "grpcpp/support/proto_buffer_writer.h"
-#include "server/common/log.h"
-#include "server/common/text.h"
+#include "common/log.h"
+#include "common/text.h"
 
 namespace rcptguard::service {
 namespace {

@@ -9,7 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 
 namespace rcptguard::snapshot {
 namespace {

@@ -13,8 +13,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/file.h"
-#include "server/common/strings.h"
+#include "common/file.h"
+#include "common/strings.h"
 
 namespace rcptguard::snapshot {
 namespace {

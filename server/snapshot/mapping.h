@@ -130,7 +130,7 @@ absl::StatusOr<LdifLoadStats> LoadLdif(
 // LoadLdif on a file, with the path as the error source name. NotFound
 // naming the path when it does not exist, FailedPrecondition when it is a
 // directory, another errno-derived status naming it when it cannot be
-// opened. The file is opened with OpenRegularFile (server/common/file.h):
+// opened. The file is opened with OpenRegularFile (common/file.h):
 // a FIFO, a device or a file above kMaxLdifFileBytes (64 GiB; the file is
 // streamed, never held whole) is refused with InvalidArgument before
 // anything is read, and a file that grows past that bound while being read

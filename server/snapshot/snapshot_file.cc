@@ -20,10 +20,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
-#include "server/common/bytes.h"
-#include "server/common/file.h"
-#include "server/common/status_macros.h"
-#include "server/common/strings.h"
+#include "common/bytes.h"
+#include "common/file.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
 
 namespace rcptguard::snapshot {
 namespace {

@@ -23,7 +23,7 @@
 //   file is removed and the old PATH is left untouched.
 // - Readers open the path non-blocking and refuse anything but a regular
 //   file (a FIFO fails at once instead of blocking the reload), through
-//   OpenRegularFile (server/common/file.h).
+//   OpenRegularFile (common/file.h).
 // - Every reader checks, in this order: the file is not empty, the magic,
 //   the format version (a newer major version is refused before anything
 //   else is trusted), the file length against the length in the header

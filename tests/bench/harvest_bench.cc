@@ -17,7 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
-#include "server/harvest/clock.h"
+#include "common/clock.h"
 #include "server/harvest/harvest.h"
 #include "server/harvest/ip_prefix.h"
 

@@ -18,7 +18,7 @@
 #include "rcptguard/v1/validation.pb.h"
 #include "server/directory/directory.h"
 #include "server/directory/directory_handle.h"
-#include "server/harvest/clock.h"
+#include "common/clock.h"
 #include "server/harvest/harvest.h"
 #include "server/service/services.h"
 #include "server/service/validator.h"
@@ -85,7 +85,7 @@ void BM_Validate(benchmark::State& state) {
   std::unique_ptr<harvest::Detector> detector;
   if (detect) {
     detector = *harvest::Detector::Create(harvest::HarvestConfig::Defaults(),
-                                          harvest::RealClock::Get(), 1);
+                                          RealClock::Get(), 1);
   }
   Validator validator(config, &Handle(), detector.get());
   const std::vector<v1::ValidateRequest> requests = Requests(batch);
@@ -192,7 +192,7 @@ void BM_ValidateGrpc(benchmark::State& state) {
   std::unique_ptr<harvest::Detector> detector;
   if (detect) {
     detector = *harvest::Detector::Create(harvest::HarvestConfig::Defaults(),
-                                          harvest::RealClock::Get(), 1);
+                                          RealClock::Get(), 1);
   }
   Validator validator(config, &Handle(), detector.get());
   RecipientValidationService service(&validator);

@@ -18,7 +18,7 @@
 #include "clients/cpp/client.h"
 #include "clients/postfix/policy_protocol.h"
 #include "grpcpp/support/byte_buffer.h"
-#include "server/common/text.h"
+#include "common/text.h"
 #include "server/directory/directory.h"
 #include "server/directory/directory_handle.h"
 #include "server/service/validator.h"

@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
-#include "server/harvest/clock.h"
+#include "common/clock.h"
 #include "server/harvest/harvest.h"
 
 namespace rcptguard::harvest {

@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/harvest/clock.h"
+#include "common/clock.h"
 
 namespace rcptguard::harvest {
 namespace {

@@ -1,6 +1,6 @@
-// server/common/file.h: hostile files at a path we were told to read. (The
+// common/file.h: hostile files at a path we were told to read. (The
 // test lives here because tests/ has no unit/common folder yet.)
-#include "server/common/file.h"
+#include "common/file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/common/pem.h"
+#include "common/pem.h"
 
 namespace rcptguard {
 namespace {

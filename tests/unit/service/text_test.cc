@@ -1,4 +1,4 @@
-#include "server/common/text.h"
+#include "common/text.h"
 
 #include <string>
 

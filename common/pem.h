@@ -3,8 +3,8 @@
 // and the client library's TlsOptions.
 //
 // Thread safety: thread-safe (no shared state).
-#ifndef RCPTGUARD_SERVER_COMMON_PEM_H_
-#define RCPTGUARD_SERVER_COMMON_PEM_H_
+#ifndef RCPTGUARD_COMMON_PEM_H_
+#define RCPTGUARD_COMMON_PEM_H_
 
 #include <string>
 #include <string_view>
@@ -13,7 +13,7 @@
 
 namespace rcptguard {
 
-// The whole file at `path`, read with ReadRegularFile (server/common/file.h):
+// The whole file at `path`, read with ReadRegularFile (common/file.h):
 // at most kMaxPemFileBytes, never a FIFO or device. NotFound
 // `<what>: cannot read "<path>"` when it does not exist; the errors of
 // ReadRegularFile (`<what> <path>: is a FIFO, not a regular file`, ...)
@@ -24,4 +24,4 @@ absl::StatusOr<std::string> ReadPemFile(std::string_view what,
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_PEM_H_
+#endif  // RCPTGUARD_COMMON_PEM_H_

@@ -6,8 +6,8 @@
 // std::string_view; convert at the Abseil boundary with these.
 //
 // Thread safety: pure functions.
-#ifndef RCPTGUARD_SERVER_COMMON_STRINGS_H_
-#define RCPTGUARD_SERVER_COMMON_STRINGS_H_
+#ifndef RCPTGUARD_COMMON_STRINGS_H_
+#define RCPTGUARD_COMMON_STRINGS_H_
 
 #include <string_view>
 
@@ -24,4 +24,4 @@ inline std::string_view ToStd(absl::string_view s) {
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_STRINGS_H_
+#endif  // RCPTGUARD_COMMON_STRINGS_H_

@@ -9,8 +9,8 @@
 //
 // Thread safety: safe to call from any thread; each line is written with one
 // write(2) so lines from different threads do not interleave.
-#ifndef RCPTGUARD_SERVER_COMMON_LOG_H_
-#define RCPTGUARD_SERVER_COMMON_LOG_H_
+#ifndef RCPTGUARD_COMMON_LOG_H_
+#define RCPTGUARD_COMMON_LOG_H_
 
 #include <initializer_list>
 #include <string>
@@ -60,4 +60,4 @@ inline void LogError(std::string_view event,
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_LOG_H_
+#endif  // RCPTGUARD_COMMON_LOG_H_

@@ -7,8 +7,8 @@
 // it into one load instruction.
 //
 // Thread safety: pure functions.
-#ifndef RCPTGUARD_SERVER_COMMON_BYTES_H_
-#define RCPTGUARD_SERVER_COMMON_BYTES_H_
+#ifndef RCPTGUARD_COMMON_BYTES_H_
+#define RCPTGUARD_COMMON_BYTES_H_
 
 #include <bit>
 #include <cstdint>
@@ -38,4 +38,4 @@ inline uint64_t LoadU64Le(const char* p) {
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_BYTES_H_
+#endif  // RCPTGUARD_COMMON_BYTES_H_

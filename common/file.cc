@@ -1,4 +1,4 @@
-#include "server/common/file.h"
+#include "common/file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 
 namespace rcptguard {
 namespace {

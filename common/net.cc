@@ -1,11 +1,11 @@
-#include "server/common/net.h"
+#include "common/net.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "server/common/strings.h"
+#include "common/strings.h"
 
 namespace rcptguard {
 

@@ -3,8 +3,8 @@
 // the load generator's guard (it only loads local targets).
 //
 // Thread safety: pure functions.
-#ifndef RCPTGUARD_SERVER_COMMON_NET_H_
-#define RCPTGUARD_SERVER_COMMON_NET_H_
+#ifndef RCPTGUARD_COMMON_NET_H_
+#define RCPTGUARD_COMMON_NET_H_
 
 #include <string>
 #include <string_view>
@@ -22,4 +22,4 @@ std::string GrpcTargetHost(std::string_view target);
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_NET_H_
+#endif  // RCPTGUARD_COMMON_NET_H_

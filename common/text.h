@@ -7,8 +7,8 @@
 // escaped, so that it cannot break the format or hide the rest of the line.
 //
 // Thread safety: pure functions.
-#ifndef RCPTGUARD_SERVER_COMMON_TEXT_H_
-#define RCPTGUARD_SERVER_COMMON_TEXT_H_
+#ifndef RCPTGUARD_COMMON_TEXT_H_
+#define RCPTGUARD_COMMON_TEXT_H_
 
 #include <cstddef>
 #include <string>
@@ -33,4 +33,4 @@ std::string SafeText(std::string_view s, size_t max_bytes = 256);
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_TEXT_H_
+#endif  // RCPTGUARD_COMMON_TEXT_H_

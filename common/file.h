@@ -27,8 +27,8 @@
 //
 // Thread safety: thread-safe (no shared state). A UniqueFd is a value owned
 // by one thread at a time.
-#ifndef RCPTGUARD_SERVER_COMMON_FILE_H_
-#define RCPTGUARD_SERVER_COMMON_FILE_H_
+#ifndef RCPTGUARD_COMMON_FILE_H_
+#define RCPTGUARD_COMMON_FILE_H_
 
 #include <cstdint>
 #include <streambuf>
@@ -131,4 +131,4 @@ class FileStreamBuf : public std::streambuf {
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_FILE_H_
+#endif  // RCPTGUARD_COMMON_FILE_H_

@@ -1,9 +1,9 @@
-#include "server/common/pem.h"
+#include "common/pem.h"
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "server/common/file.h"
-#include "server/common/strings.h"
+#include "common/file.h"
+#include "common/strings.h"
 
 namespace rcptguard {
 

@@ -4,8 +4,8 @@
 // anything after a bare "--".
 //
 // Thread safety: call once from main() before other threads start.
-#ifndef RCPTGUARD_SERVER_COMMON_FLAG_SPELLING_H_
-#define RCPTGUARD_SERVER_COMMON_FLAG_SPELLING_H_
+#ifndef RCPTGUARD_COMMON_FLAG_SPELLING_H_
+#define RCPTGUARD_COMMON_FLAG_SPELLING_H_
 
 #include <string_view>
 
@@ -24,4 +24,4 @@ inline void AcceptDashedFlagNames(int argc, char** argv) {
 
 }  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_COMMON_FLAG_SPELLING_H_
+#endif  // RCPTGUARD_COMMON_FLAG_SPELLING_H_

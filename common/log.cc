@@ -1,4 +1,4 @@
-#include "server/common/log.h"
+#include "common/log.h"
 
 #include <unistd.h>
 
@@ -6,8 +6,8 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/common/strings.h"
-#include "server/common/text.h"
+#include "common/strings.h"
+#include "common/text.h"
 
 namespace rcptguard {
 namespace {

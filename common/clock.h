@@ -1,5 +1,7 @@
-// A source of the current time, injected so that harvest windows, penalty
-// boxes and tarpit escalation can be tested deterministically.
+// The one source of the current time, injected wherever time is read
+// (harvest windows, penalty boxes, tarpit escalation, recipient budgets,
+// directory staleness and reload timing), so that each can be tested with a
+// FakeClock.
 //
 //   RealClock clock;                 // production: absl::Now()
 //   FakeClock fake;                  // tests: starts at a fixed instant
@@ -12,15 +14,15 @@
 //
 // Thread safety: every class here is safe to share between threads.
 // FakeClock serializes Advance/Set/Now with its own mutex.
-#ifndef RCPTGUARD_SERVER_HARVEST_CLOCK_H_
-#define RCPTGUARD_SERVER_HARVEST_CLOCK_H_
+#ifndef RCPTGUARD_COMMON_CLOCK_H_
+#define RCPTGUARD_COMMON_CLOCK_H_
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
-namespace rcptguard::harvest {
+namespace rcptguard {
 
 class Clock {
  public:
@@ -65,6 +67,6 @@ class FakeClock final : public Clock {
   absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace rcptguard::harvest
+}  // namespace rcptguard
 
-#endif  // RCPTGUARD_SERVER_HARVEST_CLOCK_H_
+#endif  // RCPTGUARD_COMMON_CLOCK_H_

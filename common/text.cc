@@ -1,4 +1,4 @@
-#include "server/common/text.h"
+#include "common/text.h"
 
 #include "absl/strings/str_cat.h"
 

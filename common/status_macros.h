@@ -8,8 +8,8 @@
 //     RG_ASSIGN_OR_RETURN(auto parsed, Parse(y));
 //     ...
 //   }
-#ifndef RCPTGUARD_SERVER_COMMON_STATUS_MACROS_H_
-#define RCPTGUARD_SERVER_COMMON_STATUS_MACROS_H_
+#ifndef RCPTGUARD_COMMON_STATUS_MACROS_H_
+#define RCPTGUARD_COMMON_STATUS_MACROS_H_
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -31,4 +31,4 @@
 #define RG_ASSIGN_OR_RETURN(lhs, expr) \
   RG_ASSIGN_OR_RETURN_IMPL_(RG_STATUS_CONCAT_(rg_statusor_, __LINE__), lhs, expr)
 
-#endif  // RCPTGUARD_SERVER_COMMON_STATUS_MACROS_H_
+#endif  // RCPTGUARD_COMMON_STATUS_MACROS_H_
