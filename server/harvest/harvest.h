@@ -171,6 +171,16 @@ struct Observation {
   // (domain index in [0, domain_count), unknown recipients of that domain).
   // Out-of-range indexes are ignored and counted in Stats().
   absl::Span<const std::pair<int32_t, uint32_t>> unknown_by_domain;
+  // One 64-bit fingerprint per unknown recipient (the directory's keyed hash
+  // of the normalized address), so that distinct unknown recipients can be
+  // told from repeats of the same one. Fewer than `unknown` (e.g. none):
+  // the rest count as distinct.
+  absl::Span<const uint64_t> unknown_fingerprints;
+  // Identifies the SMTP transaction this observation belongs to (a hash of
+  // the edge, its session id and the envelope sender), so that an edge that
+  // asks once per RCPT and one that asks once per transaction escalate
+  // alike. 0: unknown; every observation is its own transaction.
+  uint64_t transaction = 0;
   // Compute the verdict the client has now; count nothing, change nothing.
   bool dry_run = false;
 };
