@@ -30,6 +30,14 @@ namespace {
 // Fixed memory per key: one ring of kRingBuckets buckets spanning the
 // longest rule window; every rule sums its newest ceil(window / width).
 constexpr int kRingBuckets = 60;
+// Coarser slots over the same span, kSlotBuckets buckets each, for what is
+// too big to keep per bucket: null-sender counts and the distinct sketches.
+constexpr int kSlots = 6;
+constexpr int kSlotBuckets = kRingBuckets / kSlots;
+// Sketch widths (linear counting): distinct unknown recipients, and
+// distinct narrower client keys with unknowns (for network keys).
+constexpr int kRecipientBits = 64;
+constexpr int kClientBits = 32;
 // Domain sketches: kDomainBuckets buckets over domain_window, each a
 // kDomainBits-bit linear-counting bitmap of client keys.
 constexpr int kDomainBuckets = 12;
@@ -42,6 +50,8 @@ constexpr uint32_t kChunkSlots = 256;
 constexpr int kMaxPrefixesPerFamily = 4;
 constexpr int kMaxKeys = kMaxPrefixesPerFamily;  // keys per observation
 constexpr size_t kMaxRules = 32;
+constexpr uint32_t kMaxDistinctUnknown = 150;
+constexpr uint32_t kMaxDistinctClients = 50;
 constexpr size_t kMaxAllowlist = 10000;
 constexpr size_t kMaxReplyText = 200;
 constexpr uint32_t kMaxDomainThreshold = 1000;
@@ -79,19 +89,31 @@ struct Penalty {
   Action action = Action::kAccept;
 };
 
+// Null-sender counts of one slot.
+struct NullCounts {
+  uint16_t unknown;
+  uint16_t total;
+};
+
 // One tracked key. Times are Unix nanoseconds to keep the entry small.
 struct Entry {
   PrefixKey key;
   uint8_t list = kNoList;
   uint8_t prefix = 0;  // index into Impl::prefixes_
-  uint16_t streak[kModes] = {0, 0};  // consecutive TARPIT firings
+  uint16_t streak[kModes] = {0, 0};  // consecutive TARPIT transactions
   uint32_t prev = kNil;
   uint32_t next = kNil;  // also the free-list link
   int64_t head_epoch = 0;  // bucket index of the newest bucket
   int64_t last_seen_ns = kNoTime;
+  // The transaction the streak last advanced in (0: none).
+  uint64_t last_transaction = 0;
   Penalty penalty[kModes];
   Tally total{};  // sum of every bucket in the ring
-  std::array<Bucket, kRingBuckets> ring{};
+  std::array<Bucket, kRingBuckets> ring{};  // normal traffic
+  // Per slot (slot epoch = bucket epoch / kSlotBuckets, ring by modulo).
+  std::array<NullCounts, kSlots> null_counts{};
+  std::array<uint64_t, kSlots> recipients{};  // sketch of unknown recipients
+  std::array<uint32_t, kSlots> clients{};     // sketch of offending clients
 };
 
 int64_t ToNanos(absl::Time t) { return absl::ToUnixNanos(t); }
@@ -108,6 +130,36 @@ int64_t FloorDiv(int64_t a, int64_t b) {
 int RingSlot(int64_t epoch) {
   int64_t m = epoch % kRingBuckets;
   return static_cast<int>(m < 0 ? m + kRingBuckets : m);
+}
+
+int64_t SlotEpoch(int64_t bucket_epoch) {
+  return FloorDiv(bucket_epoch, kSlotBuckets);
+}
+
+int SlotIndex(int64_t slot_epoch) {
+  int64_t m = slot_epoch % kSlots;
+  return static_cast<int>(m < 0 ? m + kSlots : m);
+}
+
+// Linear counting (Whang, Vander-Zanden, Taylor 1990): the number of
+// distinct items that set `set` of `bits` bits; saturates at what the width
+// can tell apart.
+uint32_t LinearCount(int set, int bits) {
+  if (set == 0) return 0;
+  const int zeros = bits - set;
+  const double v = zeros == 0 ? 0.5 / bits : static_cast<double>(zeros) / bits;
+  return static_cast<uint32_t>(std::lround(-bits * std::log(v)));
+}
+
+// A 64-bit mix (the finalizer of MurmurHash3) spreading a fingerprint or key
+// hash over the sketch bits.
+uint64_t Mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return h;
 }
 
 bool Penalized(const Entry& e, int64_t now_ns) {
@@ -140,6 +192,15 @@ void AddCounts(Entry& e, const uint32_t (&add)[kOutcomes]) {
 // Time that goes backwards is treated as the newest bucket.
 void AdvanceRing(Entry& e, int64_t epoch) {
   if (epoch <= e.head_epoch) return;
+  const int64_t old_slot = SlotEpoch(e.head_epoch);
+  const int64_t new_slot = SlotEpoch(epoch);
+  for (int64_t se = std::max(old_slot + 1, new_slot - kSlots + 1);
+       se <= new_slot; ++se) {
+    const int i = SlotIndex(se);
+    e.null_counts[i] = {};
+    e.recipients[i] = 0;
+    e.clients[i] = 0;
+  }
   if (epoch - e.head_epoch >= kRingBuckets) {
     e.ring = {};
     e.total = Tally{};
@@ -186,6 +247,37 @@ Tally SumAll(const Entry& e, int64_t epoch) {
   static const std::vector<int>* const kWhole = new std::vector<int>{kRingBuckets};
   Tally out;
   SumWindows(e, epoch, *kWhole, &out);
+  return out;
+}
+
+// What the slots say over the newest `slots` slots as of `epoch` (the
+// current, partly filled slot included): null-sender counts and the two
+// distinct estimates.
+struct SlotSums {
+  uint32_t null_unknown = 0;
+  uint32_t null_total = 0;
+  uint32_t distinct_unknown = 0;
+  uint32_t distinct_clients = 0;
+};
+
+SlotSums SumSlots(const Entry& e, int64_t epoch, int slots) {
+  SlotSums out;
+  const int64_t top = SlotEpoch(std::max(epoch, e.head_epoch));
+  const int64_t head = SlotEpoch(e.head_epoch);
+  uint64_t recipients = 0;
+  uint32_t clients = 0;
+  for (int k = 0; k < slots; ++k) {
+    const int64_t se = top - k;
+    if (se > head || se <= head - kSlots) continue;  // empty or gone
+    const int i = SlotIndex(se);
+    out.null_unknown += e.null_counts[i].unknown;
+    out.null_total += e.null_counts[i].total;
+    recipients |= e.recipients[i];
+    clients |= e.clients[i];
+  }
+  out.distinct_unknown =
+      LinearCount(__builtin_popcountll(recipients), kRecipientBits);
+  out.distinct_clients = LinearCount(__builtin_popcount(clients), kClientBits);
   return out;
 }
 
@@ -245,6 +337,9 @@ SmtpReplyText DefaultReply(Action action) {
 struct CompiledRule {
   HarvestRule rule;
   int buckets = 1;      // window in ring buckets
+  // Window in slots for null-sender counts and distinct sketches: the slots
+  // that cover the window, plus the partly filled current one.
+  int slots = kSlots;
   bool shadow = false;  // observe-only (rule or config)
   SmtpReplyText reply;
   // TARPIT: delays[n-1] = min(base_delay * factor^(n-1), max_delay) for
@@ -263,14 +358,17 @@ struct CompiledRule {
 struct TrackedPrefix {
   IpFamily family = IpFamily::kUnparsable;
   int len = 0;
+  // Not the narrowest prefix of its family: a network of clients. Its
+  // rules spare established clients and may count distinct clients.
+  bool network = false;
   std::vector<int> rules;  // indexes into Compiled::rules
   // The distinct windows (in buckets) of those rules, ascending; the whole
   // ring when there are no rules. The last is the longest.
   std::vector<int> windows = {kRingBuckets};
   // window_of[r]: index into `windows` of rule r's window, -1 if r does not
   // apply to this prefix.
-  std::array<int8_t, kMaxRules> window_of = [] {
-    std::array<int8_t, kMaxRules> none;
+  std::array<int8_t, kMaxRules + 1> window_of = [] {
+    std::array<int8_t, kMaxRules + 1> none;
     none.fill(-1);
     return none;
   }();
@@ -282,7 +380,8 @@ struct Compiled {
   // "unparsable" pseudo-prefix (no rules).
   std::vector<TrackedPrefix> prefixes;
   int v4_begin = 0, v4_end = 0, v6_begin = 0, v6_end = 0, unparsable = 0;
-  std::vector<CompiledRule> rules;
+  std::vector<CompiledRule> rules;  // the config's, then the domain rule
+  int domain_rule = -1;             // index of the domain-under-attack rule
   int64_t bucket_ns = 0;
   int64_t domain_bucket_ns = 0;
   absl::flat_hash_set<PrefixKey> allow;
@@ -316,10 +415,11 @@ absl::Status CompilePrefixes(const std::vector<int>& lens, IpFamily family,
   }
   std::vector<int> sorted = lens;
   std::sort(sorted.rbegin(), sorted.rend());  // narrowest (longest) first
-  for (int len : sorted) {
+  for (size_t i = 0; i < sorted.size(); ++i) {
     TrackedPrefix p;
     p.family = family;
-    p.len = len;
+    p.len = sorted[i];
+    p.network = i > 0;
     out.prefixes.push_back(std::move(p));
   }
   return absl::OkStatus();
@@ -399,6 +499,19 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
     if (!(r.min_unknown_ratio >= 0.0 && r.min_unknown_ratio <= 1.0)) {
       return Bad(f + ".min_unknown_ratio", "must be between 0 and 1");
     }
+    // The sketches estimate up to a few hundred distinct recipients and
+    // about a hundred distinct clients; thresholds stay well below that.
+    if (r.min_distinct_unknown > kMaxDistinctUnknown) {
+      return Bad(f + ".min_distinct_unknown",
+                 absl::StrCat("must be at most ", kMaxDistinctUnknown));
+    }
+    if (r.min_distinct_clients > kMaxDistinctClients) {
+      return Bad(f + ".min_distinct_clients",
+                 absl::StrCat("must be at most ", kMaxDistinctClients));
+    }
+    if (r.traffic != Traffic::kNormal && r.traffic != Traffic::kNullSender) {
+      return Bad(f + ".traffic", "must be NORMAL or NULL_SENDER");
+    }
     switch (r.action) {
       case Action::kTarpit:
         if (r.base_delay < absl::Milliseconds(1) ||
@@ -451,6 +564,8 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
     const int64_t window_ns = absl::ToInt64Nanoseconds(r.window);
     cr.buckets = static_cast<int>(std::min<int64_t>(
         kRingBuckets, (window_ns + c.bucket_ns - 1) / c.bucket_ns));
+    cr.slots = std::min(kSlots, (cr.buckets + kSlotBuckets - 1) / kSlotBuckets +
+                                    (cr.buckets < kRingBuckets ? 1 : 0));
     cr.shadow = r.observe_only || config.observe_only;
     if (r.action == Action::kTarpit) {
       for (int n = 1; n <= 64; ++n) {
@@ -509,6 +624,26 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
   }
   c.domain_bucket_ns =
       absl::ToInt64Nanoseconds(config.domain_window) / kDomainBuckets;
+  switch (config.domain_attack_action) {
+    case Action::kAccept:
+      break;
+    case Action::kTarpit:
+      return Bad("domain_attack_action", "must be ACCEPT, TEMPFAIL or REJECT");
+    case Action::kTempfail:
+    case Action::kReject: {
+      CompiledRule cr;
+      cr.rule.name = std::string(kDomainAttackRule);
+      cr.rule.window = config.domain_window;
+      cr.rule.action = config.domain_attack_action;
+      cr.shadow = config.observe_only;
+      cr.reply = DefaultReply(cr.rule.action);
+      c.domain_rule = static_cast<int>(c.rules.size());
+      c.rules.push_back(std::move(cr));
+      break;
+    }
+    default:
+      return Bad("domain_attack_action", "must be ACCEPT, TEMPFAIL or REJECT");
+  }
   return c;
 }
 
@@ -733,51 +868,60 @@ std::string_view ActionName(Action action) {
   return "UNKNOWN";
 }
 
-std::string_view ExemptionName(Exemption exemption) {
-  switch (exemption) {
-    case Exemption::kNone: return "none";
-    case Exemption::kDsn: return "dsn";
-    case Exemption::kAuthenticated: return "authenticated";
-    case Exemption::kAllowlisted: return "allowlisted";
-    case Exemption::kUnparsableIp: return "unparsable_ip";
-  }
-  return "unknown";
-}
-
 HarvestConfig HarvestConfig::Defaults() {
+  // Chosen on labelled traffic (tests/harvest_sim, docs/harvest.md has the
+  // table): a harvest is many distinct unknown recipients that are a large
+  // share of what the client asks; legitimate senders, even large ones with
+  // stale lists, stay below a tenth unknown.
   HarvestConfig c;
   auto rule = [](std::string name, std::vector<std::string> scopes,
-                 absl::Duration window, uint32_t min_unknown, Action action) {
+                 absl::Duration window, uint32_t distinct, double ratio,
+                 Action action) {
     HarvestRule r;
     r.name = std::move(name);
     r.scopes = std::move(scopes);
     r.window = window;
-    r.min_unknown = min_unknown;
+    r.min_unknown = 1;
+    r.min_distinct_unknown = distinct;
+    r.min_unknown_ratio = ratio;
     r.action = action;
     return r;
   };
   const std::vector<std::string> client = {"v4/32", "v6/128"};
   const std::vector<std::string> network = {"v4/24", "v6/64"};
 
-  c.rules.push_back(rule("client-tarpit", client, absl::Minutes(10), 10,
-                         Action::kTarpit));
-  c.rules.push_back(rule("client-tempfail", client, absl::Hours(1), 25,
+  HarvestRule tarpit = rule("client-tarpit", client, absl::Minutes(10), 8, 0.1,
+                            Action::kTarpit);
+  tarpit.base_delay = absl::Seconds(2);
+  tarpit.max_delay = absl::Seconds(20);
+  c.rules.push_back(std::move(tarpit));
+  c.rules.push_back(rule("client-tempfail", client, absl::Hours(1), 15, 0.1,
                          Action::kTempfail));
   HarvestRule client_reject =
-      rule("client-reject", client, absl::Hours(1), 50, Action::kReject);
-  client_reject.min_unknown_ratio = 0.5;
+      rule("client-reject", client, absl::Hours(1), 40, 0.5, Action::kReject);
   client_reject.penalty_duration = absl::Hours(1);
   c.rules.push_back(std::move(client_reject));
 
-  c.rules.push_back(rule("network-tarpit", network, absl::Minutes(10), 30,
-                         Action::kTarpit));
-  c.rules.push_back(rule("network-tempfail", network, absl::Hours(1), 75,
-                         Action::kTempfail));
+  HarvestRule network_tempfail = rule("network-tempfail", network,
+                                      absl::Hours(1), 20, 0.2,
+                                      Action::kTempfail);
+  network_tempfail.min_distinct_clients = 3;
+  c.rules.push_back(std::move(network_tempfail));
   HarvestRule network_reject =
-      rule("network-reject", network, absl::Hours(1), 150, Action::kReject);
-  network_reject.min_unknown_ratio = 0.5;
+      rule("network-reject", network, absl::Hours(1), 60, 0.5, Action::kReject);
+  network_reject.min_distinct_clients = 5;
   network_reject.penalty_duration = absl::Hours(1);
   c.rules.push_back(std::move(network_reject));
+
+  HarvestRule null_client = rule("null-sender-tempfail", client,
+                                 absl::Hours(1), 10, 0.5, Action::kTempfail);
+  null_client.traffic = Traffic::kNullSender;
+  c.rules.push_back(std::move(null_client));
+  HarvestRule null_network = rule("null-sender-network-tempfail", network,
+                                  absl::Hours(1), 20, 0.5, Action::kTempfail);
+  null_network.traffic = Traffic::kNullSender;
+  null_network.min_distinct_clients = 3;
+  c.rules.push_back(std::move(null_network));
   return c;
 }
 
@@ -815,40 +959,61 @@ class Detector::Impl {
     const Exemption ex = Classify(obs, ip);
     KeyRef keys[kMaxKeys];
     const int nkeys = KeysFor(ip, keys);
-    const uint32_t add[kOutcomes] = {obs.valid, obs.unknown, obs.not_served,
-                                     obs.malformed};
-    const bool has_counts = (uint64_t{obs.valid} + obs.unknown + obs.not_served +
-                             obs.malformed) > 0;
+    const uint32_t recipients =
+        obs.valid + obs.unknown + obs.not_served + obs.malformed;
 
     Candidate best[kModes];
     uint32_t narrow_unknown = 0;
-    // Exempt traffic is counted under the client's own key only, so it can
-    // never push a shared aggregate (its /24) over a threshold.
-    const int counted = ex == Exemption::kNone ? nkeys : 1;
+    bool established = false;
+    // Authenticated clients are counted in Stats() only; allowlisted and
+    // unparsable ones under their own key only (never judged); everyone
+    // else under every key, in the windows of its kind of traffic.
+    const bool judged = ex == Exemption::kNone || ex == Exemption::kDsn;
+    const int counted =
+        ex == Exemption::kAuthenticated ? 0 : judged ? nkeys : 1;
+    const Traffic traffic =
+        ex == Exemption::kDsn ? Traffic::kNullSender : Traffic::kNormal;
+    Applied applied;
+    applied.traffic = traffic;
+    applied.transaction = obs.transaction;
+    applied.recipients = recipients;
     for (int i = 0; i < counted; ++i) {
       const TrackedPrefix& p = c_.prefixes[keys[i].prefix];
       Shard& s = ShardFor(keys[i].hash);
       absl::MutexLock lock(&s.mu);
       const uint32_t slot =
-          has_counts ? s.FindOrInsert(keys[i].key, keys[i].prefix, epoch, now_ns)
-                     : s.Find(keys[i].key);
+          recipients > 0
+              ? s.FindOrInsert(keys[i].key, keys[i].prefix, epoch, now_ns)
+              : s.Find(keys[i].key);
       if (slot == kNil) continue;
       Entry& e = s.At(slot);
       AdvanceRing(e, epoch);
-      AddCounts(e, add);
+      if (i == 0) {
+        // Judged on what the client sent before this transaction, so the
+        // answer does not depend on whether these recipients exist.
+        const uint32_t total = e.total.total();
+        established = total > 0 && uint64_t{e.total.unknown} * 10 < total;
+      }
+      AddObservation(e, obs, traffic, i == 0 ? 0 : keys[0].hash, now_ns);
       e.last_seen_ns = now_ns;
 
       Tally cum[kMaxRules];
       SumWindows(e, epoch, p.windows, cum);
       if (i == 0) narrow_unknown = cum[p.longest()].unknown;
-      if (ex == Exemption::kNone) {
-        const uint64_t fired = Fired(p, cum);
-        UpdateState(e, p, fired, now_ns);
-        JudgeKey(e, p, cum, fired, epoch, now_ns, best);
+      if (judged) {
+        applied.spare = p.network && established;
+        const uint64_t fired = Fired(e, p, cum, epoch, applied);
+        UpdateState(e, p, fired, now_ns, applied);
+        JudgeKey(e, p, cum, fired, epoch, now_ns, applied, best);
       }
       s.Touch(slot, now_ns);
     }
-    if (ex == Exemption::kNone) RecordDomains(obs, keys[0].hash, now_ns);
+    // The domain signal is fed and applied by normal traffic only: bounces
+    // to forged addresses (backscatter) from many MTAs are not an attack.
+    if (judged && traffic == Traffic::kNormal) {
+      RecordDomains(obs, keys[0].hash, now_ns);
+      if (!established) JudgeDomains(obs, now_ns, keys[0].key, best);
+    }
 
     Verdict v = MakeVerdict(best, keys[0].key, narrow_unknown, ex);
     Count(obs, ip, ex, v, ShardFor(keys[0].hash).counters, /*dry=*/false);
@@ -883,10 +1048,17 @@ class Detector::Impl {
       for (const auto& [key, slot] : s.index()) {
         const Entry& e = s.At(slot);
         const Tally all = SumAll(e, epoch);
-        if (all.unknown == 0 && !Penalized(e, now_ns)) continue;
+        const SlotSums slots = SumSlots(e, epoch, kSlots);
+        if (all.unknown == 0 && slots.null_unknown == 0 && !Penalized(e, now_ns)) {
+          continue;
+        }
         Item item;
         item.o.key = e.key;
         item.o.counts = all.ToCounts();
+        item.o.null_sender.unknown = slots.null_unknown;
+        item.o.null_sender.valid = slots.null_total - slots.null_unknown;
+        item.o.distinct_unknown = slots.distinct_unknown;
+        item.o.distinct_clients = slots.distinct_clients;
         item.o.last_seen = FromNanos(e.last_seen_ns);
         if (heap.size() == n && !(item < heap.top())) continue;
         const TrackedPrefix& p = c_.prefixes[e.prefix];
@@ -894,7 +1066,11 @@ class Detector::Impl {
         SumWindows(e, epoch, p.windows, cum);
         Candidate best[kModes];
         const bool unparsable = e.prefix == c_.unparsable;
-        if (!unparsable) JudgeKey(e, p, cum, Fired(p, cum), epoch, now_ns, best);
+        if (!unparsable) {
+          Applied applied;  // as a normal transaction of no recipients
+          JudgeKey(e, p, cum, Fired(e, p, cum, epoch, applied), epoch, now_ns,
+                   applied, best);
+        }
         item.o.verdict = MakeVerdict(
             best, e.key, cum[p.longest()].unknown,
             unparsable ? Exemption::kUnparsableIp : Exemption::kNone);
@@ -1002,11 +1178,92 @@ class Detector::Impl {
   }
 
  private:
+  // How the observation being judged applies to a key.
+  struct Applied {
+    Traffic traffic = Traffic::kNormal;
+    uint64_t transaction = 0;
+    uint32_t recipients = 0;  // in this call, all outcomes
+    // A network key judging an established client: its rules do not apply.
+    bool spare = false;
+  };
+
   struct KeyRef {
     PrefixKey key;
     size_t hash = 0;
     uint8_t prefix = 0;
   };
+
+  // Counts `obs` into `e` (advanced to now) as `traffic`. `narrow_hash`:
+  // for a network key, the hash of the client's own key, recorded in the
+  // offending-clients sketch when the client sent unknown recipients; 0
+  // for the client's own key.
+  void AddObservation(Entry& e, const Observation& obs, Traffic traffic,
+                      size_t narrow_hash, int64_t now_ns) const {
+    const int si = SlotIndex(SlotEpoch(e.head_epoch));
+    if (traffic == Traffic::kNormal) {
+      const uint32_t add[kOutcomes] = {obs.valid, obs.unknown, obs.not_served,
+                                       obs.malformed};
+      AddCounts(e, add);
+    } else {
+      const uint32_t total =
+          obs.valid + obs.unknown + obs.not_served + obs.malformed;
+      NullCounts& n = e.null_counts[si];
+      n.unknown = static_cast<uint16_t>(
+          std::min<uint32_t>(0xffff, uint32_t{n.unknown} + obs.unknown));
+      n.total = static_cast<uint16_t>(
+          std::min<uint32_t>(0xffff, uint32_t{n.total} + total));
+    }
+    if (obs.unknown == 0) return;
+    uint64_t bits = 0;
+    uint32_t k = 0;
+    for (; k < obs.unknown && k < obs.unknown_fingerprints.size(); ++k) {
+      bits |= uint64_t{1} << (Mix(obs.unknown_fingerprints[k]) % kRecipientBits);
+    }
+    // Unknown recipients without a fingerprint count as distinct.
+    if (k < obs.unknown) {
+      const uint32_t rest = std::min<uint32_t>(obs.unknown - k, kRecipientBits * 4);
+      const uint64_t first =
+          unfingerprinted_.fetch_add(rest, std::memory_order_relaxed);
+      for (uint32_t j = 0; j < rest; ++j) {
+        bits |= uint64_t{1} << (Mix(first + j) % kRecipientBits);
+      }
+    }
+    e.recipients[si] |= bits;
+    if (narrow_hash != 0) {
+      e.clients[si] |= uint32_t{1} << (Mix(narrow_hash) % kClientBits);
+    }
+  }
+
+  // While a domain the transaction asks about is under attack, a client
+  // that is not established gets the domain rule's action.
+  void JudgeDomains(const Observation& obs, int64_t now_ns,
+                    const PrefixKey& narrow, Candidate* best) const {
+    if (c_.domain_rule < 0 || domain_threshold_ == 0 || obs.domains.empty()) {
+      return;
+    }
+    const int64_t epoch = FloorDiv(now_ns, c_.domain_bucket_ns);
+    for (const int32_t d : obs.domains) {
+      if (d < 0 || static_cast<size_t>(d) >= domain_count_) continue;
+      DomainState& state = domains_[d];
+      uint32_t estimate;
+      {
+        absl::ReaderMutexLock lock(&state.mu);
+        estimate = state.Estimate(epoch);
+      }
+      if (estimate < domain_threshold_) continue;
+      const CompiledRule& cr = c_.rules[c_.domain_rule];
+      Candidate cand;
+      cand.action = cr.rule.action;
+      cand.rule = c_.domain_rule;
+      cand.key = narrow;
+      // At least until the next domain bucket, when the signal is re-read.
+      cand.blocked_until_ns = (epoch + 1) * c_.domain_bucket_ns;
+      for (int m = cr.shadow ? kObserved : kEnforced; m < kModes; ++m) {
+        if (Beats(cand, best[m])) best[m] = cand;
+      }
+      return;
+    }
+  }
 
   static bool KeyOrder(const PrefixKey& a, const PrefixKey& b) {
     return std::tie(a.family, a.bytes, a.prefix_len) <
@@ -1064,17 +1321,45 @@ class Detector::Impl {
     return Exemption::kNone;
   }
 
-  // Bit i set iff p.rules[i] fires on these counts.
-  uint64_t Fired(const TrackedPrefix& p, const Tally* cum) const {
+  // Bit i set iff p.rules[i] fires for this traffic on these counts.
+  uint64_t Fired(const Entry& e, const TrackedPrefix& p, const Tally* cum,
+                 int64_t epoch, const Applied& applied) const {
+    if (applied.spare) return 0;
     uint64_t fired = 0;
+    SlotSums sums[kSlots + 1];
+    bool have[kSlots + 1] = {};
     for (size_t i = 0; i < p.rules.size(); ++i) {
       const CompiledRule& cr = c_.rules[p.rules[i]];
-      const Tally& w = cum[p.window_of[p.rules[i]]];
       const HarvestRule& r = cr.rule;
-      const uint32_t total = w.total();
-      if (w.unknown < r.min_unknown || total < r.min_total) continue;
+      if (r.traffic != applied.traffic) continue;
+      const bool needs_slots = r.traffic == Traffic::kNullSender ||
+                               r.min_distinct_unknown > 0 ||
+                               r.min_distinct_clients > 0;
+      if (needs_slots && !have[cr.slots]) {
+        sums[cr.slots] = SumSlots(e, epoch, cr.slots);
+        have[cr.slots] = true;
+      }
+      uint32_t unknown, total;
+      if (r.traffic == Traffic::kNullSender) {
+        unknown = sums[cr.slots].null_unknown;
+        total = sums[cr.slots].null_total;
+      } else {
+        const Tally& w = cum[p.window_of[p.rules[i]]];
+        unknown = w.unknown;
+        total = w.total();
+      }
+      if (unknown < r.min_unknown || total < r.min_total) continue;
       if (r.min_unknown_ratio > 0 &&
-          static_cast<double>(w.unknown) < r.min_unknown_ratio * total) {
+          static_cast<double>(unknown) < r.min_unknown_ratio * total) {
+        continue;
+      }
+      if (r.min_distinct_unknown > 0 &&
+          std::min(sums[cr.slots].distinct_unknown, unknown) <
+              r.min_distinct_unknown) {
+        continue;
+      }
+      if (r.min_distinct_clients > 0 &&
+          sums[cr.slots].distinct_clients < r.min_distinct_clients) {
         continue;
       }
       fired |= uint64_t{1} << i;
@@ -1085,7 +1370,7 @@ class Detector::Impl {
   // Observe only: advances tarpit streaks and opens or extends penalty
   // boxes for the rules that fired.
   void UpdateState(Entry& e, const TrackedPrefix& p, uint64_t fired,
-                   int64_t now_ns) const {
+                   int64_t now_ns, const Applied& applied) const {
     bool tarpit[kModes] = {false, false};
     for (size_t i = 0; i < p.rules.size(); ++i) {
       if ((fired >> i & 1) == 0) continue;
@@ -1109,13 +1394,19 @@ class Detector::Impl {
         }
       }
     }
+    // The streak counts transactions: further calls of the transaction it
+    // last advanced in keep it (an edge asking once per RCPT escalates as
+    // one asking once per transaction).
+    const bool same = applied.transaction != 0 &&
+                      applied.transaction == e.last_transaction;
     for (int m = 0; m < kModes; ++m) {
       if (!tarpit[m]) {
-        e.streak[m] = 0;
-      } else if (e.streak[m] < std::numeric_limits<uint16_t>::max()) {
-        ++e.streak[m];
+        if (!same) e.streak[m] = 0;
+      } else if (!same || e.streak[m] == 0) {
+        if (e.streak[m] < std::numeric_limits<uint16_t>::max()) ++e.streak[m];
       }
     }
+    if (fired != 0 || !same) e.last_transaction = applied.transaction;
   }
 
   // When the window of rule `cr` would fall below min_unknown if the client
@@ -1138,7 +1429,9 @@ class Detector::Impl {
   // Folds this key's firing rules and penalty boxes into best[].
   void JudgeKey(const Entry& e, const TrackedPrefix& p, const Tally* cum,
                 uint64_t fired, int64_t epoch, int64_t now_ns,
-                Candidate* best) const {
+                const Applied& applied, Candidate* best) const {
+    // An established client is judged by its own address, not its network.
+    if (applied.spare) return;
     for (size_t i = 0; i < p.rules.size(); ++i) {
       if ((fired >> i & 1) == 0) continue;
       const int r = p.rules[i];
@@ -1155,11 +1448,18 @@ class Detector::Impl {
       cand.unknown = cum[p.window_of[r]].unknown;
       cand.key = e.key;
       if (cr.rule.action != Action::kTarpit) {
-        cand.blocked_until_ns = WindowExpiry(e, epoch, cr, cand.unknown);
+        cand.blocked_until_ns =
+            cr.rule.traffic == Traffic::kNormal
+                ? WindowExpiry(e, epoch, cr, cand.unknown)
+                : (SlotEpoch(std::max(epoch, e.head_epoch)) + 1) *
+                      kSlotBuckets * c_.bucket_ns;
       }
       for (int m = first; m < kModes; ++m) {
         if (cr.rule.action == Action::kTarpit) {
-          cand.delay = cr.Delay(e.streak[m]);
+          // Each recipient of the call costs the transaction's delay.
+          const absl::Duration each = cr.Delay(e.streak[m]);
+          cand.delay = std::min(each * std::max<uint32_t>(applied.recipients, 1),
+                                cr.rule.max_delay);
         }
         if (Beats(cand, best[m])) best[m] = cand;
       }
@@ -1167,6 +1467,12 @@ class Detector::Impl {
     for (int m = 0; m < kModes; ++m) {
       const Penalty& pen = e.penalty[m];
       if (pen.until_ns <= now_ns || pen.rule < 0) continue;
+      // A box a null-sender rule opened holds null-sender traffic only; a
+      // box for normal traffic holds everything.
+      if (c_.rules[pen.rule].rule.traffic == Traffic::kNullSender &&
+          applied.traffic != Traffic::kNullSender) {
+        continue;
+      }
       Candidate cand;
       cand.action = pen.action;
       cand.rule = pen.rule;
@@ -1188,8 +1494,16 @@ class Detector::Impl {
     const int nkeys = KeysFor(ip, keys);
     Candidate best[kModes];
     uint32_t narrow_unknown = 0;
-    const int judged = ex == Exemption::kNone ? nkeys : 1;
-    for (int i = 0; i < judged; ++i) {
+    bool established = false;
+    const bool judged = ex == Exemption::kNone || ex == Exemption::kDsn;
+    Applied applied;
+    applied.traffic =
+        ex == Exemption::kDsn ? Traffic::kNullSender : Traffic::kNormal;
+    applied.transaction = obs.transaction;
+    applied.recipients =
+        obs.valid + obs.unknown + obs.not_served + obs.malformed;
+    const int looked = judged ? nkeys : 1;
+    for (int i = 0; i < looked; ++i) {
       const TrackedPrefix& p = c_.prefixes[keys[i].prefix];
       const Shard& s = ShardFor(keys[i].hash);
       absl::ReaderMutexLock lock(&s.mu);
@@ -1198,10 +1512,20 @@ class Detector::Impl {
       const Entry& e = s.At(slot);
       Tally cum[kMaxRules];
       SumWindows(e, epoch, p.windows, cum);
-      if (i == 0) narrow_unknown = cum[p.longest()].unknown;
-      if (ex == Exemption::kNone) {
-        JudgeKey(e, p, cum, Fired(p, cum), epoch, now_ns, best);
+      if (i == 0) {
+        narrow_unknown = cum[p.longest()].unknown;
+        const Tally all = SumAll(e, epoch);
+        established =
+            all.total() > 0 && uint64_t{all.unknown} * 10 < all.total();
       }
+      if (judged) {
+        applied.spare = p.network && established;
+        JudgeKey(e, p, cum, Fired(e, p, cum, epoch, applied), epoch, now_ns,
+                 applied, best);
+      }
+    }
+    if (judged && !established && applied.traffic == Traffic::kNormal) {
+      JudgeDomains(obs, now_ns, keys[0].key, best);
     }
     Verdict v = MakeVerdict(best, keys[0].key, narrow_unknown, ex);
     if (count) Count(obs, ip, ex, v, ShardFor(keys[0].hash).counters, true);
@@ -1300,6 +1624,9 @@ class Detector::Impl {
   const std::unique_ptr<Shard[]> shards_;
   const size_t domain_count_;
   const std::unique_ptr<DomainState[]> domains_;
+  // Stands in for the fingerprints of unknown recipients that came without
+  // one: each such recipient counts as a new one.
+  mutable std::atomic<uint64_t> unfingerprinted_{0};
   // Bad input from the caller is logged once, then only counted.
   mutable std::atomic<bool> logged_unparsable_{false};
   mutable std::atomic<bool> logged_bad_domain_{false};

@@ -19,24 +19,28 @@
 //   if (v.action == Action::kReject) reply(v.reply.code, ...);
 //
 // Contract, in short (docs/harvest.md has the reasoning):
-//  - Rules fire on unknown recipients in a window: unknown >= min_unknown,
-//    total >= min_total, and (if min_unknown_ratio > 0) unknown / total >=
-//    min_unknown_ratio, where total counts recipients of all four outcomes.
-//    The most severe firing rule over all of the client's keys wins
-//    (REJECT > TEMPFAIL > TARPIT > ACCEPT).
+//  - Rules fire on unknown recipients in a window (HarvestRule says how:
+//    counts, share of all recipients, distinct unknown recipients, distinct
+//    offending addresses). The most severe firing rule over all of the
+//    client's keys wins (REJECT > TEMPFAIL > TARPIT > ACCEPT).
+//  - Normal and null-sender transactions are counted apart; a rule judges
+//    one kind, and a null-sender rule's TEMPFAIL or REJECT applies to
+//    null-sender transactions only. Penalty boxes hold for all traffic.
+//  - A rule on a wider scope than the client's own address (a /24) spares
+//    established clients: those whose own address sent recipients in the
+//    longest window with fewer than a tenth unknown.
 //  - Windows are summed from 60 buckets spanning the longest rule window;
 //    a rule's window is rounded up to whole buckets. Counts per bucket
-//    saturate at 65,535 per outcome.
-//  - Exempt observations (DSN with at most `dsn_max_recipients` recipients,
-//    authenticated clients, allowlisted CIDRs) always get ACCEPT. They are
-//    counted in Stats() and in the windows of the client's own narrowest key
-//    (visible in ListOffenders), never in shared aggregates such as the /24,
-//    and they never fire a rule or start a penalty.
+//    saturate at 65,535 per outcome. Null-sender counts and distinct
+//    sketches use 6 slots over the same span.
+//  - Authenticated and allowlisted clients always get ACCEPT; authenticated
+//    recipients are counted in Stats() only, allowlisted ones in the
+//    client's own key (visible in ListOffenders, never judged).
 //  - A missing or unparsable client_ip is counted under one shared
 //    "unparsable" key and always gets ACCEPT: it is the edge's bug, and
 //    blocking that key would block every client of that edge.
-//  - Memory is bounded: at most `max_tracked_keys` keys, each a fixed ~620
-//    bytes; past the bound the least recently active key is evicted, keys in
+//  - Memory is bounded: at most `max_tracked_keys` keys, each of fixed
+//    size (docs/harvest.md); past the bound the least recently active key is evicted, keys in
 //    an active penalty box last. Domain sketches are 800 bytes per domain.
 //
 // Thread safety: Detector is safe to share between threads. State is split
@@ -63,6 +67,10 @@
 
 namespace rcptguard::harvest {
 
+// The rule name in verdicts decided by the domain-under-attack signal
+// (HarvestConfig::domain_attack_action).
+inline constexpr std::string_view kDomainAttackRule = "domain-under-attack";
+
 // Ordered by severity: a larger value is more severe.
 enum class Action : uint8_t { kAccept = 0, kTarpit = 1, kTempfail = 2, kReject = 3 };
 
@@ -78,8 +86,14 @@ enum class Exemption : uint8_t {
   kUnparsableIp,   // client_ip missing or not an IP address
 };
 
-// "none", "dsn", "authenticated", "allowlisted", "unparsable_ip".
-std::string_view ExemptionName(Exemption exemption);
+// Which traffic a rule counts and judges. Null-sender transactions (empty
+// MAIL FROM: bounces, and harvesters posing as bounces) are counted in
+// windows of their own, never in normal mail's, so bounces neither hide a
+// harvest nor make a sender's normal mail look like one.
+enum class Traffic : uint8_t {
+  kNormal = 0,      // transactions with a sender
+  kNullSender = 1,  // null-sender transactions (see HarvestConfig::exempt_dsn)
+};
 
 // One rule. Which keys it watches is given by `scopes`, each "v4/LEN" or
 // "v6/LEN" naming a prefix length that is tracked (HarvestConfig::
@@ -89,17 +103,32 @@ struct HarvestRule {
   std::vector<std::string> scopes;   // e.g. {"v4/32", "v6/128"}
   absl::Duration window = absl::Hours(1);
 
-  // Fires when, within `window`, unknown >= min_unknown, total >= min_total
-  // and, if min_unknown_ratio > 0, unknown >= min_unknown_ratio * total.
+  // Fires when, within `window` and counting only `traffic`:
+  //   unknown >= min_unknown, total >= min_total,
+  //   (min_unknown_ratio == 0 or unknown >= min_unknown_ratio * total),
+  //   distinct unknown recipients >= min_distinct_unknown (an estimate: a
+  //   harvest is many different addresses; one departed address asked
+  //   again and again is one), and
+  //   distinct client addresses (narrowest keys) that sent unknown
+  //   recipients >= min_distinct_clients (for network scopes such as v4/24:
+  //   one address alone cannot fire its network's rule).
   uint32_t min_unknown = 1;
   double min_unknown_ratio = 0.0;
   uint32_t min_total = 0;
+  uint32_t min_distinct_unknown = 0;
+  uint32_t min_distinct_clients = 0;
+  Traffic traffic = Traffic::kNormal;
 
   Action action = Action::kTarpit;
 
-  // TARPIT only: the n-th consecutive firing for a key delays the client by
-  // base_delay * factor^(n-1), at most max_delay. The streak ends at the
-  // first observation of that key in which no TARPIT rule fires.
+  // TARPIT only: in the n-th consecutive SMTP transaction in which the rule
+  // fires for a key, each recipient costs base_delay * factor^(n-1), at
+  // most max_delay: a call with k recipients is delayed k times that, at
+  // most max_delay. So an edge that asks once per RCPT and one that asks
+  // once per transaction escalate alike (per transaction, as told by
+  // Observation::transaction; without one, each call is a transaction).
+  // The streak ends at the first transaction of that key in which no
+  // TARPIT rule fires.
   absl::Duration base_delay = absl::Seconds(1);
   double factor = 2.0;
   absl::Duration max_delay = absl::Seconds(30);
@@ -130,10 +159,16 @@ struct HarvestConfig {
   std::vector<std::string> allowlist;
 
   // A transaction with an empty MAIL FROM and at most this many recipients
-  // (all outcomes) is a delivery status notification and is exempt. A real
-  // DSN has one recipient; 0 exempts every null-sender transaction.
+  // (all outcomes) is a delivery status notification: it is counted as
+  // null-sender traffic (Traffic::kNullSender), judged only by null-sender
+  // rules and never by normal ones. A real DSN has one recipient; 0 treats
+  // every null-sender transaction so. exempt_dsn = false counts them as
+  // normal traffic. (Penalty boxes hold for all of a key's traffic: a
+  // blocked client gets no answers by switching to a null sender.)
   bool exempt_dsn = true;
   uint32_t dsn_max_recipients = 1;
+  // Authenticated clients (SMTP AUTH) are never penalized, and their
+  // recipients are counted in Stats() only, never in the client's windows.
   bool exempt_authenticated = true;
 
   // Shadow mode for every rule: verdicts are computed and reported in
@@ -150,6 +185,12 @@ struct HarvestConfig {
   // of it within domain_window. 0 turns the signal off; at most 1000.
   uint32_t domain_min_distinct_clients = 50;
   absl::Duration domain_window = absl::Hours(1);  // 1m..24h
+  // While a domain is under attack, a transaction to it from a client that
+  // is not established gets this action (ACCEPT: none). Established: the
+  // client's own address sent recipients in the longest rule window, and
+  // fewer than a tenth of them unknown. It bounds what a botnet of many
+  // addresses, each probing a little, learns about one domain.
+  Action domain_attack_action = Action::kTempfail;
 
   // What a cautious administrator can ship; see docs/harvest.md.
   static HarvestConfig Defaults();
@@ -171,6 +212,10 @@ struct Observation {
   // (domain index in [0, domain_count), unknown recipients of that domain).
   // Out-of-range indexes are ignored and counted in Stats().
   absl::Span<const std::pair<int32_t, uint32_t>> unknown_by_domain;
+  // The served domains (indexes) the transaction's valid and unknown
+  // recipients belong to, in any order, duplicates allowed: the domains
+  // the client asks about, whatever the answers.
+  absl::Span<const int32_t> domains;
   // One 64-bit fingerprint per unknown recipient (the directory's keyed hash
   // of the normalized address), so that distinct unknown recipients can be
   // told from repeats of the same one. Fewer than `unknown` (e.g. none):
@@ -227,7 +272,10 @@ struct WindowCounts {
 struct Offender {
   PrefixKey key;
   std::string key_text;  // "192.0.2.0/24"
-  WindowCounts counts;   // over the longest rule window
+  WindowCounts counts;   // normal traffic, over the longest rule window
+  WindowCounts null_sender;  // null-sender traffic (valid, unknown only)
+  uint32_t distinct_unknown = 0;  // estimate, both kinds of traffic
+  uint32_t distinct_clients = 0;  // narrower keys with unknowns (networks)
   absl::Time last_seen = absl::InfinitePast();
   Verdict verdict;       // this key's own verdict, as of now
 };

@@ -16,7 +16,7 @@ namespace {
 TEST(HarvestConfigTest, DefaultsAreValid) {
   const HarvestConfig c = HarvestConfig::Defaults();
   EXPECT_TRUE(c.Validate().ok()) << c.Validate();
-  EXPECT_EQ(c.rules.size(), 6u);
+  EXPECT_EQ(c.rules.size(), 7u);
   EXPECT_EQ(c.max_tracked_keys, 1'000'000u);
   EXPECT_FALSE(c.observe_only);
   FakeClock clock;
@@ -28,17 +28,26 @@ TEST(HarvestConfigTest, DefaultsMatchTheDocumentedNumbers) {
   const HarvestRule& tarpit = c.rules[0];
   EXPECT_EQ(tarpit.name, "client-tarpit");
   EXPECT_EQ(tarpit.window, absl::Minutes(10));
-  EXPECT_EQ(tarpit.min_unknown, 10u);
-  EXPECT_EQ(tarpit.base_delay, absl::Seconds(1));
-  EXPECT_EQ(tarpit.max_delay, absl::Seconds(30));
+  EXPECT_EQ(tarpit.min_distinct_unknown, 8u);
+  EXPECT_EQ(tarpit.min_unknown_ratio, 0.1);
+  EXPECT_EQ(tarpit.base_delay, absl::Seconds(2));
+  EXPECT_EQ(tarpit.max_delay, absl::Seconds(20));
   EXPECT_EQ(c.rules[1].name, "client-tempfail");
-  EXPECT_EQ(c.rules[1].min_unknown, 25u);
+  EXPECT_EQ(c.rules[1].min_distinct_unknown, 15u);
+  EXPECT_EQ(c.rules[1].min_unknown_ratio, 0.1);
   EXPECT_EQ(c.rules[2].name, "client-reject");
-  EXPECT_EQ(c.rules[2].min_unknown, 50u);
+  EXPECT_EQ(c.rules[2].min_distinct_unknown, 40u);
   EXPECT_EQ(c.rules[2].min_unknown_ratio, 0.5);
   EXPECT_EQ(c.rules[2].penalty_duration, absl::Hours(1));
-  EXPECT_EQ(c.rules[5].name, "network-reject");
-  EXPECT_EQ(c.rules[5].min_unknown, 150u);
+  EXPECT_EQ(c.rules[3].name, "network-tempfail");
+  EXPECT_EQ(c.rules[3].min_distinct_clients, 3u);
+  EXPECT_EQ(c.rules[4].name, "network-reject");
+  EXPECT_EQ(c.rules[4].min_distinct_unknown, 60u);
+  EXPECT_EQ(c.rules[4].min_distinct_clients, 5u);
+  EXPECT_EQ(c.rules[5].name, "null-sender-tempfail");
+  EXPECT_EQ(c.rules[5].traffic, Traffic::kNullSender);
+  EXPECT_EQ(c.rules[6].name, "null-sender-network-tempfail");
+  EXPECT_EQ(c.domain_attack_action, Action::kTempfail);
 }
 
 TEST(HarvestConfigTest, EmptyRuleSetIsValid) {

@@ -364,34 +364,71 @@ TEST_F(HarvestTest, AllowlistedCidrsAreCountedNeverPenalized) {
   EXPECT_EQ(top[0].counts.unknown, 100u);
 }
 
-TEST_F(HarvestTest, DsnAndAuthenticatedAreExemptButCounted) {
+// Issue 13: null-sender traffic is counted in windows of its own and judged
+// by null-sender rules only: it is no bypass (a null-sender harvester is
+// caught by them) and never weighs on the same client's normal mail.
+// Authenticated traffic is counted in Stats() only.
+TEST_F(HarvestTest, NullSenderHasItsOwnWindowsAndAuthenticatedFeedsNone) {
   HarvestRule r = Rule("c", {"v4/32"}, absl::Hours(1), 5, Action::kReject);
   r.penalty_duration = absl::Hours(1);
-  auto d = Make(With({r}));
-  for (int i = 0; i < 10; ++i) {
+  HarvestRule null_rule =
+      Rule("null", {"v4/32"}, absl::Hours(1), 8, Action::kTempfail);
+  null_rule.traffic = Traffic::kNullSender;
+  auto d = Make(With({r, null_rule}));
+  for (int i = 0; i < 7; ++i) {
     Observation dsn = Obs("192.0.2.1", 1);
     dsn.dsn = true;
     const Verdict v = d->Observe(dsn);
-    EXPECT_EQ(v.action, Action::kAccept);
+    EXPECT_EQ(v.action, Action::kAccept) << i;
     EXPECT_EQ(v.exempt, Exemption::kDsn);
     Observation auth = Obs("192.0.2.2", 3);
     auth.authenticated = true;
     EXPECT_EQ(d->Observe(auth).exempt, Exemption::kAuthenticated);
   }
+  // The eighth bounce to an unknown address fires the null-sender rule...
+  Observation dsn = Obs("192.0.2.1", 1);
+  dsn.dsn = true;
+  Verdict v = d->Observe(dsn);
+  EXPECT_EQ(v.action, Action::kTempfail);
+  EXPECT_EQ(v.rule, "null");
+  // ...which holds that client's null-sender traffic only: its normal mail
+  // is judged by its normal windows, which hold nothing.
+  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 0, 1)).action, Action::kAccept);
+  EXPECT_EQ(d->Peek("192.0.2.1").unknown_in_window, 0u);
   const DetectorStats st = d->Stats();
-  EXPECT_EQ(st.exempt_dsn, 10u);
-  EXPECT_EQ(st.exempt_authenticated, 10u);
+  EXPECT_EQ(st.exempt_dsn, 8u);
+  EXPECT_EQ(st.exempt_authenticated, 7u);
   EXPECT_EQ(st.active_penalties, 0u);
-  EXPECT_EQ(d->Peek("192.0.2.1").unknown_in_window, 10u);
-  EXPECT_EQ(d->Peek("192.0.2.2").unknown_in_window, 30u);
-  // Their counts do weigh on the same client's own non-exempt traffic.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 0, 1)).action, Action::kReject);
+  // Authenticated recipients feed no window at all.
+  EXPECT_EQ(d->Peek("192.0.2.2").unknown_in_window, 0u);
+  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 0, 1)).action, Action::kAccept);
+  // Listed with their null-sender counts: the client and its /24.
+  std::vector<Offender> offenders = d->ListOffenders(10);
+  ASSERT_EQ(offenders.size(), 2u);
+  EXPECT_EQ(offenders[0].key_text, "192.0.2.0/24");
+  EXPECT_EQ(offenders[1].key_text, "192.0.2.1/32");
+  EXPECT_EQ(offenders[1].null_sender.unknown, 8u);
+  EXPECT_EQ(offenders[1].counts.unknown, 0u);
 
-  // A null sender with many recipients is no bounce: not exempt.
+  // A null sender with many recipients is no bounce: normal traffic.
   Observation many = Obs("192.0.2.3", 5);
   many.dsn = true;
   EXPECT_EQ(d->Observe(many).exempt, Exemption::kNone);
   EXPECT_EQ(d->Peek("192.0.2.3").action, Action::kReject);
+}
+
+// A client in a penalty box for normal traffic gets no answers by switching
+// to a null sender (issue 13: the DSN exemption was a bypass).
+TEST_F(HarvestTest, PenaltyBoxHoldsNullSenderTrafficToo) {
+  HarvestRule r = Rule("c", {"v4/32"}, absl::Hours(1), 5, Action::kReject);
+  r.penalty_duration = absl::Hours(1);
+  auto d = Make(With({r}));
+  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 5)).action, Action::kReject);
+  Observation dsn = Obs("192.0.2.1", 0, 1);
+  dsn.dsn = true;
+  const Verdict v = d->Observe(dsn);
+  EXPECT_EQ(v.action, Action::kReject);
+  EXPECT_EQ(v.rule, "c");
 }
 
 TEST_F(HarvestTest, ExemptionsCanBeTurnedOff) {
@@ -449,7 +486,8 @@ TEST_F(HarvestTest, OneRuleInShadowMode) {
   const Verdict v = d->Observe(Obs("192.0.2.1", 10));
   EXPECT_EQ(v.action, Action::kTarpit);
   EXPECT_EQ(v.rule, "tar");
-  EXPECT_EQ(v.delay, absl::Seconds(1));
+  // Each of the call's 10 recipients costs the first delay, 1 s.
+  EXPECT_EQ(v.delay, absl::Seconds(10));
   EXPECT_EQ(v.observed_action, Action::kReject);
   EXPECT_EQ(v.observed_rule, "new-reject");
 }
@@ -579,10 +617,13 @@ TEST_F(HarvestTest, ListOffendersOrdering) {
   for (int i = 0; i < 10; ++i) d->Observe(Obs("198.51.100.1", 1));
   top = d->ListOffenders(1);
   EXPECT_EQ(top[0].key_text, "198.51.100.0/24");
-  EXPECT_EQ(top[0].verdict.action, Action::kAccept);  // 17 < network's 30
+  // One address cannot fire its network's rule (3 distinct clients needed).
+  EXPECT_EQ(top[0].verdict.action, Action::kAccept);
   top = d->ListOffenders(2);
   EXPECT_EQ(top[1].key_text, "198.51.100.1/32");
-  EXPECT_EQ(top[1].verdict.action, Action::kTarpit);
+  // 17 distinct unknown recipients, all of what it sent: client-tempfail.
+  EXPECT_EQ(top[1].verdict.action, Action::kTempfail);
+  EXPECT_GE(top[1].distinct_unknown, 14u);
 }
 
 TEST_F(HarvestTest, DomainUnderAttackFromManyQuietClients) {
@@ -665,7 +706,9 @@ TEST_F(HarvestTest, DryRunCountsNothing) {
   for (int i = 0; i < 5; ++i) {
     const Verdict v = d->Observe(o);
     EXPECT_EQ(v.action, Action::kTarpit);
-    EXPECT_EQ(v.delay, before.delay);
+    // The streak did not move: the delay is the same per recipient (this
+    // call has 100, capped at the rule's max_delay).
+    EXPECT_EQ(v.delay, std::min(before.delay * 100, absl::Seconds(20)));
     EXPECT_EQ(v.unknown_in_window, 12u);
   }
   EXPECT_EQ(d->Peek("192.0.2.1").unknown_in_window, 12u);
@@ -747,6 +790,159 @@ TEST_F(HarvestTest, ManyThreadsOnOverlappingKeys) {
   uint64_t verdicts = 0;
   for (uint64_t n : st.verdicts) verdicts += n;
   EXPECT_EQ(verdicts, st.observations);
+}
+
+}  // namespace
+}  // namespace rcptguard::harvest
+
+namespace rcptguard::harvest {
+namespace {
+
+class HarvestV2Test : public ::testing::Test {
+ protected:
+  std::unique_ptr<Detector> Make(HarvestConfig config, size_t domains = 0) {
+    auto d = Detector::Create(std::move(config), &clock_, domains);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? *std::move(d) : nullptr;
+  }
+  FakeClock clock_{absl::FromUnixSeconds(1'700'006'400)};
+};
+
+// One departed address asked about all day is one distinct unknown
+// recipient, not a dictionary (issue 13: "repeats are not harvesting").
+TEST_F(HarvestV2Test, RepeatsOfOneAddressAreOneDistinctRecipient) {
+  auto d = Make(HarvestConfig::Defaults());
+  const uint64_t departed[] = {0x1234567890abcdefULL};
+  for (int i = 0; i < 200; ++i) {
+    Observation o;
+    o.client_ip = "198.51.100.7";
+    o.unknown = 1;
+    o.unknown_fingerprints = departed;
+    EXPECT_EQ(d->Observe(o).action, Action::kAccept) << i;
+    clock_.Advance(absl::Minutes(5));
+  }
+}
+
+// A bulk sender with 2 % unknown recipients stays below every share test,
+// however large its volume (issue 13: 1000 valid and 20 unknown).
+TEST_F(HarvestV2Test, BulkSenderWithAFewPercentUnknownIsLeftAlone) {
+  auto d = Make(HarvestConfig::Defaults());
+  uint64_t next = 1;
+  for (int t = 0; t < 51; ++t) {
+    std::vector<uint64_t> fps;
+    const uint32_t unknown = t % 5 == 0 ? 2 : 0;
+    for (uint32_t k = 0; k < unknown; ++k) fps.push_back(next++);
+    Observation o;
+    o.client_ip = "203.0.113.10";
+    o.valid = 20;
+    o.unknown = unknown;
+    o.unknown_fingerprints = fps;
+    const Verdict v = d->Observe(o);
+    EXPECT_EQ(v.action, Action::kAccept) << t;
+    EXPECT_EQ(v.delay, absl::ZeroDuration());
+    clock_.Advance(absl::Seconds(70));
+  }
+}
+
+// The tarpit streak counts transactions: an edge asking once per RCPT and
+// one asking once per transaction pay the same (issue 13).
+TEST_F(HarvestV2Test, TarpitEscalatesPerTransactionNotPerCall) {
+  HarvestRule r;
+  r.name = "t";
+  r.scopes = {"v4/32"};
+  r.window = absl::Minutes(10);
+  r.min_unknown = 3;
+  r.action = Action::kTarpit;
+  r.base_delay = absl::Seconds(1);
+  r.factor = 2;
+  r.max_delay = absl::Seconds(60);
+  HarvestConfig c;
+  c.rules = {r};
+  auto per_rcpt = Make(c);
+  auto batch = Make(c);
+  absl::Duration per_rcpt_total, batch_total;
+  for (uint64_t txn = 1; txn <= 3; ++txn) {
+    for (int k = 0; k < 4; ++k) {
+      Observation o;
+      o.client_ip = "192.0.2.1";
+      o.unknown = 1;
+      o.transaction = txn;
+      per_rcpt_total += per_rcpt->Observe(o).delay;
+    }
+    Observation o;
+    o.client_ip = "192.0.2.1";
+    o.unknown = 4;
+    o.transaction = txn;
+    batch_total += batch->Observe(o).delay;
+  }
+  // Transaction 1: the rule fires from the third recipient (per RCPT: the
+  // 3rd and 4th call, 1 s each; batch: 4 recipients x 1 s). Transactions 2
+  // and 3: 2 s and 4 s per recipient.
+  EXPECT_EQ(per_rcpt_total, absl::Seconds(2 + 4 * 2 + 4 * 4));
+  EXPECT_EQ(batch_total, absl::Seconds(4 * 1 + 4 * 2 + 4 * 4));
+}
+
+// One address alone cannot fire its /24's rule, and an established
+// neighbour is spared when several addresses of its /24 do (issue 13).
+TEST_F(HarvestV2Test, NetworkRulesNeedSeveralAddressesAndSpareEstablishedOnes) {
+  auto d = Make(HarvestConfig::Defaults());
+  // The neighbour has sent clean mail.
+  Observation clean;
+  clean.client_ip = "192.0.2.200";
+  clean.valid = 3;
+  EXPECT_EQ(d->Observe(clean).action, Action::kAccept);
+  // One attacker, 40 distinct unknowns: its own rules fire, not the /24's.
+  uint64_t next = 1;
+  auto probe = [&](const std::string& ip, uint32_t n) {
+    std::vector<uint64_t> fps;
+    for (uint32_t k = 0; k < n; ++k) fps.push_back(next++);
+    Observation o;
+    o.client_ip = ip;
+    o.unknown = n;
+    o.unknown_fingerprints = fps;
+    return d->Observe(o);
+  };
+  for (int i = 0; i < 8; ++i) probe("192.0.2.1", 5);
+  Observation fresh;
+  fresh.client_ip = "192.0.2.77";  // a new host of the same /24
+  fresh.valid = 1;
+  EXPECT_EQ(d->Observe(fresh).action, Action::kAccept);
+  // Rotation over several addresses of the /24 fires the network rule for
+  // hosts that are not established...
+  for (int host = 2; host <= 6; ++host) probe(absl::StrCat("192.0.2.", host), 6);
+  Verdict v = probe("192.0.2.9", 1);
+  EXPECT_GE(v.action, Action::kTempfail);
+  EXPECT_THAT(v.rule, ::testing::StartsWith("network-"));
+  // ...never for the established neighbour.
+  EXPECT_EQ(d->Observe(clean).action, Action::kAccept);
+}
+
+// A domain under attack from many addresses, each probing a little: clients
+// that are not established get the domain rule's action, established ones
+// are answered as usual.
+TEST_F(HarvestV2Test, DomainUnderAttackHoldsClientsThatAreNotEstablished) {
+  HarvestConfig c = HarvestConfig::Defaults();
+  c.domain_min_distinct_clients = 20;
+  auto d = Make(c, /*domains=*/1);
+  const int32_t domain[] = {0};
+  const std::pair<int32_t, uint32_t> probe[] = {{0, 1}};
+  Observation regular;
+  regular.client_ip = "203.0.113.5";
+  regular.valid = 2;
+  regular.domains = domain;
+  EXPECT_EQ(d->Observe(regular).action, Action::kAccept);
+  Verdict last;
+  for (int i = 0; i < 60; ++i) {
+    Observation o;
+    o.client_ip = V4(0x0a000001u + (i << 16));  // 60 different /16s
+    o.unknown = 1;
+    o.unknown_by_domain = probe;
+    o.domains = domain;
+    last = d->Observe(o);
+  }
+  EXPECT_EQ(last.action, Action::kTempfail);
+  EXPECT_EQ(last.rule, kDomainAttackRule);
+  EXPECT_EQ(d->Observe(regular).action, Action::kAccept);
 }
 
 }  // namespace
