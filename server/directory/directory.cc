@@ -187,6 +187,7 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
       LookupResult& r = out[base + i];
       r.error.clear();
       r.domain_index = -1;
+      r.fingerprint = 0;
       exact[i] = stripped[i] = -1;
 
       // The common form is normalized straight into the scratch, without
@@ -268,6 +269,8 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
       if (found[exact[i]] || (stripped[i] >= 0 && found[stripped[i]])) {
         out[base + i].status = LookupStatus::kValid;
       }
+      out[base + i].fingerprint =
+          probes[stripped[i] >= 0 ? stripped[i] : exact[i]].key;
     }
   }
 }

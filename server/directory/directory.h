@@ -81,6 +81,11 @@ struct LookupResult {
   int32_t domain_index = -1;
   // For kMalformed: the address parser's message; empty otherwise.
   std::string error;
+  // For kValid and kUnknown (except postmaster): a keyed 64-bit fingerprint
+  // of the normalized address, without its subaddress where the domain has
+  // delimiters, so that "bob+1@" and "Bob+2@" are one address; 0 otherwise.
+  // Harvest detection counts distinct unknown recipients with it.
+  uint64_t fingerprint = 0;
 };
 
 struct DirectoryInfo {

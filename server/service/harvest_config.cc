@@ -55,6 +55,23 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
       !s.ok()) {
     return s;
   }
+  switch (proto.domain_attack_action()) {
+    case v1::HARVEST_DOMAIN_ACTION_UNSPECIFIED:
+      break;
+    case v1::HARVEST_DOMAIN_ACTION_ACCEPT:
+      config.domain_attack_action = harvest::Action::kAccept;
+      break;
+    case v1::HARVEST_DOMAIN_ACTION_TEMPFAIL:
+      config.domain_attack_action = harvest::Action::kTempfail;
+      break;
+    case v1::HARVEST_DOMAIN_ACTION_REJECT:
+      config.domain_attack_action = harvest::Action::kReject;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "harvest.domain_attack_action: must be HARVEST_DOMAIN_ACTION_ACCEPT, "
+          "_TEMPFAIL or _REJECT");
+  }
   if (!proto.rules().empty()) {
     config.rules.clear();
     for (int i = 0; i < proto.rules_size(); ++i) {
@@ -66,6 +83,21 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
       rule.min_unknown = r.min_unknown();
       rule.min_unknown_ratio = r.min_unknown_ratio();
       rule.min_total = r.min_total();
+      rule.min_distinct_unknown = r.min_distinct_unknown();
+      rule.min_distinct_clients = r.min_distinct_clients();
+      switch (r.traffic()) {
+        case v1::HARVEST_TRAFFIC_UNSPECIFIED:
+        case v1::HARVEST_TRAFFIC_NORMAL:
+          rule.traffic = harvest::Traffic::kNormal;
+          break;
+        case v1::HARVEST_TRAFFIC_NULL_SENDER:
+          rule.traffic = harvest::Traffic::kNullSender;
+          break;
+        default:
+          return absl::InvalidArgumentError(absl::StrCat(
+              field, ".traffic: must be HARVEST_TRAFFIC_NORMAL or "
+                     "HARVEST_TRAFFIC_NULL_SENDER"));
+      }
       switch (r.action()) {
         case v1::HARVEST_ACTION_TARPIT:
           rule.action = harvest::Action::kTarpit;

@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     for (const harvest::HarvestRule& r : harvest_config.rules) {
       options.rule_names.push_back(r.name);
     }
+    options.rule_names.push_back(std::string(harvest::kDomainAttackRule));
     if (config.metrics().max_edge_ids() != 0) {
       options.max_edge_ids = config.metrics().max_edge_ids();
     }

@@ -483,6 +483,10 @@ grpc::Status AdminService::ListOffendersImpl(
     out->set_unknown(o.counts.unknown);
     out->set_not_served(o.counts.not_served);
     out->set_malformed(o.counts.malformed);
+    out->set_null_sender_valid(o.null_sender.valid);
+    out->set_null_sender_unknown(o.null_sender.unknown);
+    out->set_distinct_unknown(o.distinct_unknown);
+    out->set_distinct_clients(o.distinct_clients);
     const int64_t nanos = absl::ToUnixNanos(o.last_seen);
     out->mutable_last_seen()->set_seconds(nanos / 1000000000);
     out->mutable_last_seen()->set_nanos(static_cast<int32_t>(nanos % 1000000000));

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
+#include "absl/hash/hash.h"
+#include "common/strings.h"
 #include "absl/strings/str_cat.h"
 #include "server/service/config.h"
 
@@ -18,6 +20,25 @@ const std::string& Pick(const std::string& domain_text,
   if (!domain_text.empty()) return domain_text;
   if (!server_text.empty()) return server_text;
   return builtin;
+}
+
+void AddDomain(absl::InlinedVector<int32_t, 4>& domains, int32_t d) {
+  if (d < 0) return;
+  if (std::find(domains.begin(), domains.end(), d) == domains.end()) {
+    domains.push_back(d);
+  }
+}
+
+// Identifies the SMTP transaction for harvest escalation: the edge, its
+// session id and the envelope sender. 0 (unknown) without a session id.
+uint64_t TransactionId(const v1::SmtpContext& ctx,
+                       std::string_view edge_identity) {
+  if (ctx.session_id().empty()) return 0;
+  const std::string_view edge =
+      edge_identity.empty() ? std::string_view(ctx.edge_id()) : edge_identity;
+  const uint64_t h = absl::HashOf(ToAbsl(edge), ToAbsl(ctx.session_id()),
+                                  ToAbsl(ctx.mail_from()));
+  return h == 0 ? 1 : h;
 }
 
 void SetReply(v1::SmtpReply* reply, uint32_t code, std::string_view enhanced,
@@ -148,15 +169,21 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   obs.authenticated = ctx.authenticated();
   obs.dsn = ctx.mail_from().empty() || ctx.mail_from() == "<>";
   obs.dry_run = request.dry_run();
+  obs.transaction = TransactionId(ctx, edge_identity);
   absl::InlinedVector<std::pair<int32_t, uint32_t>, 4> unknown_by_domain;
+  absl::InlinedVector<uint64_t, 64> unknown_fingerprints;
+  absl::InlinedVector<int32_t, 4> asked_domains;
   for (int i = 0; i < n; ++i) {
     switch (results[i].status) {
       case directory::LookupStatus::kValid:
         ++obs.valid;
+        AddDomain(asked_domains, results[i].domain_index);
         break;
       case directory::LookupStatus::kUnknown: {
         ++obs.unknown;
+        unknown_fingerprints.push_back(results[i].fingerprint);
         const int32_t d = results[i].domain_index;
+        AddDomain(asked_domains, d);
         auto it = std::find_if(unknown_by_domain.begin(),
                                unknown_by_domain.end(),
                                [d](const auto& p) { return p.first == d; });
@@ -176,6 +203,8 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
     }
   }
   obs.unknown_by_domain = absl::MakeConstSpan(unknown_by_domain);
+  obs.unknown_fingerprints = absl::MakeConstSpan(unknown_fingerprints);
+  obs.domains = absl::MakeConstSpan(asked_domains);
   const harvest::Verdict verdict = detector_->Observe(obs);
   FillClientVerdict(verdict, client);
   if (metrics_ != nullptr) {
