@@ -89,6 +89,7 @@ PolicySpec RcptguardPolicy(std::string name, harvest::HarvestConfig config);
 // an error; from the 11th error (smtpd_soft_error_limit 10) each error
 // reply is delayed smtpd_error_sleep_time (1 s); once 20 errors were made
 // (smtpd_hard_error_limit) the next command gets 421 and the session ends.
+// (DATA after exactly 20 errors would get the 421 too; not modelled.)
 PolicySpec PostfixPolicy();
 
 // Exchange: every 550 5.1.1 is delayed 5 s (TarpitInterval); authenticated
