@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "tests/harvest_sim/policy.h"
 
 #include <cstddef>
@@ -32,8 +33,13 @@ class Rcptguard final : public Policy {
     obs.dsn = txn.mail_from.empty();
     by_domain_.clear();
     fingerprints_.clear();
+    domains_.clear();
     for (size_t i = first; i < first + count; ++i) {
       const Recipient& r = txn.recipients[i];
+      if (std::find(domains_.begin(), domains_.end(), r.domain) ==
+          domains_.end()) {
+        domains_.push_back(r.domain);
+      }
       if (r.valid) {
         ++obs.valid;
         continue;
@@ -51,6 +57,7 @@ class Rcptguard final : public Policy {
     }
     obs.unknown_by_domain = by_domain_;
     obs.unknown_fingerprints = fingerprints_;
+    obs.domains = domains_;
     obs.transaction = TransactionId(txn);
     const harvest::Verdict v = detector_->Observe(obs);
     for (size_t i = 0; i < count; ++i) {
@@ -76,6 +83,7 @@ class Rcptguard final : public Policy {
   std::unique_ptr<harvest::Detector> detector_;
   std::vector<std::pair<int32_t, uint32_t>> by_domain_;
   std::vector<uint64_t> fingerprints_;
+  std::vector<int32_t> domains_;
 };
 
 class Postfix final : public Policy {
