@@ -23,20 +23,20 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/snapshot/ldif.h"
-#include "server/snapshot/mapping.h"
+#include "server/ldif/ldif.h"
+#include "server/ldif/mapping.h"
 #include "tests/testutil/slapd.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard::ldap {
 namespace {
 
-using ::rcptguard::snapshot::AttributeMapping;
-using ::rcptguard::snapshot::EntryOutcome;
-using ::rcptguard::snapshot::LdifRecord;
-using ::rcptguard::snapshot::MapEntry;
-using ::rcptguard::snapshot::MappedEntry;
-using ::rcptguard::snapshot::Preset;
+using ::rcptguard::ldif::AttributeMapping;
+using ::rcptguard::ldif::EntryOutcome;
+using ::rcptguard::ldif::LdifRecord;
+using ::rcptguard::ldif::MapEntry;
+using ::rcptguard::ldif::MappedEntry;
+using ::rcptguard::ldif::Preset;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::SlapdOptions;
 using ::rcptguard::testing::SlapdServer;
