@@ -5,7 +5,7 @@
 // Built by tests/fuzz/CMakeLists.txt with -DRG_FUZZ=ON, or by hand (from
 // the repository root):
 //   SRCS="tests/fuzz/ldif_fuzz.cc server/ldif/ldif.cc
-//         server/ldif/mapping.cc"
+//         server/ldif/mapping.cc common/file.cc"
 //   LIBS="absl_status absl_statusor absl_strings absl_raw_hash_set absl_hash"
 //   clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address -I. $SRCS
 //       $(pkg-config --libs $LIBS) -o ldif_fuzz    # one line
