@@ -39,10 +39,10 @@
 #include "server/directory/directory.h"
 #include "server/directory/siphash.h"
 #include "server/ldap/ldap_export.h"
+#include "server/ldif/ldif.h"
+#include "server/ldif/mapping.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
-#include "server/snapshot/ldif.h"
-#include "server/snapshot/mapping.h"
 #include "server/snapshot/snapshot_file.h"
 
 // --- list flags that keep every occurrence ---------------------------------
@@ -367,7 +367,7 @@ struct BuildPlan {
   std::vector<std::string> ldif_files;
   bool from_ldap = false;
   ldap::LdapExportOptions ldap;
-  snapshot::AttributeMapping mapping;
+  ldif::AttributeMapping mapping;
   std::vector<directory::DomainPolicy> domains;
   std::string key_file;
   std::string out;
@@ -396,8 +396,8 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
   std::string error_;
 };
 
-snapshot::AttributeMapping MappingFromProto(const v1::AttributeMapping& m) {
-  snapshot::AttributeMapping mapping;
+ldif::AttributeMapping MappingFromProto(const v1::AttributeMapping& m) {
+  ldif::AttributeMapping mapping;
   mapping.address_attributes.assign(m.address_attributes().begin(),
                                     m.address_attributes().end());
   mapping.proxy_attributes.assign(m.proxy_attributes().begin(),
@@ -408,7 +408,7 @@ snapshot::AttributeMapping MappingFromProto(const v1::AttributeMapping& m) {
   return mapping;
 }
 
-absl::StatusOr<snapshot::AttributeMapping> ReadMappingFile(
+absl::StatusOr<ldif::AttributeMapping> ReadMappingFile(
     const std::string& path) {
   // "mapping file PATH: cannot open: No such file or directory", "...: is a
   // FIFO, not a regular file": never blocks, never reads without bound.
@@ -540,17 +540,17 @@ absl::StatusOr<BuildPlan> MakeBuildPlan() {
       absl::GetFlag(FLAGS_include_disabled_accounts) ||
       (config.has_value() && config->directory().include_disabled_accounts());
   if (const std::string preset = absl::GetFlag(FLAGS_preset); !preset.empty()) {
-    RG_ASSIGN_OR_RETURN(snapshot::Preset p, snapshot::ParsePreset(preset));
-    plan.mapping = snapshot::AttributeMapping::ForPreset(p);
+    RG_ASSIGN_OR_RETURN(ldif::Preset p, ldif::ParsePreset(preset));
+    plan.mapping = ldif::AttributeMapping::ForPreset(p);
   } else if (const std::string file = absl::GetFlag(FLAGS_mapping);
              !file.empty()) {
     RG_ASSIGN_OR_RETURN(plan.mapping, ReadMappingFile(file));
   } else if (config.has_value() && config->directory().has_mapping()) {
     plan.mapping = MappingFromProto(config->directory().mapping());
   } else if (config.has_value() && !config->directory().preset().empty()) {
-    RG_ASSIGN_OR_RETURN(snapshot::Preset p,
-                        snapshot::ParsePreset(config->directory().preset()));
-    plan.mapping = snapshot::AttributeMapping::ForPreset(p);
+    RG_ASSIGN_OR_RETURN(ldif::Preset p,
+                        ldif::ParsePreset(config->directory().preset()));
+    plan.mapping = ldif::AttributeMapping::ForPreset(p);
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "the config ", absl::GetFlag(FLAGS_config),
@@ -635,7 +635,7 @@ absl::Status CheckOutputWritable(const std::string& out) {
 }
 
 struct BuildCounts {
-  snapshot::LdifLoadStats entries;  // records, included, disabled, ...
+  ldif::LdifLoadStats entries;  // records, included, disabled, ...
   uint64_t added = 0, duplicate = 0, not_served = 0, malformed = 0;
 };
 
@@ -691,27 +691,26 @@ int Build(const std::vector<char*>& args) {
   };
 
   if (plan.from_ldap) {
-    snapshot::LdifLoadStats& e = counts.entries;
+    ldif::LdifLoadStats& e = counts.entries;
     absl::StatusOr<ldap::LdapExportStats> exported =
-        ldap::ExportLdap(plan.ldap, [&](const snapshot::LdifRecord& record) {
+        ldap::ExportLdap(plan.ldap, [&](const ldif::LdifRecord& record) {
           ++e.records;
-          snapshot::MappedEntry mapped =
-              snapshot::MapEntry(record, plan.mapping);
+          ldif::MappedEntry mapped = ldif::MapEntry(record, plan.mapping);
           switch (mapped.outcome) {
-            case snapshot::EntryOutcome::kIncluded:
+            case ldif::EntryOutcome::kIncluded:
               ++e.included;
               for (const std::string& a : mapped.addresses) {
                 ++e.addresses;
                 add(a);
               }
               break;
-            case snapshot::EntryOutcome::kNoAddresses:
+            case ldif::EntryOutcome::kNoAddresses:
               ++e.no_addresses;
               break;
-            case snapshot::EntryOutcome::kWrongObjectClass:
+            case ldif::EntryOutcome::kWrongObjectClass:
               ++e.wrong_object_class;
               break;
-            case snapshot::EntryOutcome::kDisabledAccount:
+            case ldif::EntryOutcome::kDisabledAccount:
               ++e.disabled;
               break;
           }
@@ -732,8 +731,8 @@ int Build(const std::vector<char*>& args) {
     // address; reserving for a bit more avoids rehashing while adding.
     builder->Reserve(static_cast<size_t>(total_bytes / 384));
     for (const std::string& file : plan.ldif_files) {
-      absl::StatusOr<snapshot::LdifLoadStats> s =
-          snapshot::LoadLdifFile(file, plan.mapping, add);
+      absl::StatusOr<ldif::LdifLoadStats> s =
+          ldif::LoadLdifFile(file, plan.mapping, add);
       if (!s.ok()) {
         return Fail(kCmd,
                     absl::StrCat(s.status().message(), "; nothing written"));
@@ -801,7 +800,7 @@ int Build(const std::vector<char*>& args) {
                    built.domains()[i].name.c_str());
     }
   }
-  const snapshot::LdifLoadStats& e = counts.entries;
+  const ldif::LdifLoadStats& e = counts.entries;
   const uint64_t rate =
       seconds > 0
           ? static_cast<uint64_t>(static_cast<double>(e.records) / seconds)

@@ -33,8 +33,8 @@
 namespace rcptguard::ldap {
 namespace {
 
-using snapshot::LdifAttribute;
-using snapshot::LdifRecord;
+using ldif::LdifAttribute;
+using ldif::LdifRecord;
 
 // A password file bigger than this is the wrong file, not a password.
 constexpr size_t kMaxPasswordFileBytes = 4096;
@@ -658,12 +658,12 @@ class Exporter {
       if (!values) continue;  // no values (e.g. a type-only answer)
       for (berval** v = values.get(); *v != nullptr; ++v) {
         bytes += (*v)->bv_len;
-        if (record.attributes.size() >= snapshot::kMaxLdifRecordValues ||
-            bytes > snapshot::kMaxLdifRecordBytes) {
+        if (record.attributes.size() >= ldif::kMaxLdifRecordValues ||
+            bytes > ldif::kMaxLdifRecordBytes) {
           return absl::ResourceExhaustedError(
               absl::StrCat(where, ": entry \"", record.dn, "\" has over ",
-                           snapshot::kMaxLdifRecordValues, " values or ",
-                           snapshot::kMaxLdifRecordBytes, " bytes of values"));
+                           ldif::kMaxLdifRecordValues, " values or ",
+                           ldif::kMaxLdifRecordBytes, " bytes of values"));
         }
         record.attributes.push_back(LdifAttribute{
             name, options, std::string((*v)->bv_val, (*v)->bv_len)});
@@ -809,13 +809,13 @@ void AddUnique(std::vector<std::string>* list, const std::string& name) {
 
 absl::StatusOr<LdapExportStats> ExportLdap(
     const LdapExportOptions& options,
-    absl::FunctionRef<void(const snapshot::LdifRecord&)> sink) {
+    absl::FunctionRef<void(const ldif::LdifRecord&)> sink) {
   ScopedSigpipeBlock no_sigpipe;
   Exporter exporter(options, sink);
   return exporter.Run();
 }
 
-std::string DefaultFilter(const snapshot::AttributeMapping& mapping) {
+std::string DefaultFilter(const ldif::AttributeMapping& mapping) {
   std::vector<std::string> parts;
   if (!mapping.object_classes.empty()) {
     std::vector<std::string> classes;
@@ -842,7 +842,7 @@ std::string DefaultFilter(const snapshot::AttributeMapping& mapping) {
 }
 
 std::vector<std::string> RequestedAttributes(
-    const snapshot::AttributeMapping& mapping) {
+    const ldif::AttributeMapping& mapping) {
   std::vector<std::string> attributes;
   for (const std::string& a : mapping.address_attributes)
     AddUnique(&attributes, a);

@@ -1,7 +1,7 @@
 // Live LDAP export: reads recipient entries from Active Directory or
 // OpenLDAP with paged searches (RFC 2696) through libldap, and hands each
-// entry to a sink as a snapshot::LdifRecord, the same shape the LDIF reader
-// produces, so snapshot::MapEntry applies to both.
+// entry to a sink as an ldif::LdifRecord, the same shape the LDIF reader
+// produces, so ldif::MapEntry applies to both.
 //
 // Contract:
 //   * ExportLdap connects to one server (`uri`), optionally upgrades with
@@ -83,8 +83,8 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "server/snapshot/ldif.h"
-#include "server/snapshot/mapping.h"
+#include "server/ldif/ldif.h"
+#include "server/ldif/mapping.h"
 
 namespace rcptguard::ldap {
 
@@ -139,7 +139,7 @@ struct LdapExportStats {
 // for some entries; the caller must discard them.
 absl::StatusOr<LdapExportStats> ExportLdap(
     const LdapExportOptions& options,
-    absl::FunctionRef<void(const snapshot::LdifRecord&)> sink);
+    absl::FunctionRef<void(const ldif::LdifRecord&)> sink);
 
 // The filter that selects the entries `mapping` can take addresses from:
 // one of its object classes (when it lists any) AND one of its address or
@@ -151,14 +151,14 @@ absl::StatusOr<LdapExportStats> ExportLdap(
 //       (objectClass=msExchDynamicDistributionList)(objectClass=publicFolder))
 //     (|(mail=*)(proxyAddresses=*))(!(objectClass=computer)))
 // (on one line). Values are escaped per RFC 4515.
-std::string DefaultFilter(const snapshot::AttributeMapping& mapping);
+std::string DefaultFilter(const ldif::AttributeMapping& mapping);
 
 // The attributes MapEntry needs: the address and proxy attributes,
 // objectClass, and with the Active Directory account rules also
 // userAccountControl and msExchRecipientTypeDetails. No duplicates
 // (case-insensitive), in that order.
 std::vector<std::string> RequestedAttributes(
-    const snapshot::AttributeMapping& mapping);
+    const ldif::AttributeMapping& mapping);
 
 }  // namespace rcptguard::ldap
 

@@ -9,15 +9,15 @@
 #include "absl/time/clock.h"
 #include "common/file.h"
 #include "common/status_macros.h"
-#include "server/snapshot/mapping.h"
+#include "server/ldif/mapping.h"
 #include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::service {
 namespace {
 
-absl::StatusOr<snapshot::AttributeMapping> MappingFromConfig(
+absl::StatusOr<ldif::AttributeMapping> MappingFromConfig(
     const v1::DirectorySource& source) {
-  snapshot::AttributeMapping mapping;
+  ldif::AttributeMapping mapping;
   if (source.has_mapping()) {
     const v1::AttributeMapping& m = source.mapping();
     mapping.address_attributes.assign(m.address_attributes().begin(),
@@ -29,9 +29,9 @@ absl::StatusOr<snapshot::AttributeMapping> MappingFromConfig(
     mapping.active_directory_account_rules =
         m.active_directory_account_rules();
   } else {
-    RG_ASSIGN_OR_RETURN(snapshot::Preset preset,
-                        snapshot::ParsePreset(source.preset()));
-    mapping = snapshot::AttributeMapping::ForPreset(preset);
+    RG_ASSIGN_OR_RETURN(ldif::Preset preset,
+                        ldif::ParsePreset(source.preset()));
+    mapping = ldif::AttributeMapping::ForPreset(preset);
   }
   mapping.include_disabled_accounts = source.include_disabled_accounts();
   RG_RETURN_IF_ERROR(mapping.Validate());
@@ -91,7 +91,7 @@ std::vector<directory::DomainPolicy> DomainPolicies(
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
     const v1::ServerConfig& config, const directory::SipKey& key) {
   const absl::Time start = absl::Now();
-  RG_ASSIGN_OR_RETURN(snapshot::AttributeMapping mapping,
+  RG_ASSIGN_OR_RETURN(ldif::AttributeMapping mapping,
                       MappingFromConfig(config.directory()));
   RG_ASSIGN_OR_RETURN(
       directory::DirectoryBuilder builder,
@@ -120,8 +120,8 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
           break;
       }
     };
-    RG_ASSIGN_OR_RETURN(snapshot::LdifLoadStats file_stats,
-                        snapshot::LoadLdifFile(file, mapping, sink));
+    RG_ASSIGN_OR_RETURN(ldif::LdifLoadStats file_stats,
+                        ldif::LoadLdifFile(file, mapping, sink));
     stats.set_records(stats.records() + file_stats.records);
     stats.set_included_entries(stats.included_entries() + file_stats.included);
     stats.set_disabled_entries(stats.disabled_entries() + file_stats.disabled);

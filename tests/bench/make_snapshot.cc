@@ -14,22 +14,13 @@
 
 #include "absl/strings/numbers.h"
 #include "server/directory/directory.h"
-#include "server/directory/fingerprint_set.h"
 #include "server/snapshot/snapshot_file.h"
+#include "tests/testutil/snapshot_files.h"
 
 namespace {
 
-using rcptguard::directory::DirectoryBuilder;
 using rcptguard::directory::DomainPolicy;
-using rcptguard::directory::FingerprintSet;
 using rcptguard::directory::SipKey;
-
-uint64_t SplitMix64(uint64_t i) {
-  uint64_t z = i + 0x9e3779b97f4a7c15ULL;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
 
 int Fail(const std::string& what) {
   std::fprintf(stderr, "make_snapshot: %s\n", what.c_str());
@@ -52,19 +43,13 @@ int main(int argc, char** argv) {
     }
     if (!out) return Fail(std::string("cannot write ") + argv[3]);
   }
-  std::vector<uint64_t> fps(n);
-  for (uint64_t i = 0; i < n; ++i) fps[i] = SplitMix64(i);
-  FingerprintSet set = FingerprintSet::Build(std::move(fps));
   DomainPolicy com;
   com.name = "example.com";
   DomainPolicy org;
   org.name = "example.org";
-  auto builder = DirectoryBuilder::Create(key, {com, org});
-  if (!builder.ok()) return Fail(std::string(builder.status().message()));
-  const uint64_t size = set.size();
-  auto dir = std::move(*builder).BuildWithFingerprints(
-      std::move(set), {size - size / 4, size / 4}, {});
+  auto dir = rcptguard::testing::SyntheticDirectory(key, {com, org}, n);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  const uint64_t size = (*dir)->address_count();
   rcptguard::snapshot::SnapshotMetadata meta;
   meta.source = "make_snapshot";
   meta.version = "synthetic-" + std::to_string(n);

@@ -39,12 +39,12 @@
 #include "server/directory/fingerprint_set.h"
 #include "server/directory/siphash.h"
 #include "server/snapshot/snapshot_file.h"
+#include "tests/testutil/snapshot_files.h"
 
 namespace rcptguard::snapshot {
 namespace {
 
 using directory::Directory;
-using directory::DirectoryBuilder;
 using directory::DomainPolicy;
 using directory::FingerprintSet;
 
@@ -52,12 +52,7 @@ constexpr directory::SipKey kKey{0x5eed5eed5eed5eedULL, 0x0123456789abcdefULL};
 constexpr size_t kQueries = size_t{1} << 20;
 
 // Member i of the synthetic directory (i < N); i >= N are non-members.
-uint64_t Fingerprint(uint64_t i) {
-  uint64_t z = i + 0x9e3779b97f4a7c15ULL;  // SplitMix64
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
+uint64_t Fingerprint(uint64_t i) { return testing::SyntheticFingerprint(i); }
 
 std::vector<DomainPolicy> Domains() {
   DomainPolicy a;
@@ -107,15 +102,10 @@ Fixture& GetFixture(size_t n) {
   auto f = std::make_unique<Fixture>();
   f->n = n;
   absl::Time start = absl::Now();
-  std::vector<uint64_t> fps(n);
-  for (size_t i = 0; i < n; ++i) fps[i] = Fingerprint(i);
-  FingerprintSet set = FingerprintSet::Build(std::move(fps));
-  absl::StatusOr<DirectoryBuilder> builder =
-      DirectoryBuilder::Create(kKey, Domains());
-  if (!builder.ok()) std::abort();
-  const uint64_t size = set.size();
-  f->built = *std::move(*builder).BuildWithFingerprints(
-      std::move(set), {size - size / 4, size / 4}, {});
+  absl::StatusOr<std::shared_ptr<const Directory>> built =
+      testing::SyntheticDirectory(kKey, Domains(), n);
+  if (!built.ok()) std::abort();
+  f->built = *std::move(built);
   Note(absl::StrCat("built ", n, " fingerprints"), start);
   f->path = absl::StrCat(Dir(), "/snapshot_bench.", ::getpid(), ".rgs");
   start = absl::Now();

@@ -20,6 +20,7 @@
 #include "server/directory/directory.h"
 #include "server/snapshot/snapshot_file.h"
 #include "tests/e2e/server_process.h"
+#include "tests/testutil/snapshot_files.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard {
@@ -28,6 +29,7 @@ namespace {
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::WriteFile;
+using ::rcptguard::testing::WriteSnapshotFile;
 
 constexpr char kKeyHex[] = "8f0e1d2c3b4a59687766554433221100";
 constexpr int kUsers = 20000;
@@ -48,20 +50,15 @@ void WriteSnapshot(const std::string& path, const std::string& version,
                    bool a) {
   std::vector<directory::DomainPolicy> domains(1);
   domains[0].name = "example.com";
-  auto builder = directory::DirectoryBuilder::Create(Key(), domains);
-  ASSERT_TRUE(builder.ok());
+  std::vector<std::string> addresses;
   for (int i = 0; i < kUsers; ++i) {
-    builder->AddAddress(absl::StrCat(a ? "a" : "b", i, "@example.com"));
-    builder->AddAddress(absl::StrCat("common", i, "@example.com"));
+    addresses.push_back(absl::StrCat(a ? "a" : "b", i, "@example.com"));
+    addresses.push_back(absl::StrCat("common", i, "@example.com"));
   }
-  directory::DirectoryInfo info;
-  info.version = version;
-  auto dir = std::move(*builder).Build(info);
-  ASSERT_TRUE(dir.ok());
   snapshot::SnapshotMetadata meta;
   meta.version = version;
   meta.source = "reload-test";
-  ASSERT_TRUE(snapshot::WriteSnapshot(**dir, meta, path).ok());
+  ASSERT_TRUE(WriteSnapshotFile(path, Key(), domains, addresses, meta).ok());
 }
 
 TEST(ReloadE2eTest, TwentySwapsUnderLoadLoseNothing) {

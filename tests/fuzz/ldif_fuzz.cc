@@ -4,8 +4,8 @@
 //
 // Built by tests/fuzz/CMakeLists.txt with -DRG_FUZZ=ON, or by hand (from
 // the repository root):
-//   SRCS="tests/fuzz/ldif_fuzz.cc server/snapshot/ldif.cc
-//         server/snapshot/mapping.cc"
+//   SRCS="tests/fuzz/ldif_fuzz.cc server/ldif/ldif.cc
+//         server/ldif/mapping.cc common/file.cc"
 //   LIBS="absl_status absl_statusor absl_strings absl_raw_hash_set absl_hash"
 //   clang++-14 -std=c++20 -g -O1 -fsanitize=fuzzer,address -I. $SRCS
 //       $(pkg-config --libs $LIBS) -o ldif_fuzz    # one line
@@ -19,8 +19,8 @@
 #include <string_view>
 
 #include "absl/strings/match.h"
-#include "server/snapshot/ldif.h"
-#include "server/snapshot/mapping.h"
+#include "server/ldif/ldif.h"
+#include "server/ldif/mapping.h"
 
 namespace {
 
@@ -31,7 +31,7 @@ void Check(bool ok) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  using namespace rcptguard::snapshot;
+  using namespace rcptguard::ldif;
   const std::string text(reinterpret_cast<const char*>(data), size);
 
   // The reader alone: check its promises on every record.

@@ -2,6 +2,7 @@
 
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -28,6 +29,7 @@ class Writer {
   // Records the verdict a served address must get. `included` addresses in a
   // served domain are valid; the others in a served domain are unknown.
   void Address(const std::string& address, bool included) {
+    (included ? d_->mapped : d_->not_mapped).insert(address);
     const std::string lower = absl::AsciiStrToLower(address);
     const std::string domain = lower.substr(lower.find('@') + 1);
     std::string target;
@@ -99,11 +101,14 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
         {"mail", primary},
         {"proxyAddresses", absl::StrCat("SMTP:", primary)},
         {"proxyAddresses", absl::StrCat("smtp:", alias)},
-        {"proxyAddresses", absl::StrCat("smtp:", alias_domain)},
-        {"proxyAddresses", absl::StrCat("smtp:", external)},
-        {"proxyAddresses",
-         absl::StrCat("X500:/o=Example/ou=Exchange/cn=Recipients/cn=user", n)},
     };
+    if (options.alias_domain_addresses) {
+      a.push_back({"proxyAddresses", absl::StrCat("smtp:", alias_domain)});
+    }
+    const std::string x500 =
+        absl::StrCat("/o=Example/ou=Exchange/cn=Recipients/cn=user", n);
+    a.push_back({"proxyAddresses", absl::StrCat("smtp:", external)});
+    a.push_back({"proxyAddresses", absl::StrCat("X500:", x500)});
     // All values of one attribute together: slapadd -q would store a second
     // run as a second attribute, which no real server sends.
     if (has_org) a.push_back({"proxyAddresses", absl::StrCat("smtp:", org)});
@@ -118,11 +123,13 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
     } else {
       ++d.included_entries;
     }
-    for (const std::string& s : {primary, alias, alias_domain, external}) {
-      w.Address(s, !disabled);
-    }
+    std::vector<std::string> addresses = {primary, alias};
+    if (options.alias_domain_addresses) addresses.push_back(alias_domain);
+    addresses.push_back(external);
+    for (const std::string& s : addresses) w.Address(s, !disabled);
     if (has_org) w.Address(org, !disabled);
     w.Address(upn, false);
+    d.not_mapped.insert(x500);
   }
 
   // Shared (4), room (16), equipment (32) and linked (2) mailboxes sit on
@@ -130,7 +137,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
   const std::pair<const char*, int> kinds[] = {
       {"shared", 4}, {"room", 16}, {"equipment", 32}, {"linked", 2}};
   for (const auto& [kind, type] : kinds) {
-    for (int i = 0; i < 25; ++i) {
+    for (int i = 0; i < options.resources_per_kind; ++i) {
       const std::string cn = absl::StrCat(kind, i);
       const std::string mail = absl::StrCat(cn, "@example.com");
       w.Entry(absl::StrCat("cn=", cn, ",ou=Resources,", suffix),
@@ -151,7 +158,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
 
   // Mail users (128): an internal address forwarding to an external
   // targetAddress, which must never become an address.
-  for (int i = 0; i < 50; ++i) {
+  for (int i = 0; i < options.mail_users; ++i) {
     const std::string cn = absl::StrCat("mailuser", i);
     const std::string mail = absl::StrCat(cn, "@example.com");
     const std::string target = absl::StrCat(cn, "@cloud.example.net");
@@ -172,7 +179,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
   // Mail contacts (64) with an address in our domain forwarding outside, and
   // external contacts whose only address is outside (included by the
   // mapping, skipped by the builder as not served).
-  for (int i = 0; i < 100; ++i) {
+  for (int i = 0; i < options.mail_contacts; ++i) {
     const std::string cn = absl::StrCat("contact", i);
     const std::string mail = absl::StrCat(cn, "@example.com");
     const std::string target =
@@ -189,7 +196,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
     w.Address(mail, true);
     w.Address(target, false);
   }
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < options.external_contacts; ++i) {
     const std::string cn = absl::StrCat("external", i);
     const std::string mail = absl::StrCat(cn, "@partner.example.net");
     w.Entry(absl::StrCat("cn=", cn, ",ou=Contacts,", suffix),
@@ -204,7 +211,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
   }
 
   // Distribution groups, dynamic groups, public folders.
-  for (int i = 0; i < 60; ++i) {
+  for (int i = 0; i < options.groups; ++i) {
     const std::string cn = absl::StrCat("group", i);
     const std::string mail = absl::StrCat(cn, "@example.com");
     const std::string list = absl::StrCat(cn, "-list@example.org");
@@ -219,7 +226,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
     w.Address(mail, true);
     w.Address(list, true);
   }
-  for (int i = 0; i < 10; ++i) {
+  for (int i = 0; i < options.dynamic_groups; ++i) {
     const std::string cn = absl::StrCat("dyn", i);
     const std::string mail = absl::StrCat(cn, "@example.com");
     w.Entry(absl::StrCat("cn=", cn, ",ou=Groups,", suffix),
@@ -230,7 +237,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
     ++d.included_entries;
     w.Address(mail, true);
   }
-  for (int i = 0; i < 5; ++i) {
+  for (int i = 0; i < options.public_folders; ++i) {
     const std::string cn = absl::StrCat("pf", i);
     const std::string mail = absl::StrCat(cn, "@example.com");
     w.Entry(absl::StrCat("cn=", cn, ",ou=Groups,", suffix),
@@ -247,7 +254,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
 
   // Computers are users too in AD; even with a mail value they are never
   // recipients (and the filter does not select them).
-  for (int i = 0; i < 20; ++i) {
+  for (int i = 0; i < options.computers; ++i) {
     const std::string cn = absl::StrCat("ws", i);
     const std::string mail = absl::StrCat(cn, "@example.com");
     w.Entry(absl::StrCat("cn=", cn, ",ou=Computers,", suffix),
@@ -260,7 +267,7 @@ AdDirectory MakeAdDirectory(const AdDirectoryOptions& options) {
     w.Address(mail, false);
   }
   // Users that are not mail-enabled: a logon name in our domain only.
-  for (int i = 0; i < 40; ++i) {
+  for (int i = 0; i < options.users_without_mail; ++i) {
     const std::string cn = absl::StrCat("nomail", i);
     const std::string upn = absl::StrCat(cn, "@example.com");
     w.Entry(absl::StrCat("cn=", cn, ",ou=People,", suffix),

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,19 @@ struct AdDirectoryOptions {
   // userPassword of kAdServiceDn (an ordinary entry: size limits apply to it,
   // unlike the rootdn).
   std::string service_password = "Svc-Pa55-for-snapshot-tests";
+  // Whether every mailbox user also has an address in the alias domain
+  // mail.example.com.
+  bool alias_domain_addresses = true;
+  // How many entries of each other kind.
+  int resources_per_kind = 25;  // shared, room, equipment, linked mailboxes
+  int mail_users = 50;
+  int mail_contacts = 100;
+  int external_contacts = 20;
+  int groups = 60;
+  int dynamic_groups = 10;
+  int public_folders = 5;
+  int computers = 20;
+  int users_without_mail = 40;
 };
 
 struct AdDirectory {
@@ -53,6 +67,11 @@ struct AdDirectory {
   // for example.com), as a snapshot's domain table must show them with the
   // domains example.com (alias mail.example.com) and example.org.
   std::map<std::string, uint64_t> domain_counts;
+
+  // What the AD preset's mapping (MapEntry) must make of the entries,
+  // whatever the domain, each value as written in the LDIF:
+  std::set<std::string> mapped;      // every address it includes
+  std::set<std::string> not_mapped;  // values that must never be an address
 
   uint64_t entries = 0;           // LDIF records (OUs, suffix and all)
   uint64_t matching_entries = 0;  // entries the AD preset's filter selects

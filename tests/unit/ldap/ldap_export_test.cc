@@ -23,20 +23,24 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "server/snapshot/ldif.h"
-#include "server/snapshot/mapping.h"
+#include "server/ldif/ldif.h"
+#include "server/ldif/mapping.h"
+#include "tests/testutil/ad_entries.h"
 #include "tests/testutil/slapd.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard::ldap {
 namespace {
 
-using ::rcptguard::snapshot::AttributeMapping;
-using ::rcptguard::snapshot::EntryOutcome;
-using ::rcptguard::snapshot::LdifRecord;
-using ::rcptguard::snapshot::MapEntry;
-using ::rcptguard::snapshot::MappedEntry;
-using ::rcptguard::snapshot::Preset;
+using ::rcptguard::ldif::AttributeMapping;
+using ::rcptguard::ldif::EntryOutcome;
+using ::rcptguard::ldif::LdifRecord;
+using ::rcptguard::ldif::MapEntry;
+using ::rcptguard::ldif::MappedEntry;
+using ::rcptguard::ldif::Preset;
+using ::rcptguard::testing::AdDirectory;
+using ::rcptguard::testing::AdDirectoryOptions;
+using ::rcptguard::testing::MakeAdDirectory;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::SlapdOptions;
 using ::rcptguard::testing::SlapdServer;
@@ -45,8 +49,8 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-constexpr char kSuffix[] = "dc=example,dc=com";
-constexpr char kServiceDn[] = "cn=svc-rcptguard,ou=Service,dc=example,dc=com";
+constexpr const char* kSuffix = ::rcptguard::testing::kAdSuffix;
+constexpr const char* kServiceDn = ::rcptguard::testing::kAdServiceDn;
 // Distinctive, so a leak into an error message or log is easy to spot.
 constexpr char kServicePassword[] = "Svc-Pa55-never-in-messages-7f3a";
 constexpr char kWrongPassword[] = "Wrong-Pa55-never-in-messages-91c2";
@@ -57,216 +61,24 @@ constexpr char kAdLikeLimits[] =
 
 // --- generated AD-shaped directory ----------------------------------------
 
-struct Fixture {
-  std::string ldif;
-  std::set<std::string> expected;   // every address MapEntry must include
-  std::set<std::string> forbidden;  // values that must never be an address
-  uint64_t matching_entries = 0;    // entries DefaultFilter(AD) selects
-  uint64_t disabled_entries = 0;    // of those, excluded as disabled
-};
-
-class LdifWriter {
- public:
-  explicit LdifWriter(Fixture* f) : f_(f) {}
-  void Entry(
-      const std::string& dn,
-      const std::vector<std::pair<std::string, std::string>>& attributes) {
-    absl::StrAppend(&f_->ldif, "dn: ", dn, "\n");
-    for (const auto& [name, value] : attributes)
-      absl::StrAppend(&f_->ldif, name, ": ", value, "\n");
-    f_->ldif += "\n";
-  }
-
- private:
-  Fixture* f_;
-};
-
-// `users` ordinary mailbox users plus a fixed mix of every other kind.
-Fixture MakeAdFixture(int users) {
-  Fixture f;
-  f.ldif = "version: 1\n\n";
-  LdifWriter w(&f);
-  w.Entry(kSuffix, {{"objectClass", "domain"}, {"dc", "example"}});
-  for (const char* ou :
-       {"People", "Contacts", "Groups", "Resources", "Computers", "Service"}) {
-    w.Entry(absl::StrCat("ou=", ou, ",", kSuffix),
-            {{"objectClass", "organizationalUnit"}, {"ou", ou}});
-  }
-  // The account the export binds as: a user without mail (not exported).
-  w.Entry(kServiceDn,
-          {{"objectClass", "user"},
-           {"cn", "svc-rcptguard"},
-           {"userPassword", kServicePassword},
-           {"userAccountControl", "66048"},
-           {"userPrincipalName", "svc-rcptguard@upn.example.local"}});
-  f.forbidden.insert("svc-rcptguard@upn.example.local");
-
-  for (int i = 0; i < users; ++i) {
-    const std::string n = absl::StrCat(i);
-    const std::string primary = absl::StrCat("User", n, "@Example.com");
-    const std::string alias = absl::StrCat("first.last", n, "@example.com");
-    const std::string other_domain =
-        absl::StrCat("user", n, "@corp.example.net");
-    const std::string upn = absl::StrCat("user", n, "@upn.example.local");
-    const bool disabled = i % 10 == 3;
-    const bool hidden =
-        i % 10 == 5;  // hidden from address lists: still a recipient
-    std::vector<std::pair<std::string, std::string>> a = {
-        {"objectClass", "top"},
-        {"objectClass", "user"},
-        {"cn", absl::StrCat("user", n)},
-        {"sAMAccountName", absl::StrCat("user", n)},
-        {"mail", primary},
-        {"proxyAddresses", absl::StrCat("SMTP:", primary)},
-        {"proxyAddresses", absl::StrCat("smtp:", alias)},
-        {"proxyAddresses", absl::StrCat("smtp:", other_domain)},
-        {"proxyAddresses",
-         absl::StrCat("X500:/o=Example/ou=Exchange/cn=Recipients/cn=user", n)},
-        {"userPrincipalName", upn},
-        {"userAccountControl", disabled ? "514" : "512"},
-        {"msExchRecipientTypeDetails", "1"},
-    };
-    if (hidden) a.push_back({"msExchHideFromAddressLists", "TRUE"});
-    w.Entry(absl::StrCat("cn=user", n, ",ou=People,", kSuffix), a);
-    ++f.matching_entries;
-    f.forbidden.insert(upn);
-    f.forbidden.insert(
-        absl::StrCat("/o=Example/ou=Exchange/cn=Recipients/cn=user", n));
-    if (disabled) {
-      ++f.disabled_entries;
-      for (const std::string& s : {primary, alias, other_domain})
-        f.forbidden.insert(s);
-    } else {
-      for (const std::string& s : {primary, alias, other_domain})
-        f.expected.insert(s);
-    }
-  }
-
-  // Shared (4), room (16), equipment (32) and linked (2) mailboxes sit on
-  // disabled accounts by design and receive mail.
-  const std::pair<const char*, int> kinds[] = {
-      {"shared", 4}, {"room", 16}, {"equipment", 32}, {"linked", 2}};
-  for (const auto& [kind, type] : kinds) {
-    for (int i = 0; i < 60; ++i) {
-      const std::string cn = absl::StrCat(kind, i);
-      const std::string mail = absl::StrCat(cn, "@example.com");
-      w.Entry(absl::StrCat("cn=", cn, ",ou=Resources,", kSuffix),
-              {{"objectClass", "user"},
-               {"cn", cn},
-               {"mail", mail},
-               {"proxyAddresses", absl::StrCat("SMTP:", mail)},
-               {"userPrincipalName", absl::StrCat(cn, "@upn.example.local")},
-               {"userAccountControl", "514"},
-               {"msExchRecipientTypeDetails", absl::StrCat(type)}});
-      ++f.matching_entries;
-      f.expected.insert(mail);
-      f.forbidden.insert(absl::StrCat(cn, "@upn.example.local"));
-    }
-  }
-
-  // Mail users (128): an internal address, forwarding to an external
-  // targetAddress that must never become an address.
-  for (int i = 0; i < 100; ++i) {
-    const std::string cn = absl::StrCat("mailuser", i);
-    const std::string mail = absl::StrCat(cn, "@example.com");
-    const std::string target = absl::StrCat(cn, "@cloud.example.org");
-    w.Entry(absl::StrCat("cn=", cn, ",ou=People,", kSuffix),
-            {{"objectClass", "user"},
-             {"cn", cn},
-             {"mail", mail},
-             {"proxyAddresses", absl::StrCat("SMTP:", mail)},
-             {"targetAddress", absl::StrCat("SMTP:", target)},
-             {"userAccountControl", "512"},
-             {"msExchRecipientTypeDetails", "128"}});
-    ++f.matching_entries;
-    f.expected.insert(mail);
-    f.forbidden.insert(target);
-  }
-
-  // Mail contacts (64): an alias in our domain, forwarding to an external
-  // targetAddress.
-  for (int i = 0; i < 200; ++i) {
-    const std::string cn = absl::StrCat("contact", i);
-    const std::string alias = absl::StrCat(cn, "@example.com");
-    const std::string target =
-        absl::StrCat("partner", i, "@partner.example.org");
-    w.Entry(absl::StrCat("cn=", cn, ",ou=Contacts,", kSuffix),
-            {{"objectClass", "contact"},
-             {"cn", cn},
-             {"mail", alias},
-             {"proxyAddresses", absl::StrCat("SMTP:", alias)},
-             {"targetAddress", absl::StrCat("SMTP:", target)},
-             {"msExchRecipientTypeDetails", "64"}});
-    ++f.matching_entries;
-    f.expected.insert(alias);
-    f.forbidden.insert(target);
-  }
-
-  // Distribution groups, dynamic groups, public folders.
-  for (int i = 0; i < 150; ++i) {
-    const std::string cn = absl::StrCat("group", i);
-    const std::string mail = absl::StrCat(cn, "@example.com");
-    w.Entry(
-        absl::StrCat("cn=", cn, ",ou=Groups,", kSuffix),
-        {{"objectClass", "group"},
-         {"cn", cn},
-         {"mail", mail},
-         {"proxyAddresses", absl::StrCat("SMTP:", mail)},
-         {"proxyAddresses", absl::StrCat("smtp:", cn, "-list@example.com")}});
-    ++f.matching_entries;
-    f.expected.insert(mail);
-    f.expected.insert(absl::StrCat(cn, "-list@example.com"));
-  }
-  for (int i = 0; i < 20; ++i) {
-    const std::string cn = absl::StrCat("dyn", i);
-    const std::string mail = absl::StrCat(cn, "@example.com");
-    w.Entry(absl::StrCat("cn=", cn, ",ou=Groups,", kSuffix),
-            {{"objectClass", "msExchDynamicDistributionList"},
-             {"cn", cn},
-             {"mail", mail}});
-    ++f.matching_entries;
-    f.expected.insert(mail);
-  }
-  for (int i = 0; i < 10; ++i) {
-    const std::string cn = absl::StrCat("pf", i);
-    const std::string mail = absl::StrCat(cn, "@example.com");
-    w.Entry(absl::StrCat("cn=", cn, ",ou=Groups,", kSuffix),
-            {{"objectClass", "publicFolder"},
-             {"cn", cn},
-             {"proxyAddresses", absl::StrCat("SMTP:", mail)}});
-    ++f.matching_entries;
-    f.expected.insert(mail);
-  }
-  // A security group without mail: not a recipient, not selected.
-  w.Entry(absl::StrCat("cn=sec-admins,ou=Groups,", kSuffix),
-          {{"objectClass", "group"}, {"cn", "sec-admins"}});
-
-  // Computers are users too in AD; even with a mail value they are never
-  // recipients.
-  for (int i = 0; i < 50; ++i) {
-    const std::string cn = absl::StrCat("ws", i);
-    const std::string mail = absl::StrCat(cn, "@example.com");
-    w.Entry(absl::StrCat("cn=", cn, ",ou=Computers,", kSuffix),
-            {{"objectClass", "user"},
-             {"objectClass", "computer"},
-             {"cn", cn},
-             {"mail", mail},
-             {"proxyAddresses", absl::StrCat("SMTP:", mail)},
-             {"userAccountControl", "4096"}});
-    f.forbidden.insert(mail);
-  }
-  // Users that are not mail-enabled: a logon name only.
-  for (int i = 0; i < 100; ++i) {
-    const std::string cn = absl::StrCat("nomail", i);
-    const std::string upn = absl::StrCat(cn, "@example.com");
-    w.Entry(absl::StrCat("cn=", cn, ",ou=People,", kSuffix),
-            {{"objectClass", "user"},
-             {"cn", cn},
-             {"userPrincipalName", upn},
-             {"userAccountControl", "512"}});
-    f.forbidden.insert(upn);
-  }
-  return f;
+// `users` ordinary mailbox users plus a fixed mix of every other kind
+// (tests/testutil/ad_entries.h), the service account's password being
+// kServicePassword.
+AdDirectory MakeAdFixture(int users) {
+  AdDirectoryOptions options;
+  options.users = users;
+  options.service_password = kServicePassword;
+  options.alias_domain_addresses = false;
+  options.resources_per_kind = 60;
+  options.mail_users = 100;
+  options.mail_contacts = 180;
+  options.external_contacts = 20;
+  options.groups = 150;
+  options.dynamic_groups = 20;
+  options.public_folders = 10;
+  options.computers = 50;
+  options.users_without_mail = 100;
+  return MakeAdDirectory(options);
 }
 
 // --- helpers --------------------------------------------------------------
@@ -323,7 +135,7 @@ std::string Message(const absl::Status& s) { return std::string(s.message()); }
 class AdExportTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    fixture_ = new Fixture(MakeAdFixture(2400));
+    fixture_ = new AdDirectory(MakeAdFixture(2400));
     SlapdOptions options;
     options.size_limit = kAdLikeLimits;
     absl::StatusOr<std::unique_ptr<SlapdServer>> slapd =
@@ -350,14 +162,14 @@ class AdExportTest : public ::testing::Test {
     ASSERT_NE(slapd_, nullptr);
   }
 
-  static Fixture* fixture_;
+  static AdDirectory* fixture_;
   static SlapdServer* slapd_;
   static const std::string& password_file() { return password_->path(); }
 
   static PasswordFile* password_;
   static std::string* setup_error_;
 };
-Fixture* AdExportTest::fixture_ = nullptr;
+AdDirectory* AdExportTest::fixture_ = nullptr;
 SlapdServer* AdExportTest::slapd_ = nullptr;
 PasswordFile* AdExportTest::password_ = nullptr;
 std::string* AdExportTest::setup_error_ = nullptr;
@@ -390,10 +202,10 @@ TEST_F(AdExportTest, PagedExportYieldsExactlyTheRecipientAddresses) {
   EXPECT_EQ(disabled, fixture_->disabled_entries);
   EXPECT_TRUE(names_lower_case);
 
-  EXPECT_EQ(included.size(), fixture_->expected.size());
-  for (const std::string& a : fixture_->expected)
+  EXPECT_EQ(included.size(), fixture_->mapped.size());
+  for (const std::string& a : fixture_->mapped)
     EXPECT_TRUE(included.count(a)) << "missing " << a;
-  for (const std::string& a : fixture_->forbidden)
+  for (const std::string& a : fixture_->not_mapped)
     EXPECT_FALSE(included.count(a)) << "must not be included: " << a;
 }
 

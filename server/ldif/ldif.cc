@@ -1,4 +1,4 @@
-#include "server/snapshot/ldif.h"
+#include "server/ldif/ldif.h"
 
 #include <array>
 #include <cstdint>
@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
 
-namespace rcptguard::snapshot {
+namespace rcptguard::ldif {
 namespace {
 
 constexpr size_t kReadChunkBytes = 64 * 1024;
@@ -407,4 +407,4 @@ absl::StatusOr<std::optional<LdifRecord>> LdifReader::Next() {
   return std::optional<LdifRecord>(std::move(record));
 }
 
-}  // namespace rcptguard::snapshot
+}  // namespace rcptguard::ldif

@@ -1,4 +1,4 @@
-#include "server/snapshot/mapping.h"
+#include "server/ldif/mapping.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,7 +18,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace rcptguard::snapshot {
+namespace rcptguard::ldif {
 namespace {
 
 using ::testing::ElementsAre;
@@ -639,4 +639,4 @@ TEST(SampleLdifTest, MatchesGeneratorExpectations) {
 }
 
 }  // namespace
-}  // namespace rcptguard::snapshot
+}  // namespace rcptguard::ldif

@@ -32,8 +32,8 @@
 //       LdifLoadStats stats,
 //       LoadLdifFile(path, mapping,
 //                    [&](std::string_view a) { builder.Add(a); }));
-#ifndef RCPTGUARD_SERVER_SNAPSHOT_MAPPING_H_
-#define RCPTGUARD_SERVER_SNAPSHOT_MAPPING_H_
+#ifndef RCPTGUARD_SERVER_LDIF_MAPPING_H_
+#define RCPTGUARD_SERVER_LDIF_MAPPING_H_
 
 #include <cstdint>
 #include <istream>
@@ -44,9 +44,9 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "server/snapshot/ldif.h"
+#include "server/ldif/ldif.h"
 
-namespace rcptguard::snapshot {
+namespace rcptguard::ldif {
 
 enum class Preset { kActiveDirectory, kOpenLdap };
 
@@ -139,6 +139,6 @@ absl::StatusOr<LdifLoadStats> LoadLdifFile(
     const std::string& path, const AttributeMapping& mapping,
     absl::FunctionRef<void(std::string_view address)> sink);
 
-}  // namespace rcptguard::snapshot
+}  // namespace rcptguard::ldif
 
-#endif  // RCPTGUARD_SERVER_SNAPSHOT_MAPPING_H_
+#endif  // RCPTGUARD_SERVER_LDIF_MAPPING_H_

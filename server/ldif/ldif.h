@@ -38,8 +38,8 @@
 //     if (!record.has_value()) break;
 //     for (std::string_view mail : record->Values("mail")) ...
 //   }
-#ifndef RCPTGUARD_SERVER_SNAPSHOT_LDIF_H_
-#define RCPTGUARD_SERVER_SNAPSHOT_LDIF_H_
+#ifndef RCPTGUARD_SERVER_LDIF_LDIF_H_
+#define RCPTGUARD_SERVER_LDIF_LDIF_H_
 
 #include <cstddef>
 #include <istream>
@@ -51,7 +51,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace rcptguard::snapshot {
+namespace rcptguard::ldif {
 
 // Memory bounds. A longer line, or a bigger record, is an error rather than
 // an allocation an attacker-controlled (or corrupt) file can steer.
@@ -149,6 +149,6 @@ class LdifReader {
 // accepted in names and options, as some directories allow it.
 bool IsValidAttributeDescription(std::string_view description);
 
-}  // namespace rcptguard::snapshot
+}  // namespace rcptguard::ldif
 
-#endif  // RCPTGUARD_SERVER_SNAPSHOT_LDIF_H_
+#endif  // RCPTGUARD_SERVER_LDIF_LDIF_H_

@@ -1,4 +1,4 @@
-#include "server/snapshot/mapping.h"
+#include "server/ldif/mapping.h"
 
 #include <cerrno>
 #include <filesystem>
@@ -16,7 +16,7 @@
 #include "common/file.h"
 #include "common/strings.h"
 
-namespace rcptguard::snapshot {
+namespace rcptguard::ldif {
 namespace {
 
 // Past this many addresses in one entry, duplicates are found with a hash
@@ -290,4 +290,4 @@ absl::StatusOr<LdifLoadStats> LoadLdifFile(
   return stats;
 }
 
-}  // namespace rcptguard::snapshot
+}  // namespace rcptguard::ldif

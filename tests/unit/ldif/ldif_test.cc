@@ -1,4 +1,4 @@
-#include "server/snapshot/ldif.h"
+#include "server/ldif/ldif.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -14,7 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace rcptguard::snapshot {
+namespace rcptguard::ldif {
 namespace {
 
 using ::testing::ElementsAre;
@@ -550,4 +550,4 @@ TEST(LdifReaderTest, Fixtures) {
 }
 
 }  // namespace
-}  // namespace rcptguard::snapshot
+}  // namespace rcptguard::ldif
