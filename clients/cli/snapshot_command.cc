@@ -38,9 +38,9 @@
 #include "common/strings.h"
 #include "server/directory/directory.h"
 #include "server/directory/siphash.h"
+#include "server/directory_config/directory_config.h"
 #include "server/ldap/ldap_export.h"
 #include "server/service/config.h"
-#include "server/service/directory_loader.h"
 #include "server/snapshot/ldif.h"
 #include "server/snapshot/mapping.h"
 #include "server/snapshot/snapshot_file.h"
@@ -224,13 +224,12 @@ absl::Status FsyncDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
-// Reads a fingerprint key file the way rcptguardd does (LoadFingerprintKey),
-// and warns when others may read it.
+// Reads a fingerprint key file the way rcptguardd does
+// (directory_config::LoadFingerprintKey), and warns when others may read it.
 absl::StatusOr<directory::SipKey> ReadKeyFile(const std::string& path) {
-  v1::ServerConfig config;
-  config.set_fingerprint_key_file(path);
-  RG_ASSIGN_OR_RETURN(directory::SipKey key,
-                      service::LoadFingerprintKey(config));
+  RG_ASSIGN_OR_RETURN(
+      directory::SipKey key,
+      directory_config::ReadFingerprintKey(path, "fingerprint key file"));
   struct stat st;
   if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
     std::fprintf(stderr,
@@ -567,7 +566,7 @@ absl::StatusOr<BuildPlan> MakeBuildPlan() {
   if (!absl::GetFlag(FLAGS_domains).empty()) {
     plan.domains = PoliciesFromNames(absl::GetFlag(FLAGS_domains));
   } else if (config.has_value()) {
-    plan.domains = service::DomainPolicies(*config);
+    plan.domains = directory_config::DomainPolicies(*config);
   }
   plan.key_file = absl::GetFlag(FLAGS_key);
   if (plan.key_file.empty() && config.has_value()) {
@@ -870,7 +869,7 @@ int Verify(const std::vector<char*>& args) {
     snapshot::ReadOptions options;
     options.slot_storage = snapshot::SlotStorage::kMappedFile;
     absl::StatusOr<snapshot::LoadedSnapshot> loaded = snapshot::ReadSnapshot(
-        path, *key, service::DomainPolicies(*config), options);
+        path, *key, directory_config::DomainPolicies(*config), options);
     if (!loaded.ok()) return Fail(kCmd, loaded.status());
     if (!loaded->missing_domains.empty()) {
       return Fail(
