@@ -15,6 +15,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
+#include "common/exposition/http_endpoint.h"
 #include "common/log.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
@@ -219,7 +220,7 @@ absl::Status Server::Start() {
                                     : config_.metrics().listen_address();
     RG_ASSIGN_OR_RETURN(
         metrics_server_,
-        metrics::StartMetricsServer(address, metrics_->collectables()));
+        exposition::StartHttpEndpoint(address, metrics_->collectables()));
     LogInfo("metrics_listening",
             {{"address", address}, {"port", metrics_server_->port()}});
   }

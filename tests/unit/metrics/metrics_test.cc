@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "common/exposition/http_endpoint.h"
 #include "gtest/gtest.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -671,14 +672,14 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
 
 // ---- HTTP endpoint ----
 
-TEST(MetricsServerTest, ServesMetricsOnAPickedPort) {
+TEST(HttpEndpointTest, ServesMetricsOnAPickedPort) {
   FakeClock clock;
   MetricsOptions options = TestOptions(&clock);
   options.process_metrics = true;
   auto metrics = MustCreate(std::move(options));
   ASSERT_NE(metrics, nullptr);
   metrics->RecordRecipient(RecipientStatus::kUnknown, 0, 3);
-  auto server = StartMetricsServer("127.0.0.1:0", metrics->collectables());
+  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", metrics->collectables());
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
@@ -716,7 +717,7 @@ int ConnectLoopback(int port) {
 // exposer's worker threads for the whole civetweb request timeout, so a
 // scrape waited behind them (or timed out). Idle, stalled and trickling
 // clients now cost a worker for at most the short request timeout.
-TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
+TEST(HttpEndpointTest, IdleAndSlowClientsDoNotBlockAScrape) {
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter()
       .Name("rcptguard_test_total")
@@ -724,7 +725,7 @@ TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
       .Register(*registry)
       .Add({})
       .Increment(7);
-  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", registry);
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
 
@@ -776,7 +777,7 @@ TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
   }
 }
 
-TEST(MetricsServerTest, RegistryOverload) {
+TEST(HttpEndpointTest, RegistryOverload) {
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter()
       .Name("rcptguard_postfix_queries_total")
@@ -784,38 +785,38 @@ TEST(MetricsServerTest, RegistryOverload) {
       .Register(*registry)
       .Add({})
       .Increment(5);
-  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", registry);
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_THAT(HttpGet((*server)->port(), "/metrics"),
               HasSubstr("rcptguard_postfix_queries_total 5"));
 }
 
-TEST(MetricsServerTest, ColonPortListensOnEveryInterface) {
+TEST(HttpEndpointTest, ColonPortListensOnEveryInterface) {
   auto server =
-      StartMetricsServer(":0", std::make_shared<prometheus::Registry>());
+      exposition::StartHttpEndpoint(":0", std::make_shared<prometheus::Registry>());
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->port(), 0);
   EXPECT_THAT(HttpGet((*server)->port(), "/metrics"), HasSubstr("200 OK"));
 }
 
-TEST(MetricsServerTest, BadAddresses) {
-  auto no_port = StartMetricsServer("127.0.0.1", std::shared_ptr<prometheus::Registry>());
+TEST(HttpEndpointTest, BadAddresses) {
+  auto no_port = exposition::StartHttpEndpoint("127.0.0.1", std::shared_ptr<prometheus::Registry>());
   ASSERT_FALSE(no_port.ok());
   EXPECT_EQ(no_port.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(no_port.status().message()), HasSubstr("has no port"));
 
-  auto bad_port = StartMetricsServer("127.0.0.1:http",
+  auto bad_port = exposition::StartHttpEndpoint("127.0.0.1:http",
                                      std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(bad_port.ok());
   EXPECT_EQ(bad_port.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad_port.status().message()), HasSubstr("bad port"));
 
-  auto first = StartMetricsServer("127.0.0.1:0",
+  auto first = exposition::StartHttpEndpoint("127.0.0.1:0",
                                   std::make_shared<prometheus::Registry>());
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string taken = absl::StrCat("127.0.0.1:", (*first)->port());
   auto second =
-      StartMetricsServer(taken, std::make_shared<prometheus::Registry>());
+      exposition::StartHttpEndpoint(taken, std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()),
