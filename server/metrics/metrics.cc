@@ -24,7 +24,7 @@ constexpr std::string_view kRecipientStatusNames[kRecipientStatusCount] = {
     "valid", "unknown", "not_served", "malformed"};
 constexpr std::string_view kActionNames[kClientActionCount] = {
     "accept", "tarpit", "tempfail", "reject"};
-constexpr std::string_view kReloadResultNames[kReloadResultCount] = {
+constexpr std::string_view kReloadKindNames[kReloadKindCount] = {
     "success", "unchanged", "refused", "failed"};
 // Reload reasons; index 0 is for success and unchanged, the last is the
 // fold-over value.
@@ -36,14 +36,14 @@ constexpr size_t kReasonOther = 8;
 constexpr int kGrpcCodeCount = 17;  // OK .. UNAUTHENTICATED
 
 // Which (result, reason) pairs get a series of their own.
-bool ReasonApplies(ReloadResult result, size_t reason) {
+bool ReasonApplies(ReloadKind result, size_t reason) {
   switch (result) {
-    case ReloadResult::kSuccess:
-    case ReloadResult::kUnchanged:
+    case ReloadKind::kSuccess:
+    case ReloadKind::kUnchanged:
       return reason == kReasonNone;
-    case ReloadResult::kRefused:
+    case ReloadKind::kRefused:
       return reason >= 1 && (reason <= 3 || reason == kReasonOther);
-    case ReloadResult::kFailed:
+    case ReloadKind::kFailed:
       return reason >= 4;
   }
   return false;
@@ -518,11 +518,11 @@ absl::Status ServerMetrics::Register() {
                         .Help("Directory reload attempts by result and "
                               "refusal or failure reason.")
                         .Register(r);
-    for (size_t res = 0; res < kReloadResultCount; ++res) {
+    for (size_t res = 0; res < kReloadKindCount; ++res) {
       for (size_t reason = 0; reason < std::size(kReloadReasons); ++reason) {
-        if (!ReasonApplies(static_cast<ReloadResult>(res), reason)) continue;
+        if (!ReasonApplies(static_cast<ReloadKind>(res), reason)) continue;
         reloads_[res][reason] = &reloads.Add(
-            {{"result", std::string(kReloadResultNames[res])},
+            {{"result", std::string(kReloadKindNames[res])},
              {"reason", std::string(kReloadReasons[reason])}});
       }
     }
@@ -593,12 +593,12 @@ void ServerMetrics::RecordAccessRefused(AccessRefusal reason) {
   if (i < kAccessRefusalCount) access_refused_[i]->Increment();
 }
 
-void ServerMetrics::RecordReload(ReloadResult result, std::string_view reason,
+void ServerMetrics::RecordReload(ReloadKind result, std::string_view reason,
                                  absl::Duration took) {
   const size_t res = static_cast<size_t>(result);
-  if (res >= kReloadResultCount) return;
+  if (res >= kReloadKindCount) return;
   size_t slot = kReasonOther;
-  if (result == ReloadResult::kSuccess || result == ReloadResult::kUnchanged) {
+  if (result == ReloadKind::kSuccess || result == ReloadKind::kUnchanged) {
     slot = kReasonNone;
   } else {
     for (size_t i = 1; i < std::size(kReloadReasons); ++i) {

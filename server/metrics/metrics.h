@@ -140,13 +140,13 @@ inline constexpr size_t kClientActionCount = 4;
 // directory is served), unchanged (the candidate is the served one),
 // refused (a guard kept the served one), failed (the source could not be
 // read or verified).
-enum class ReloadResult : uint8_t {
+enum class ReloadKind : uint8_t {
   kSuccess = 0,
   kUnchanged = 1,
   kRefused = 2,
   kFailed = 3,
 };
-inline constexpr size_t kReloadResultCount = 4;
+inline constexpr size_t kReloadKindCount = 4;
 
 struct MetricsOptions {
   // Served domains in config order: RecordRecipient's domain_index indexes
@@ -235,9 +235,9 @@ class ServerMetrics {
   // ---- Reload path (the loading thread). ----
 
   // One reload attempt and how long it took. `reason` is the refusal or
-  // failure code (ReloadResult::reason in the service); ignored for
+  // failure code (service::ReloadResult::reason); ignored for
   // success and unchanged.
-  void RecordReload(ReloadResult result, std::string_view reason,
+  void RecordReload(ReloadKind result, std::string_view reason,
                     absl::Duration took);
   // The directory now served: after every successful swap (and the first
   // load). Replaces rcptguard_directory_info's version label.
@@ -280,7 +280,7 @@ class ServerMetrics {
   // [action][rule slot]
   std::array<std::vector<prometheus::Counter*>, kClientActionCount> verdicts_;
   // [result][reason]; null for combinations that fold into "other".
-  std::array<std::array<prometheus::Counter*, 9>, kReloadResultCount>
+  std::array<std::array<prometheus::Counter*, 9>, kReloadKindCount>
       reloads_{};
   prometheus::Histogram* load_duration_ = nullptr;
 };

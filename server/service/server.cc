@@ -111,19 +111,19 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
     metrics::ServerMetrics* m = metrics_.get();
     manager_.set_reload_observer(
         [m](const ReloadResult& result, const directory::Directory* served) {
-          metrics::ReloadResult r = metrics::ReloadResult::kFailed;
+          metrics::ReloadKind r = metrics::ReloadKind::kFailed;
           switch (result.kind) {
             case ReloadResult::Kind::kLoaded:
-              r = metrics::ReloadResult::kSuccess;
+              r = metrics::ReloadKind::kSuccess;
               break;
             case ReloadResult::Kind::kUnchanged:
-              r = metrics::ReloadResult::kUnchanged;
+              r = metrics::ReloadKind::kUnchanged;
               break;
             case ReloadResult::Kind::kRefused:
-              r = metrics::ReloadResult::kRefused;
+              r = metrics::ReloadKind::kRefused;
               break;
             case ReloadResult::Kind::kFailed:
-              r = metrics::ReloadResult::kFailed;
+              r = metrics::ReloadKind::kFailed;
               break;
           }
           m->RecordReload(r, result.reason, absl::Seconds(result.seconds));

@@ -107,13 +107,13 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   metrics->RecordEdgeRequest("mx1");
   metrics->RecordEdgeRequest("mx1");
   metrics->RecordEdgeRequest("");
-  metrics->RecordReload(ReloadResult::kSuccess, "", absl::Milliseconds(30));
-  metrics->RecordReload(ReloadResult::kUnchanged, "ignored",
+  metrics->RecordReload(ReloadKind::kSuccess, "", absl::Milliseconds(30));
+  metrics->RecordReload(ReloadKind::kUnchanged, "ignored",
                         absl::Milliseconds(3));
-  metrics->RecordReload(ReloadResult::kRefused, "shrunk", absl::Seconds(1));
-  metrics->RecordReload(ReloadResult::kRefused, "checksum", absl::Seconds(1));
-  metrics->RecordReload(ReloadResult::kFailed, "checksum", absl::Seconds(2));
-  metrics->RecordReload(ReloadResult::kFailed, "gremlins", absl::Seconds(2));
+  metrics->RecordReload(ReloadKind::kRefused, "shrunk", absl::Seconds(1));
+  metrics->RecordReload(ReloadKind::kRefused, "checksum", absl::Seconds(1));
+  metrics->RecordReload(ReloadKind::kFailed, "checksum", absl::Seconds(2));
+  metrics->RecordReload(ReloadKind::kFailed, "gremlins", absl::Seconds(2));
   metrics->SetDirectory({.version = "snap-7",
                          .addresses = 1000,
                          .domains = 2,
