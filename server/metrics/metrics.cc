@@ -254,8 +254,8 @@ class EdgeTable {
 // harvest detector statistics, per-edge request counts.
 class ScrapeCollector : public prometheus::Collectable {
  public:
-  ScrapeCollector(size_t max_edges, std::function<absl::Time()> now)
-      : now_(now ? std::move(now) : [] { return absl::Now(); }),
+  ScrapeCollector(size_t max_edges, const Clock* clock)
+      : clock_(clock != nullptr ? clock : RealClock::Get()),
         edges_(max_edges) {}
 
   EdgeTable& edges() { return edges_; }
@@ -322,7 +322,7 @@ class ScrapeCollector : public prometheus::Collectable {
                           "read (its built_at).",
                           MetricType::Gauge);
         AddSample(&age, std::max(0.0, absl::ToDoubleSeconds(
-                                          now_() - directory.built_at)));
+                                          clock_->Now() - directory.built_at)));
         families.push_back(std::move(age));
       }
     }
@@ -363,7 +363,7 @@ class ScrapeCollector : public prometheus::Collectable {
 
  private:
   // Constant after construction.
-  const std::function<absl::Time()> now_;
+  const Clock* const clock_;
 
   // Lock-free for readers; see EdgeTable.
   EdgeTable edges_;
@@ -401,7 +401,7 @@ ServerMetrics::ServerMetrics(MetricsOptions options,
                              std::shared_ptr<prometheus::Registry> registry)
     : options_(std::move(options)), registry_(std::move(registry)) {
   scrape_ = std::make_shared<ScrapeCollector>(options_.max_edge_ids,
-                                              options_.now);
+                                              options_.clock);
   if (options_.process_metrics) {
     process_ = std::make_shared<ProcessCollector>(options_.proc_root);
   }

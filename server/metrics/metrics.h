@@ -88,6 +88,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -164,8 +165,9 @@ struct MetricsOptions {
   bool process_metrics = true;
   // Root of the proc file system (tests point it at a fake one).
   std::string proc_root = "/proc";
-  // The clock for the directory's age; null means absl::Now.
-  std::function<absl::Time()> now;
+  // The clock for the directory's age; null means RealClock::Get(). Must
+  // outlive the ServerMetrics.
+  const Clock* clock = nullptr;
 };
 
 // What SetDirectory reports about the served directory.

@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "common/clock.h"
 #include "common/exposition/http_endpoint.h"
 #include "gtest/gtest.h"
 #include "prometheus/counter.h"
@@ -35,18 +36,13 @@ using ::rcptguard::testing::HttpGet;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// The clock the metrics read the directory's age with.
-struct FakeClock {
-  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
-};
-
 MetricsOptions TestOptions(FakeClock* clock) {
   MetricsOptions options;
   options.domains = {"example.com", "example.org"};
   options.rule_names = {"burst", "slow"};
   options.version = "1.2.3";
   options.process_metrics = false;
-  options.now = [clock] { return clock->now; };
+  options.clock = clock;
   return options;
 }
 
@@ -117,8 +113,8 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   metrics->SetDirectory({.version = "snap-7",
                          .addresses = 1000,
                          .domains = 2,
-                         .built_at = clock.now - absl::Seconds(90),
-                         .loaded_at = clock.now - absl::Seconds(30)});
+                         .built_at = clock.Now() - absl::Seconds(90),
+                         .loaded_at = clock.Now() - absl::Seconds(30)});
   metrics->SetHarvestSampler([] {
     return HarvestSample{.tracked_keys = 12,
                          .max_tracked_keys = 1000,
@@ -261,11 +257,11 @@ TEST(ServerMetricsTest, DirectoryInfoVersionIsReplacedOnReload) {
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
   metrics->SetDirectory({.version = "v1", .addresses = 10, .domains = 1,
-                         .built_at = clock.now, .loaded_at = clock.now});
+                         .built_at = clock.Now(), .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              R"(rcptguard_directory_info{version="v1"} 1)");
   metrics->SetDirectory({.version = "v2", .addresses = 11, .domains = 1,
-                         .built_at = clock.now, .loaded_at = clock.now});
+                         .built_at = clock.Now(), .loaded_at = clock.Now()});
   const std::string text = SerializeText(metrics->collectables());
   ExpectLine(text, R"(rcptguard_directory_info{version="v2"} 1)");
   EXPECT_THAT(text, Not(HasSubstr(R"(version="v1")")));
@@ -278,17 +274,17 @@ TEST(ServerMetricsTest, SnapshotAgeIsComputedAtScrapeTime) {
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
-                         .built_at = clock.now - absl::Minutes(1),
-                         .loaded_at = clock.now});
+                         .built_at = clock.Now() - absl::Minutes(1),
+                         .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 60");
-  clock.now += absl::Hours(1);
+  clock.Advance(absl::Hours(1));
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 3660");
   // A built_at in the future (clock skew) reads as age 0, not negative.
   metrics->SetDirectory({.version = "v2", .addresses = 1, .domains = 1,
-                         .built_at = clock.now + absl::Minutes(5),
-                         .loaded_at = clock.now});
+                         .built_at = clock.Now() + absl::Minutes(5),
+                         .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 0");
 }
@@ -653,7 +649,7 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
     metrics->RecordEdgeRequest(id);
   }
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
-                         .built_at = clock.now, .loaded_at = clock.now});
+                         .built_at = clock.Now(), .loaded_at = clock.Now()});
   metrics->SetHarvestSampler([] { return HarvestSample{}; });
   const std::string text = SerializeText(metrics->collectables());
 
