@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -20,9 +22,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "gmock/gmock.h"
 #include "common/clock.h"
 #include "common/exposition/http_endpoint.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
@@ -57,12 +59,21 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// Asserts `line` is one whole line of the exposition.
-void ExpectLine(const std::string& exposition, const std::string& line) {
+// Asserts each of `expected` is one whole line of the exposition; every
+// missing line is reported on its own.
+void ExpectLines(const std::string& exposition,
+                 std::initializer_list<std::string_view> expected) {
   const std::vector<std::string> lines = Lines(exposition);
-  EXPECT_NE(std::find(lines.begin(), lines.end(), line), lines.end())
-      << "missing line: " << line << "\nin:\n"
-      << exposition;
+  for (std::string_view line : expected) {
+    EXPECT_NE(std::find(lines.begin(), lines.end(), line), lines.end())
+        << "missing line: " << line << "\nin:\n"
+        << exposition;
+  }
+}
+
+// Asserts `line` is one whole line of the exposition.
+void ExpectLine(const std::string& exposition, std::string_view line) {
+  ExpectLines(exposition, {line});
 }
 
 // Lines starting with `prefix` (sample lines of one metric).
@@ -124,107 +135,69 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   });
 
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text, R"(rcptguard_build_info{version="1.2.3"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} 2)");
-  ExpectLine(
+  ExpectLines(
       text,
-      R"(rcptguard_grpc_requests_total{code="PERMISSION_DENIED",method="Reload"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_requests_total{code="UNKNOWN",method="ValidateStream"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_requests_total{code="OK",method="ListOffenders"} 0)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="5e-05"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.00025"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.0005"} 2)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} 2)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="5"} 0)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="+Inf"} 1)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_bucket{le="5"} 1)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_bucket{le="1000"} 1)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_count 2)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_sum 1503)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="example.com",status="unknown"} 3)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="example.org",status="valid"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="not_served"} 2)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="malformed"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="valid"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="example.com",status="valid"} 0)");
-  ExpectLine(text,
-             R"(rcptguard_monitor_would_reject_total{domain="example.org"} 2)");
-  ExpectLine(text,
-             R"(rcptguard_monitor_would_reject_total{domain="example.com"} 0)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="tarpit",rule="burst"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="reject",rule="other"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="accept",rule="none"} 2)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="reject",rule="slow"} 0)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="none"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 0)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="none",result="success"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="none",result="unchanged"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="shrunk",result="refused"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="other",result="refused"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="checksum",result="failed"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="other",result="failed"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="empty",result="refused"} 0)");
+      {
+          R"(rcptguard_build_info{version="1.2.3"} 1)",
+          R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} 2)",
+          R"(rcptguard_grpc_requests_total{code="PERMISSION_DENIED",method="Reload"} 1)",
+          R"(rcptguard_grpc_requests_total{code="UNKNOWN",method="ValidateStream"} 1)",
+          R"(rcptguard_grpc_requests_total{code="OK",method="ListOffenders"} 0)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="5e-05"} 1)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.00025"} 1)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.0005"} 2)",
+          R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} 2)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="5"} 0)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="+Inf"} 1)",
+          R"(rcptguard_recipients_per_request_bucket{le="5"} 1)",
+          R"(rcptguard_recipients_per_request_bucket{le="1000"} 1)",
+          R"(rcptguard_recipients_per_request_count 2)",
+          R"(rcptguard_recipients_per_request_sum 1503)",
+          R"(rcptguard_recipients_total{domain="example.com",status="unknown"} 3)",
+          R"(rcptguard_recipients_total{domain="example.org",status="valid"} 1)",
+          R"(rcptguard_recipients_total{domain="other",status="not_served"} 2)",
+          R"(rcptguard_recipients_total{domain="other",status="malformed"} 1)",
+          R"(rcptguard_recipients_total{domain="other",status="valid"} 1)",
+          R"(rcptguard_recipients_total{domain="example.com",status="valid"} 0)",
+          R"(rcptguard_monitor_would_reject_total{domain="example.org"} 2)",
+          R"(rcptguard_monitor_would_reject_total{domain="example.com"} 0)",
+          R"(rcptguard_client_verdicts_total{action="tarpit",rule="burst"} 1)",
+          R"(rcptguard_client_verdicts_total{action="reject",rule="other"} 1)",
+          R"(rcptguard_client_verdicts_total{action="accept",rule="none"} 2)",
+          R"(rcptguard_client_verdicts_total{action="reject",rule="slow"} 0)",
+          R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)",
+          R"(rcptguard_edge_requests_total{edge_id="none"} 1)",
+          R"(rcptguard_edge_requests_total{edge_id="other"} 0)",
+          R"(rcptguard_directory_reloads_total{reason="none",result="success"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="none",result="unchanged"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="shrunk",result="refused"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="other",result="refused"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="checksum",result="failed"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="other",result="failed"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="empty",result="refused"} 0)",
+      });
   // Combinations that cannot happen have no series.
   EXPECT_THAT(text, Not(HasSubstr(R"(reason="checksum",result="refused")")));
   EXPECT_THAT(text, Not(HasSubstr(R"(reason="none",result="failed")")));
-  ExpectLine(text, "rcptguard_directory_load_duration_seconds_count 6");
-  ExpectLine(text, "rcptguard_directory_load_duration_seconds_bucket{le=\"1\"} 4");
-  ExpectLine(text, "rcptguard_directory_addresses 1000");
-  ExpectLine(text, "rcptguard_directory_domains 2");
-  ExpectLine(text, R"(rcptguard_directory_info{version="snap-7"} 1)");
-  ExpectLine(text,
-             "rcptguard_directory_last_load_success_timestamp_seconds 1699999970");
-  ExpectLine(text, "rcptguard_directory_snapshot_age_seconds 90");
-  ExpectLine(text, "rcptguard_harvest_tracked_keys 12");
-  ExpectLine(text, "rcptguard_harvest_tracked_keys_limit 1000");
-  ExpectLine(text, "rcptguard_harvest_evictions_total 4");
-  ExpectLine(text, "rcptguard_harvest_penalty_boxes_active 2");
-  ExpectLine(text, "rcptguard_harvest_domains_under_attack 1");
-  ExpectLine(text, "# TYPE rcptguard_harvest_evictions_total counter");
-  ExpectLine(text, "# TYPE rcptguard_edge_requests_total counter");
-  ExpectLine(text, "# TYPE rcptguard_directory_info gauge");
+  ExpectLines(
+      text,
+      {
+          "rcptguard_directory_load_duration_seconds_count 6",
+          "rcptguard_directory_load_duration_seconds_bucket{le=\"1\"} 4",
+          "rcptguard_directory_addresses 1000",
+          "rcptguard_directory_domains 2",
+          R"(rcptguard_directory_info{version="snap-7"} 1)",
+          "rcptguard_directory_last_load_success_timestamp_seconds 1699999970",
+          "rcptguard_directory_snapshot_age_seconds 90",
+          "rcptguard_harvest_tracked_keys 12",
+          "rcptguard_harvest_tracked_keys_limit 1000",
+          "rcptguard_harvest_evictions_total 4",
+          "rcptguard_harvest_penalty_boxes_active 2",
+          "rcptguard_harvest_domains_under_attack 1",
+          "# TYPE rcptguard_harvest_evictions_total counter",
+          "# TYPE rcptguard_edge_requests_total counter",
+          "# TYPE rcptguard_directory_info gauge",
+      });
   // Process metrics were turned off.
   EXPECT_THAT(text, Not(HasSubstr("process_")));
 }
@@ -321,13 +294,14 @@ TEST(ServerMetricsTest, DomainsBeyondTheLabelCapFoldIntoOther) {
   metrics->RecordRecipient(RecipientStatus::kUnknown, -1);  // not served
   metrics->RecordMonitorWouldReject(2);
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="a.example",status="unknown"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="b.example",status="unknown"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="unknown"} 2)");
-  ExpectLine(text, R"(rcptguard_monitor_would_reject_total{domain="other"} 1)");
+  ExpectLines(
+      text,
+      {
+          R"(rcptguard_recipients_total{domain="a.example",status="unknown"} 1)",
+          R"(rcptguard_recipients_total{domain="b.example",status="unknown"} 1)",
+          R"(rcptguard_recipients_total{domain="other",status="unknown"} 2)",
+          R"(rcptguard_monitor_would_reject_total{domain="other"} 1)",
+      });
   EXPECT_THAT(text, Not(HasSubstr("c.example")));
 }
 
@@ -344,10 +318,12 @@ TEST(ServerMetricsTest, EdgeIdsAreCappedFirstComeFirstServed) {
   metrics->RecordEdgeRequest("caf\xc3\xa9");           // not ASCII
   metrics->RecordEdgeRequest("line\nbreak");           // control character
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx2"} 2)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx3"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 5)");
+  ExpectLines(text, {
+                        R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)",
+                        R"(rcptguard_edge_requests_total{edge_id="mx2"} 2)",
+                        R"(rcptguard_edge_requests_total{edge_id="mx3"} 1)",
+                        R"(rcptguard_edge_requests_total{edge_id="other"} 5)",
+                    });
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_edge_requests_total{").size(),
             5u);  // 3 edges, other, none
 }
@@ -362,8 +338,10 @@ TEST(ServerMetricsTest, EdgeIdsAreEscapedNotDropped) {
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
   // A control character is percent-encoded; the id keeps its slot.
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="bad%01"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 1)");
+  ExpectLines(text, {
+                        R"(rcptguard_edge_requests_total{edge_id="bad%01"} 1)",
+                        R"(rcptguard_edge_requests_total{edge_id="other"} 1)",
+                    });
 }
 
 // Regression (issue 19): an edge named "other" or "none" shared its series
@@ -404,15 +382,14 @@ TEST(ServerMetricsTest, LongEdgeIdsAreClippedAndStayDistinct) {
   metrics->RecordEdgeRequest(std::string(64, 'c'));  // exactly 64: whole
   const std::string text = SerializeText(metrics->collectables());
   const std::string a64(64, 'a');
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                a64, R"(~EE7717EBA7A17E21"} 2)"));
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                a64, R"(~EE7714EBA7A17908"} 1)"));
-  ExpectLine(text,
-             absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                          std::string(62, 'a'), R"(~108A33D30B736D3C"} 1)"));
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                std::string(64, 'c'), R"("} 1)"));
+  const std::string prefix = R"(rcptguard_edge_requests_total{edge_id=")";
+  ExpectLines(text, {
+                        absl::StrCat(prefix, a64, R"(~EE7717EBA7A17E21"} 2)"),
+                        absl::StrCat(prefix, a64, R"(~EE7714EBA7A17908"} 1)"),
+                        absl::StrCat(prefix, std::string(62, 'a'),
+                                     R"(~108A33D30B736D3C"} 1)"),
+                        absl::StrCat(prefix, std::string(64, 'c'), R"("} 1)"),
+                    });
 }
 
 TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
@@ -427,11 +404,13 @@ TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
   metrics->RecordEdgeRequest("50%");          // the escape character
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="caf%C3%A9"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_edge_requests_total{edge_id="line%0Abreak"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)");
+  ExpectLines(text,
+              {
+                  R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="caf%C3%A9"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="line%0Abreak"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)",
+              });
   // Printable ASCII is kept, escaped as the text format wants.
   ExpectLine(text,
              R"(rcptguard_edge_requests_total{edge_id="good \"quoted\" \\ edge"} 1)");
@@ -482,12 +461,16 @@ TEST(ServerMetricsTest, ConcurrentRecordingLosesNothing) {
   }
   EXPECT_EQ(edge_total, kThreads * kPerThread);
   EXPECT_EQ(edges.size(), 16u + 2u);
-  ExpectLine(text, absl::StrCat(
-                       R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} )",
-                       kThreads * kPerThread));
-  ExpectLine(text, absl::StrCat(
-                       R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} )",
-                       kThreads * kPerThread));
+  ExpectLines(
+      text,
+      {
+          absl::StrCat(
+              R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} )",
+              kThreads * kPerThread),
+          absl::StrCat(
+              R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} )",
+              kThreads * kPerThread),
+      });
 }
 
 TEST(ServerMetricsTest, RefusesANameTakenByAnotherType) {
