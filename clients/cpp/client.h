@@ -69,6 +69,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "clients/cpp/recipient_result.h"
 #include "grpcpp/channel.h"
 #include "rcptguard/v1/validation.pb.h"
 
@@ -144,32 +145,6 @@ absl::Status ValidateOptions(const ClientOptions& options);
 // (Admin, grpc.health.v1) with the same transport settings.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const ClientOptions& options);
-
-// The answer for one recipient.
-struct RecipientResult {
-  enum class Source {
-    // The service answered: `verdict` and `client` are set.
-    kService,
-    // No answer; the failure policy is fail_open: treat as "no opinion".
-    kFailOpen,
-    // No answer; the failure policy is tempfail: defer the recipient.
-    kTempfail,
-    // The server refused the request as invalid (INVALID_ARGUMENT: e.g. a
-    // recipient longer than limits.max_address_length): the recipient is
-    // bad, the service is fine. Answer it as a malformed address (SMTP
-    // 501 5.1.3); `error` says why. Never a fail-open.
-    kInvalid,
-  };
-  Source source = Source::kFailOpen;
-  v1::RecipientVerdict verdict;
-  // The client (harvest) verdict of the request the recipient went in.
-  v1::ClientVerdict client;
-  std::string directory_version;
-  // Why there is no answer (OK when source == kService).
-  absl::Status error;
-  // Recipients in the Validate that answered (1 when not merged).
-  int batch_size = 0;
-};
 
 struct CheckOptions {
   // Look up only: the server counts nothing for harvest detection. Dry

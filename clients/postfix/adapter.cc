@@ -1,43 +1,48 @@
 #include "clients/postfix/adapter.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <functional>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "prometheus/counter.h"
-#include "prometheus/family.h"
-#include "prometheus/gauge.h"
-#include "prometheus/histogram.h"
+#include "clients/postfix/adapter_metrics.h"
+#include "clients/postfix/listener.h"
+#include "clients/postfix/protocol_handling.h"
 #include "common/log.h"
 #include "common/strings.h"
 
 namespace rcptguard::postfix {
 namespace {
 
-enum class Protocol { kPolicy = 0, kSocketmap = 1 };
-constexpr std::array<const char*, 2> kProtocolNames = {"policy", "socketmap"};
-const char* Name(Protocol p) { return kProtocolNames[static_cast<int>(p)]; }
+using internal::ActionClass;
+using internal::AdapterMetrics;
+using internal::AnswerLookup;
+using internal::ErrnoStatus;
+using internal::ErrnoText;
+using internal::FrameReply;
+using internal::Listen;
+using internal::Listener;
+using internal::LookupAnswer;
+using internal::PeerName;
+using internal::PlanPolicyRequest;
+using internal::PlanSocketmapRequest;
+using internal::Protocol;
+using internal::ProtocolName;
+using internal::RequestPlan;
 
 // epoll data for the fds that are not connections.
 constexpr uint64_t kPolicyListenerId = 1;
@@ -46,182 +51,6 @@ constexpr uint64_t kWakeId = 3;
 constexpr uint64_t kFirstConnectionId = 16;
 
 constexpr size_t kMaxPendingOutput = 64 * 1024;
-
-std::string ErrnoText(int err) { return std::strerror(err); }
-
-absl::Status ErrnoStatus(std::string_view what, int err) {
-  return absl::UnavailableError(
-      absl::StrCat(ToAbsl(what), ": ", ErrnoText(err)));
-}
-
-// Outcome labels (PolicyAnswer / SocketmapAnswer::outcome and the routes
-// that need no lookup). Registered up front so the request path never
-// creates a series.
-constexpr std::array<const char*, 16> kOutcomes = {
-    "valid",        "unknown",         "monitor",       "stale",
-    "not_served",   "malformed",       "client_tempfail", "client_reject",
-    "fail_open",    "fail_tempfail",   "unspecified",   "not_rcpt",
-    "sasl",         "no_recipient",    "bad_request",   "too_long"};
-constexpr std::array<const char*, 7> kPolicyActions = {
-    "dunno", "reject", "defer", "other", "ok", "notfound", "temp"};
-constexpr std::array<const char*, 13> kErrorKinds = {
-    "line_too_long",  "too_many_attributes", "request_too_large", "no_equals",
-    "empty_name",     "bad_name",            "nul_byte",
-    "duplicate_attribute", "empty_request",  "bad_request_type",
-    "bad_length",     "leading_zero",        "length_too_long"};
-constexpr std::array<const char*, 4> kMoreErrorKinds = {
-    "no_comma", "truncated", "output_overflow", "read_error"};
-
-// The action class of a reply, for the requests metric.
-std::string_view ActionClass(Protocol p, std::string_view reply) {
-  if (p == Protocol::kPolicy) {
-    if (reply == "DUNNO") return "dunno";
-    if (!reply.empty() && reply[0] == '5') return "reject";
-    if (!reply.empty() && reply[0] == '4') return "defer";
-    return "other";
-  }
-  if (reply.rfind("OK", 0) == 0) return "ok";
-  if (reply.rfind("NOTFOUND", 0) == 0) return "notfound";
-  if (reply.rfind("TEMP", 0) == 0) return "temp";
-  return "other";  // PERM
-}
-
-// Registered once; the request path only looks series up.
-struct Metrics {
-  struct PerProtocol {
-    absl::flat_hash_map<std::string, prometheus::Counter*> requests;
-    absl::flat_hash_map<std::string, prometheus::Counter*> outcomes;
-    absl::flat_hash_map<std::string, prometheus::Counter*> errors;
-    prometheus::Histogram* latency = nullptr;
-    prometheus::Counter* fail_open = nullptr;
-    prometheus::Counter* tarpitted = nullptr;
-    prometheus::Counter* tarpit_seconds = nullptr;
-    prometheus::Counter* connections = nullptr;
-    prometheus::Counter* idle_closed = nullptr;
-    prometheus::Gauge* open = nullptr;
-  };
-  std::array<PerProtocol, 2> p;
-  absl::flat_hash_map<std::string, prometheus::Counter*> upstream_failures;
-  prometheus::Counter* refused = nullptr;
-  prometheus::Gauge* in_flight = nullptr;
-
-  PerProtocol& of(Protocol protocol) { return p[static_cast<int>(protocol)]; }
-
-  void Count(absl::flat_hash_map<std::string, prometheus::Counter*>& m,
-             std::string_view key) {
-    auto it = m.find(ToAbsl(key));
-    if (it != m.end()) it->second->Increment();
-  }
-
-  // Family::Add allocates and may throw: only here, at start-up.
-  static absl::StatusOr<std::unique_ptr<Metrics>> Register(
-      prometheus::Registry& registry) {
-    auto m = std::make_unique<Metrics>();
-    try {
-      auto& requests =
-          prometheus::BuildCounter()
-              .Name("rcptguard_postfix_requests_total")
-              .Help("Requests answered, by protocol and the kind of action "
-                    "sent (policy: dunno/reject/defer; socketmap: "
-                    "ok/notfound/temp/other)")
-              .Register(registry);
-      auto& outcomes =
-          prometheus::BuildCounter()
-              .Name("rcptguard_postfix_outcomes_total")
-              .Help("Requests answered, by protocol and why")
-              .Register(registry);
-      auto& errors = prometheus::BuildCounter()
-                         .Name("rcptguard_postfix_protocol_errors_total")
-                         .Help("Connections closed for a protocol error, by "
-                               "protocol and kind")
-                         .Register(registry);
-      auto& latency =
-          prometheus::BuildHistogram()
-              .Name("rcptguard_postfix_upstream_latency_seconds")
-              .Help("Time from a request needing rcptguard to its answer "
-                    "(or the failure policy's), tarpit excluded")
-              .Register(registry);
-      auto& fail_open = prometheus::BuildCounter()
-                            .Name("rcptguard_postfix_fail_open_total")
-                            .Help("Requests answered by the fail_open policy "
-                                  "because rcptguard did not answer")
-                            .Register(registry);
-      auto& tarpitted = prometheus::BuildCounter()
-                            .Name("rcptguard_postfix_tarpitted_total")
-                            .Help("Answers delayed by a TARPIT verdict")
-                            .Register(registry);
-      auto& tarpit_seconds =
-          prometheus::BuildCounter()
-              .Name("rcptguard_postfix_tarpit_seconds_total")
-              .Help("Seconds of TARPIT delay imposed")
-              .Register(registry);
-      auto& connections = prometheus::BuildCounter()
-                              .Name("rcptguard_postfix_connections_total")
-                              .Help("Connections accepted")
-                              .Register(registry);
-      auto& idle = prometheus::BuildCounter()
-                       .Name("rcptguard_postfix_idle_closed_total")
-                       .Help("Connections closed after idle_timeout")
-                       .Register(registry);
-      auto& open = prometheus::BuildGauge()
-                       .Name("rcptguard_postfix_connections_open")
-                       .Help("Connections open now")
-                       .Register(registry);
-      auto& failures =
-          prometheus::BuildCounter()
-              .Name("rcptguard_postfix_upstream_failures_total")
-              .Help("Lookups rcptguard did not answer, by gRPC code")
-              .Register(registry);
-      auto& refused = prometheus::BuildCounter()
-                          .Name("rcptguard_postfix_connections_refused_total")
-                          .Help("Connections closed at once because "
-                                "max_connections were open")
-                          .Register(registry);
-      auto& in_flight = prometheus::BuildGauge()
-                            .Name("rcptguard_postfix_lookups_in_flight")
-                            .Help("Lookups waiting for rcptguard")
-                            .Register(registry);
-      const prometheus::Histogram::BucketBoundaries buckets = {
-          0.0005, 0.001, 0.002, 0.005, 0.01, 0.025,
-          0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
-      for (Protocol proto : {Protocol::kPolicy, Protocol::kSocketmap}) {
-        const std::string name = Name(proto);
-        PerProtocol& pp = m->of(proto);
-        for (const char* a : kPolicyActions) {
-          pp.requests[a] = &requests.Add({{"protocol", name}, {"action", a}});
-        }
-        for (const char* o : kOutcomes) {
-          pp.outcomes[o] =
-              &outcomes.Add({{"protocol", name}, {"outcome", o}});
-        }
-        for (const char* k : kErrorKinds) {
-          pp.errors[k] = &errors.Add({{"protocol", name}, {"kind", k}});
-        }
-        for (const char* k : kMoreErrorKinds) {
-          pp.errors[k] = &errors.Add({{"protocol", name}, {"kind", k}});
-        }
-        pp.latency = &latency.Add({{"protocol", name}}, buckets);
-        pp.fail_open = &fail_open.Add({{"protocol", name}});
-        pp.tarpitted = &tarpitted.Add({{"protocol", name}});
-        pp.tarpit_seconds = &tarpit_seconds.Add({{"protocol", name}});
-        pp.connections = &connections.Add({{"protocol", name}});
-        pp.idle_closed = &idle.Add({{"protocol", name}});
-        pp.open = &open.Add({{"protocol", name}});
-      }
-      for (int code = 1; code <= 16; ++code) {
-        const std::string label = absl::AsciiStrToLower(absl::StatusCodeToString(
-            static_cast<absl::StatusCode>(code)));
-        m->upstream_failures[label] = &failures.Add({{"code", label}});
-      }
-      m->refused = &refused.Add({});
-      m->in_flight = &in_flight.Add({});
-    } catch (const std::exception& e) {
-      return absl::InternalError(
-          absl::StrCat("registering metrics: ", e.what()));
-    }
-    return m;
-  }
-};
 
 // Answers posted by gRPC threads for the loop. Shared with the callbacks,
 // so a late callback after the adapter is gone writes into a live object.
@@ -268,195 +97,12 @@ class Mailbox {
   bool signaled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-struct Listener {
-  int fd = -1;
-  int port = 0;
-  std::string unix_path;
-};
-
-absl::StatusOr<Listener> Listen(const ListenAddress& address, int mode) {
-  Listener l;
-  if (address.kind == ListenAddress::Kind::kUnix) {
-    sockaddr_un sun{};
-    sun.sun_family = AF_UNIX;
-    if (address.path.size() >= sizeof(sun.sun_path)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unix socket path too long: ", address.path));
-    }
-    std::memcpy(sun.sun_path, address.path.data(), address.path.size());
-    struct stat st;
-    if (lstat(address.path.c_str(), &st) == 0) {
-      if (!S_ISSOCK(st.st_mode)) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            address.path, " exists and is not a socket: not replacing it"));
-      }
-      unlink(address.path.c_str());
-    }
-    l.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l.fd < 0) return ErrnoStatus("socket", errno);
-    if (bind(l.fd, reinterpret_cast<sockaddr*>(&sun), sizeof(sun)) != 0) {
-      const int err = errno;
-      close(l.fd);
-      return ErrnoStatus(absl::StrCat("bind ", address.path), err);
-    }
-    chmod(address.path.c_str(), static_cast<mode_t>(mode));
-    l.unix_path = address.path;
-  } else {
-    sockaddr_storage ss{};
-    socklen_t len;
-    int family;
-    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-    if (inet_pton(AF_INET, address.host.c_str(), &v4->sin_addr) == 1) {
-      family = AF_INET;
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons(static_cast<uint16_t>(address.port));
-      len = sizeof(sockaddr_in);
-    } else if (inet_pton(AF_INET6, address.host.c_str(), &v6->sin6_addr) ==
-               1) {
-      family = AF_INET6;
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(static_cast<uint16_t>(address.port));
-      len = sizeof(sockaddr_in6);
-    } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat("not an IP address: \"", address.host, "\""));
-    }
-    l.fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l.fd < 0) return ErrnoStatus("socket", errno);
-    const int one = 1;
-    setsockopt(l.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(l.fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-      const int err = errno;
-      close(l.fd);
-      return ErrnoStatus(
-          absl::StrCat("bind ", address.host, ":", address.port), err);
-    }
-    sockaddr_storage bound{};
-    socklen_t blen = sizeof(bound);
-    getsockname(l.fd, reinterpret_cast<sockaddr*>(&bound), &blen);
-    l.port = ntohs(family == AF_INET
-                       ? reinterpret_cast<sockaddr_in*>(&bound)->sin_port
-                       : reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
-  }
-  if (listen(l.fd, 1024) != 0) {
-    const int err = errno;
-    close(l.fd);
-    return ErrnoStatus("listen", err);
-  }
-  return l;
-}
-
-std::string PeerName(int fd) {
-  sockaddr_storage ss{};
-  socklen_t len = sizeof(ss);
-  if (getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
-    return "unknown";
-  }
-  char host[INET6_ADDRSTRLEN] = {0};
-  if (ss.ss_family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-    return absl::StrCat(host, ":", ntohs(a->sin_port));
-  }
-  if (ss.ss_family == AF_INET6) {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-    return absl::StrCat("[", host, "]:", ntohs(a->sin6_port));
-  }
-  return "unix";
-}
-
 }  // namespace
-
-absl::StatusOr<ListenAddress> ParseListenAddress(std::string_view text) {
-  ListenAddress a;
-  if (text.rfind("unix:", 0) == 0) {
-    a.kind = ListenAddress::Kind::kUnix;
-    a.path = std::string(text.substr(5));
-    if (a.path.empty() || a.path[0] != '/') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "\"", ToAbsl(text), "\": unix socket path must be absolute"));
-    }
-    return a;
-  }
-  if (text.rfind("inet:", 0) != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "\"", ToAbsl(text), "\": expected inet:HOST:PORT or unix:/PATH"));
-  }
-  std::string_view rest = text.substr(5);
-  const size_t colon = rest.rfind(':');
-  if (colon == std::string_view::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", ToAbsl(text), "\": no port"));
-  }
-  std::string_view host = rest.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  if (host.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", ToAbsl(text), "\": no host"));
-  }
-  int port;
-  if (!absl::SimpleAtoi(ToAbsl(rest.substr(colon + 1)), &port) || port < 0 ||
-      port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("\"", ToAbsl(text), "\": bad port"));
-  }
-  a.host = std::string(host);
-  a.port = port;
-  return a;
-}
-
-absl::Status ValidateAdapterOptions(const AdapterOptions& o) {
-  if (o.policy_listen.empty() && o.socketmap_listen.empty()) {
-    return absl::InvalidArgumentError(
-        "nothing to serve: set policy_listen and/or socketmap_listen");
-  }
-  for (const std::string* l : {&o.policy_listen, &o.socketmap_listen}) {
-    if (l->empty()) continue;
-    absl::StatusOr<ListenAddress> a = ParseListenAddress(*l);
-    if (!a.ok()) return a.status();
-  }
-  if (o.socketmap_name.empty() ||
-      o.socketmap_name.find_first_of(" \t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        "socketmap_name: must be non-empty without spaces");
-  }
-  if (o.policy_limits.max_line < 64 || o.policy_limits.max_line > 1 << 20) {
-    return absl::InvalidArgumentError("max_line: must be 64..1048576");
-  }
-  if (o.policy_limits.max_request_bytes < o.policy_limits.max_line ||
-      o.policy_limits.max_request_bytes > 1 << 24) {
-    return absl::InvalidArgumentError(
-        "max_request_bytes: must be max_line..16777216");
-  }
-  if (o.policy_limits.max_attributes < 8 ||
-      o.policy_limits.max_attributes > 10000) {
-    return absl::InvalidArgumentError("max_attributes: must be 8..10000");
-  }
-  if (o.max_netstring < 64 || o.max_netstring > 1 << 20) {
-    return absl::InvalidArgumentError("max_netstring: must be 64..1048576");
-  }
-  if (o.max_connections < 1) {
-    return absl::InvalidArgumentError("max_connections: must be positive");
-  }
-  if (o.idle_timeout <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError("idle_timeout: must be positive");
-  }
-  if (o.max_tarpit_delay < absl::ZeroDuration() ||
-      o.drain_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "max_tarpit_delay, drain_timeout: must not be negative");
-  }
-  return absl::OkStatus();
-}
 
 class Adapter::Impl {
  public:
   Impl(const AdapterOptions& options, client::Client* client,
-       std::unique_ptr<Metrics> metrics)
+       std::unique_ptr<AdapterMetrics> metrics)
       : options_(options),
         client_(client),
         metrics_(std::move(metrics)),
@@ -633,7 +279,7 @@ class Adapter::Impl {
         if (errno == EMFILE || errno == ENFILE) {
           // Out of descriptors: stop accepting until the next sweep rather
           // than spin on a listener that stays readable.
-          LogError("accept_failed", {{"protocol", Name(protocol)},
+          LogError("accept_failed", {{"protocol", ProtocolName(protocol)},
                                      {"error", ErrnoText(errno)}});
           epoll_ctl(epoll_, EPOLL_CTL_DEL, l.fd, nullptr);
           listeners_paused_ = true;
@@ -647,7 +293,7 @@ class Adapter::Impl {
         if (now - last_refused_log_ > absl::Seconds(10)) {
           last_refused_log_ = now;
           LogWarning("connection_refused",
-                     {{"protocol", Name(protocol)},
+                     {{"protocol", ProtocolName(protocol)},
                       {"open", connections_.size()},
                       {"max_connections", options_.max_connections}});
         }
@@ -688,7 +334,7 @@ class Adapter::Impl {
   void ProtocolError(Connection& c, std::string_view kind,
                      const absl::Status& error) {
     if (c.peer.empty()) c.peer = PeerName(c.fd);
-    LogWarning("protocol_error", {{"protocol", Name(c.protocol)},
+    LogWarning("protocol_error", {{"protocol", ProtocolName(c.protocol)},
                                   {"peer", c.peer},
                                   {"kind", kind},
                                   {"error", ToStd(error.message())}});
@@ -806,14 +452,10 @@ class Adapter::Impl {
 
   // Returns false when c was closed.
   bool Reply(Connection& c, std::string_view outcome, std::string_view reply) {
-    Metrics::PerProtocol& m = metrics_->of(c.protocol);
+    AdapterMetrics::PerProtocol& m = metrics_->of(c.protocol);
     metrics_->Count(m.outcomes, outcome);
     metrics_->Count(m.requests, ActionClass(c.protocol, reply));
-    if (c.protocol == Protocol::kPolicy) {
-      c.out += FormatPolicyReply(reply);
-    } else {
-      c.out += EncodeNetstring(reply);
-    }
+    c.out += FrameReply(c.protocol, reply);
     if (draining_) c.close_after_write = true;
     return Flush(c);
   }
@@ -846,38 +488,19 @@ class Adapter::Impl {
   }
 
   bool HandlePolicy(Connection& c, const PolicyRequest& request) {
-    PolicyRoute route = RoutePolicyRequest(request, options_.edge_id);
-    if (route.kind == PolicyRoute::Kind::kAnswer) {
-      return Reply(c, route.reason, route.action);
-    }
-    if (route.query.recipient.size() > kMaxRecipientBytes) {
-      return Reply(c, "too_long", "501 5.1.3 Bad recipient address syntax");
-    }
-    Lookup(c, route.query.context, std::move(route.query.recipient),
-           /*batch=*/false);
-    return true;
+    return Act(c, PlanPolicyRequest(request, options_));
   }
 
   bool HandleSocketmap(Connection& c, std::string_view payload) {
-    absl::StatusOr<SocketmapRequest> request = ParseSocketmapRequest(payload);
-    if (!request.ok()) {
-      return Reply(c, "bad_request",
-                   absl::StrCat("PERM ", request.status().message()));
+    return Act(c, PlanSocketmapRequest(payload, options_));
+  }
+
+  // Sends the planned reply or starts the lookup; false when c was closed.
+  bool Act(Connection& c, RequestPlan plan) {
+    if (plan.kind == RequestPlan::Kind::kReply) {
+      return Reply(c, plan.outcome, plan.reply);
     }
-    if (request->name != options_.socketmap_name) {
-      return Reply(c, "bad_request",
-                   absl::StrCat("PERM unknown map name \"",
-                                CleanText(request->name, 64), "\""));
-    }
-    if (request->key.size() > kMaxRecipientBytes) {
-      return Reply(c, "too_long", "NOTFOUND ");
-    }
-    // Socketmap carries no client context: harvest detection counts these
-    // under the server's "unparsable" key and never penalizes them.
-    v1::SmtpContext context;
-    context.set_edge_id(options_.edge_id.empty() ? std::string("postfix")
-                                                 : options_.edge_id);
-    Lookup(c, context, std::move(request->key), /*batch=*/true);
+    Lookup(c, plan.context, std::move(plan.recipient), plan.batch);
     return true;
   }
 
@@ -901,7 +524,7 @@ class Adapter::Impl {
     Connection* c = Find(item.connection);
     if (c == nullptr || c->state != Connection::State::kWaiting) return;
     const absl::Time now = absl::Now();
-    Metrics::PerProtocol& m = metrics_->of(c->protocol);
+    AdapterMetrics::PerProtocol& m = metrics_->of(c->protocol);
     m.latency->Observe(absl::ToDoubleSeconds(now - c->request_start));
     const client::RecipientResult& r = item.result;
     // kInvalid is the request's fault (answered as malformed), not the
@@ -917,27 +540,18 @@ class Adapter::Impl {
       if (now - last_failure_log_ > absl::Seconds(10)) {
         last_failure_log_ = now;
         LogWarning("upstream_failure",
-                   {{"protocol", Name(c->protocol)},
+                   {{"protocol", ProtocolName(c->protocol)},
                     {"code", absl::StatusCodeToString(r.error.code())},
                     {"error", ToStd(r.error.message())},
                     {"answered_as", client::FailurePolicyName(
                                         client_->options().failure_policy)}});
       }
     }
-    std::string reply;
-    std::string_view outcome;
-    absl::Duration delay;
-    if (c->protocol == Protocol::kPolicy) {
-      PolicyAnswer a = AnswerPolicy(r, options_.max_tarpit_delay);
-      reply = std::move(a.action);
-      outcome = a.outcome;
-      delay = a.delay;
-    } else {
-      SocketmapAnswer a = AnswerSocketmap(r, options_.max_tarpit_delay);
-      reply = std::move(a.reply);
-      outcome = a.outcome;
-      delay = a.delay;
-    }
+    LookupAnswer answer =
+        AnswerLookup(c->protocol, r, options_.max_tarpit_delay);
+    std::string reply = std::move(answer.reply);
+    const std::string_view outcome = answer.outcome;
+    const absl::Duration delay = answer.delay;
     c->state = Connection::State::kIdle;
     c->last_activity = now;
     if (delay > absl::ZeroDuration()) {
@@ -1027,7 +641,7 @@ class Adapter::Impl {
   // Constant after construction.
   const AdapterOptions options_;
   client::Client* const client_;
-  const std::unique_ptr<Metrics> metrics_;
+  const std::unique_ptr<AdapterMetrics> metrics_;
   const std::shared_ptr<Mailbox> mailbox_;
 
   // Used by the loop thread only.
@@ -1053,8 +667,8 @@ absl::StatusOr<std::unique_ptr<Adapter>> Adapter::Create(
   if (client == nullptr || registry == nullptr) {
     return absl::InvalidArgumentError("client and registry are required");
   }
-  absl::StatusOr<std::unique_ptr<Metrics>> metrics =
-      Metrics::Register(*registry);
+  absl::StatusOr<std::unique_ptr<AdapterMetrics>> metrics =
+      AdapterMetrics::Register(*registry);
   if (!metrics.ok()) return metrics.status();
   auto impl = std::make_unique<Impl>(options, client, *std::move(metrics));
   absl::Status init = impl->Init();

@@ -31,10 +31,10 @@
 #include "clients/cpp/client.h"
 #include "clients/postfix/adapter.h"
 #include "prometheus/registry.h"
+#include "common/exposition/http_endpoint.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "common/strings.h"
-#include "server/metrics/metrics.h"
 
 ABSL_FLAG(std::string, config, "",
           "Optional file of `flag_name = value` lines (# comments); command "
@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
 
   namespace client = rcptguard::client;
   namespace postfix = rcptguard::postfix;
-  namespace metrics = rcptguard::metrics;
+  namespace exposition = rcptguard::exposition;
   client::ClientOptions copts;
   copts.target = absl::GetFlag(FLAGS_server);
   copts.deadline = absl::GetFlag(FLAGS_deadline);
@@ -256,11 +256,11 @@ int main(int argc, char** argv) {
   if (!rg.ok()) return Fail("client", rg.status());
 
   auto registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<metrics::MetricsServer> metrics_server;
+  std::unique_ptr<exposition::HttpEndpoint> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
-    absl::StatusOr<std::unique_ptr<metrics::MetricsServer>> started =
-        metrics::StartMetricsServer(metrics_listen, registry);
+    absl::StatusOr<std::unique_ptr<exposition::HttpEndpoint>> started =
+        exposition::StartHttpEndpoint(metrics_listen, registry);
     if (!started.ok()) return Fail("metrics_listen", started.status());
     metrics_server = *std::move(started);
   }

@@ -34,7 +34,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "clients/cpp/client.h"
+#include "clients/cpp/recipient_result.h"
 #include "rcptguard/v1/validation.pb.h"
 
 namespace rcptguard::postfix {

@@ -30,7 +30,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "clients/cpp/client.h"
+#include "clients/cpp/recipient_result.h"
 
 namespace rcptguard::postfix {
 

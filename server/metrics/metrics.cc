@@ -8,7 +8,6 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/hash/hash.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "prometheus/text_serializer.h"
@@ -25,7 +24,7 @@ constexpr std::string_view kRecipientStatusNames[kRecipientStatusCount] = {
     "valid", "unknown", "not_served", "malformed"};
 constexpr std::string_view kActionNames[kClientActionCount] = {
     "accept", "tarpit", "tempfail", "reject"};
-constexpr std::string_view kReloadResultNames[kReloadResultCount] = {
+constexpr std::string_view kReloadKindNames[kReloadKindCount] = {
     "success", "unchanged", "refused", "failed"};
 // Reload reasons; index 0 is for success and unchanged, the last is the
 // fold-over value.
@@ -37,14 +36,14 @@ constexpr size_t kReasonOther = 8;
 constexpr int kGrpcCodeCount = 17;  // OK .. UNAUTHENTICATED
 
 // Which (result, reason) pairs get a series of their own.
-bool ReasonApplies(ReloadResult result, size_t reason) {
+bool ReasonApplies(ReloadKind result, size_t reason) {
   switch (result) {
-    case ReloadResult::kSuccess:
-    case ReloadResult::kUnchanged:
+    case ReloadKind::kSuccess:
+    case ReloadKind::kUnchanged:
       return reason == kReasonNone;
-    case ReloadResult::kRefused:
+    case ReloadKind::kRefused:
       return reason >= 1 && (reason <= 3 || reason == kReasonOther);
-    case ReloadResult::kFailed:
+    case ReloadKind::kFailed:
       return reason >= 4;
   }
   return false;
@@ -255,8 +254,8 @@ class EdgeTable {
 // harvest detector statistics, per-edge request counts.
 class ScrapeCollector : public prometheus::Collectable {
  public:
-  ScrapeCollector(size_t max_edges, std::function<absl::Time()> now)
-      : now_(now ? std::move(now) : [] { return absl::Now(); }),
+  ScrapeCollector(size_t max_edges, const Clock* clock)
+      : clock_(clock != nullptr ? clock : RealClock::Get()),
         edges_(max_edges) {}
 
   EdgeTable& edges() { return edges_; }
@@ -323,7 +322,7 @@ class ScrapeCollector : public prometheus::Collectable {
                           "read (its built_at).",
                           MetricType::Gauge);
         AddSample(&age, std::max(0.0, absl::ToDoubleSeconds(
-                                          now_() - directory.built_at)));
+                                          clock_->Now() - directory.built_at)));
         families.push_back(std::move(age));
       }
     }
@@ -364,7 +363,7 @@ class ScrapeCollector : public prometheus::Collectable {
 
  private:
   // Constant after construction.
-  const std::function<absl::Time()> now_;
+  const Clock* const clock_;
 
   // Lock-free for readers; see EdgeTable.
   EdgeTable edges_;
@@ -402,7 +401,7 @@ ServerMetrics::ServerMetrics(MetricsOptions options,
                              std::shared_ptr<prometheus::Registry> registry)
     : options_(std::move(options)), registry_(std::move(registry)) {
   scrape_ = std::make_shared<ScrapeCollector>(options_.max_edge_ids,
-                                              options_.now);
+                                              options_.clock);
   if (options_.process_metrics) {
     process_ = std::make_shared<ProcessCollector>(options_.proc_root);
   }
@@ -519,11 +518,11 @@ absl::Status ServerMetrics::Register() {
                         .Help("Directory reload attempts by result and "
                               "refusal or failure reason.")
                         .Register(r);
-    for (size_t res = 0; res < kReloadResultCount; ++res) {
+    for (size_t res = 0; res < kReloadKindCount; ++res) {
       for (size_t reason = 0; reason < std::size(kReloadReasons); ++reason) {
-        if (!ReasonApplies(static_cast<ReloadResult>(res), reason)) continue;
+        if (!ReasonApplies(static_cast<ReloadKind>(res), reason)) continue;
         reloads_[res][reason] = &reloads.Add(
-            {{"result", std::string(kReloadResultNames[res])},
+            {{"result", std::string(kReloadKindNames[res])},
              {"reason", std::string(kReloadReasons[reason])}});
       }
     }
@@ -594,12 +593,12 @@ void ServerMetrics::RecordAccessRefused(AccessRefusal reason) {
   if (i < kAccessRefusalCount) access_refused_[i]->Increment();
 }
 
-void ServerMetrics::RecordReload(ReloadResult result, std::string_view reason,
+void ServerMetrics::RecordReload(ReloadKind result, std::string_view reason,
                                  absl::Duration took) {
   const size_t res = static_cast<size_t>(result);
-  if (res >= kReloadResultCount) return;
+  if (res >= kReloadKindCount) return;
   size_t slot = kReasonOther;
-  if (result == ReloadResult::kSuccess || result == ReloadResult::kUnchanged) {
+  if (result == ReloadKind::kSuccess || result == ReloadKind::kUnchanged) {
     slot = kReasonNone;
   } else {
     for (size_t i = 1; i < std::size(kReloadReasons); ++i) {
@@ -629,84 +628,6 @@ std::string SerializeText(
                     std::make_move_iterator(more.end()));
   }
   return prometheus::TextSerializer().Serialize(families);
-}
-
-// ---- MetricsServer ----
-
-MetricsServer::~MetricsServer() = default;
-
-namespace {
-
-// civetweb's listening_ports syntax: "8080" (every IPv4 interface),
-// "127.0.0.1:8080", "[::1]:8080". Accepts ":8080" for the first, as Go
-// servers do.
-absl::StatusOr<std::string> CivetListenAddress(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (colon == std::string::npos || colon + 1 == address.size()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics listen address \"", address,
-                     "\" has no port (want host:port or :port)"));
-  }
-  const std::string port = address.substr(colon + 1);
-  int port_number = 0;
-  if (!absl::SimpleAtoi(port, &port_number) || port_number < 0 ||
-      port_number > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics listen address \"", address, "\" has a bad port"));
-  }
-  if (colon == 0) return port;
-  return address;
-}
-
-// civetweb gives every connection a worker thread for as long as it is
-// open, and waits request_timeout_ms (default 30 s) for a request's headers.
-// prometheus-cpp's Exposer(address) starts 2 workers, so two idle
-// connections blinded /metrics. Here a connection holds a worker for at most
-// kRequestTimeoutMs while its request arrives (counted from the accept, so a
-// byte-at-a-time client is cut off too), and no longer once answered
-// (keep-alive stays off: one request per connection, as Prometheus copes
-// with). N such clients then delay a scrape by about
-// ceil(N / kWorkers) * kRequestTimeoutMs.
-constexpr int kWorkers = 16;
-constexpr int kRequestTimeoutMs = 1500;
-
-std::vector<std::string> CivetOptions(const std::string& listening_ports) {
-  return {"listening_ports",       listening_ports,
-          "num_threads",           std::to_string(kWorkers),
-          "request_timeout_ms",    std::to_string(kRequestTimeoutMs),
-          "enable_keep_alive",     "no",
-          "keep_alive_timeout_ms", std::to_string(kRequestTimeoutMs)};
-}
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    std::string listen_address,
-    std::vector<std::shared_ptr<prometheus::Collectable>> collectables) {
-  absl::StatusOr<std::string> civet = CivetListenAddress(listen_address);
-  if (!civet.ok()) return civet.status();
-  std::unique_ptr<MetricsServer> server(new MetricsServer());
-  server->collectables_ = std::move(collectables);
-  try {
-    server->exposer_ =
-        std::make_unique<prometheus::Exposer>(CivetOptions(*civet));
-    for (const auto& collectable : server->collectables_) {
-      if (collectable != nullptr) server->exposer_->RegisterCollectable(collectable);
-    }
-    const std::vector<int> ports = server->exposer_->GetListeningPorts();
-    if (!ports.empty()) server->port_ = ports.front();
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        "cannot serve metrics on ", listen_address, ": ", e.what()));
-  }
-  return server;
-}
-
-absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    std::string listen_address, std::shared_ptr<prometheus::Registry> registry) {
-  return StartMetricsServer(
-      std::move(listen_address),
-      std::vector<std::shared_ptr<prometheus::Collectable>>{std::move(registry)});
 }
 
 }  // namespace rcptguard::metrics

@@ -1,4 +1,5 @@
-// Prometheus metrics of rcptguardd, and the HTTP endpoint that serves them.
+// Prometheus metrics of rcptguardd. The HTTP endpoint that serves them is
+// generic and lives apart (common/exposition/http_endpoint.h).
 //
 // ServerMetrics registers every metric once, at start-up (Create), into one
 // struct of pointers; nothing on the request path creates a metric or calls
@@ -11,9 +12,9 @@
 //                           {.domains = {"example.com", "example.org"},
 //                            .rule_names = {"burst", "slow"},
 //                            .version = "0.1.0"}));
-//   RG_ASSIGN_OR_RETURN(std::unique_ptr<MetricsServer> http,
-//                       StartMetricsServer("127.0.0.1:9464",
-//                                          metrics->collectables()));
+//   RG_ASSIGN_OR_RETURN(std::unique_ptr<exposition::HttpEndpoint> http,
+//                       exposition::StartHttpEndpoint(
+//                           "127.0.0.1:9464", metrics->collectables()));
 //   ...
 //   metrics->RecordRequest(Method::kValidate, absl::StatusCode::kOk,
 //                          absl::Now() - start);
@@ -70,7 +71,7 @@
 // concurrently from any thread, and the collectables may be collected
 // concurrently with them. A sampler passed to SetHarvestSampler is called on
 // the scrape thread and must stay callable until it is replaced, or until
-// the MetricsServer serving these collectables is destroyed.
+// the HttpEndpoint serving these collectables is destroyed.
 #ifndef RCPTGUARD_SERVER_METRICS_METRICS_H_
 #define RCPTGUARD_SERVER_METRICS_METRICS_H_
 
@@ -87,9 +88,9 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "prometheus/collectable.h"
 #include "prometheus/counter.h"
-#include "prometheus/exposer.h"
 #include "prometheus/gauge.h"
 #include "prometheus/histogram.h"
 #include "prometheus/registry.h"
@@ -140,13 +141,13 @@ inline constexpr size_t kClientActionCount = 4;
 // directory is served), unchanged (the candidate is the served one),
 // refused (a guard kept the served one), failed (the source could not be
 // read or verified).
-enum class ReloadResult : uint8_t {
+enum class ReloadKind : uint8_t {
   kSuccess = 0,
   kUnchanged = 1,
   kRefused = 2,
   kFailed = 3,
 };
-inline constexpr size_t kReloadResultCount = 4;
+inline constexpr size_t kReloadKindCount = 4;
 
 struct MetricsOptions {
   // Served domains in config order: RecordRecipient's domain_index indexes
@@ -164,8 +165,9 @@ struct MetricsOptions {
   bool process_metrics = true;
   // Root of the proc file system (tests point it at a fake one).
   std::string proc_root = "/proc";
-  // The clock for the directory's age; null means absl::Now.
-  std::function<absl::Time()> now;
+  // The clock for the directory's age; null means RealClock::Get(). Must
+  // outlive the ServerMetrics.
+  const Clock* clock = nullptr;
 };
 
 // What SetDirectory reports about the served directory.
@@ -201,8 +203,8 @@ class ServerMetrics {
   ServerMetrics& operator=(const ServerMetrics&) = delete;
   ~ServerMetrics();
 
-  // Everything to expose, for StartMetricsServer: the registry, the
-  // scrape-time collector, and the process collector (when enabled).
+  // Everything to expose, for exposition::StartHttpEndpoint: the registry,
+  // the scrape-time collector, and the process collector (when enabled).
   std::vector<std::shared_ptr<prometheus::Collectable>> collectables() const;
   const std::shared_ptr<prometheus::Registry>& registry() const {
     return registry_;
@@ -235,9 +237,9 @@ class ServerMetrics {
   // ---- Reload path (the loading thread). ----
 
   // One reload attempt and how long it took. `reason` is the refusal or
-  // failure code (ReloadResult::reason in the service); ignored for
+  // failure code (service::ReloadResult::reason); ignored for
   // success and unchanged.
-  void RecordReload(ReloadResult result, std::string_view reason,
+  void RecordReload(ReloadKind result, std::string_view reason,
                     absl::Duration took);
   // The directory now served: after every successful swap (and the first
   // load). Replaces rcptguard_directory_info's version label.
@@ -280,7 +282,7 @@ class ServerMetrics {
   // [action][rule slot]
   std::array<std::vector<prometheus::Counter*>, kClientActionCount> verdicts_;
   // [result][reason]; null for combinations that fold into "other".
-  std::array<std::array<prometheus::Counter*, 9>, kReloadResultCount>
+  std::array<std::array<prometheus::Counter*, 9>, kReloadKindCount>
       reloads_{};
   prometheus::Histogram* load_duration_ = nullptr;
 };
@@ -293,50 +295,6 @@ prometheus::Histogram::BucketBoundaries RecipientBuckets();
 // Collects every collectable and renders Prometheus text format 0.0.4.
 std::string SerializeText(
     const std::vector<std::shared_ptr<prometheus::Collectable>>& collectables);
-
-// Serves GET /metrics over HTTP (prometheus-cpp's Exposer, civetweb) until
-// destroyed.
-//
-// Slow and idle clients: 16 worker threads, one per open connection; a
-// connection that has not sent a whole request 1.5 s after it was accepted
-// is closed, and every answered one is closed (no keep-alive). So N clients
-// that connect and say nothing (or trickle bytes) delay a scrape by about
-// ceil(N / 16) * 1.5 s: 18 such clients cost one scrape ~1.3 s (measured),
-// 100 that reconnect as soon as they are closed ~9 s. The endpoint serves
-// no secrets but is not built to face untrusted networks at scale: the
-// default listen addresses are loopback (docs/security.md, "Metrics
-// endpoints").
-//
-// Thread safety: port() may be called from any thread; destroy it from one.
-class MetricsServer {
- public:
-  ~MetricsServer();
-  // The port actually bound: with port 0 in the listen address, the one the
-  // kernel picked.
-  int port() const { return port_; }
-
- private:
-  friend absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-      std::string, std::vector<std::shared_ptr<prometheus::Collectable>>);
-  MetricsServer() = default;
-
-  // Declared first so the exposer (which holds weak pointers) stops before
-  // the collectables may go.
-  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
-};
-
-// Listens on `listen_address` ("host:port", "[v6]:port", ":port" for every
-// IPv4 interface; port 0 picks a free one, see MetricsServer::port()) and
-// serves `collectables` at /metrics. Keeps them alive while serving.
-// Errors: InvalidArgument for an address without a port; Unavailable,
-// naming the address, when it cannot listen.
-absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    std::string listen_address,
-    std::vector<std::shared_ptr<prometheus::Collectable>> collectables);
-absl::StatusOr<std::unique_ptr<MetricsServer>> StartMetricsServer(
-    std::string listen_address, std::shared_ptr<prometheus::Registry> registry);
 
 }  // namespace rcptguard::metrics
 

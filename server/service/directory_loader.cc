@@ -2,12 +2,9 @@
 
 #include <string>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "common/file.h"
 #include "common/status_macros.h"
 #include "server/ldif/mapping.h"
 #include "server/snapshot/snapshot_file.h"
@@ -39,54 +36,6 @@ absl::StatusOr<ldif::AttributeMapping> MappingFromConfig(
 }
 
 }  // namespace
-
-absl::StatusOr<directory::SipKey> LoadFingerprintKey(
-    const v1::ServerConfig& config) {
-  const std::string& path = config.fingerprint_key_file();
-  if (path.empty()) return directory::SipKey::Random();
-  absl::StatusOr<std::string> read =
-      ReadRegularFile("fingerprint key file", path, kMaxKeyFileBytes);
-  if (absl::IsNotFound(read.status())) {
-    return absl::NotFoundError(
-        absl::StrCat("cannot read fingerprint key file ", path));
-  }
-  if (!read.ok()) return read.status();
-  const std::string& content = *read;
-  if (content.size() == 16) return directory::SipKey::FromBytes(content);
-  absl::string_view trimmed = absl::StripAsciiWhitespace(content);
-  if (trimmed.size() == 32) {
-    bool hex = true;
-    for (char c : trimmed) hex = hex && absl::ascii_isxdigit(c);
-    if (hex) {
-      return directory::SipKey::FromBytes(absl::HexStringToBytes(trimmed));
-    }
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "fingerprint key file ", path,
-      ": expected 16 raw bytes or 32 hex digits, found ", content.size(),
-      " bytes"));
-}
-
-std::vector<directory::DomainPolicy> DomainPolicies(
-    const v1::ServerConfig& config) {
-  std::vector<directory::DomainPolicy> policies;
-  policies.reserve(config.domains_size());
-  for (const v1::Domain& d : config.domains()) {
-    directory::DomainPolicy p;
-    p.name = d.name();
-    p.mode = d.mode() == v1::DOMAIN_MODE_MONITOR
-                 ? directory::DomainMode::kMonitor
-                 : directory::DomainMode::kEnforce;
-    p.subaddress_delimiters = d.subaddress_delimiters();
-    p.aliases.assign(d.aliases().begin(), d.aliases().end());
-    p.replies.valid = d.replies().valid();
-    p.replies.unknown = d.replies().unknown();
-    p.replies.not_served = d.replies().not_served();
-    p.replies.malformed = d.replies().malformed();
-    policies.push_back(std::move(p));
-  }
-  return policies;
-}
 
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
     const v1::ServerConfig& config, const directory::SipKey& key) {

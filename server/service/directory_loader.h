@@ -23,6 +23,7 @@
 #include "rcptguard/v1/config.pb.h"
 #include "server/directory/directory.h"
 #include "server/directory/siphash.h"
+#include "server/directory_config/directory_config.h"
 
 namespace rcptguard::service {
 
@@ -36,15 +37,11 @@ struct LoadedDirectory {
   std::vector<std::string> missing_domains;
 };
 
-// The fingerprint key: read from config.fingerprint_key_file (16 raw bytes
-// or 32 hex digits, surrounding whitespace ignored), or a fresh random key
-// when no file is configured.
-absl::StatusOr<directory::SipKey> LoadFingerprintKey(
-    const v1::ServerConfig& config);
-
-// The served domains of the config as directory policies.
-std::vector<directory::DomainPolicy> DomainPolicies(
-    const v1::ServerConfig& config);
+// LoadFingerprintKey(config) and DomainPolicies(config) live in
+// server/directory_config (the CLI builds snapshots with them too); they are
+// named here as well for the service's callers.
+using directory_config::DomainPolicies;
+using directory_config::LoadFingerprintKey;
 
 // Reads every configured LDIF file into a new directory. Errors name the
 // file and line (LDIF syntax).

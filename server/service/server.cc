@@ -15,6 +15,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
+#include "common/exposition/http_endpoint.h"
 #include "common/log.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
@@ -111,19 +112,19 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
     metrics::ServerMetrics* m = metrics_.get();
     manager_.set_reload_observer(
         [m](const ReloadResult& result, const directory::Directory* served) {
-          metrics::ReloadResult r = metrics::ReloadResult::kFailed;
+          metrics::ReloadKind r = metrics::ReloadKind::kFailed;
           switch (result.kind) {
             case ReloadResult::Kind::kLoaded:
-              r = metrics::ReloadResult::kSuccess;
+              r = metrics::ReloadKind::kSuccess;
               break;
             case ReloadResult::Kind::kUnchanged:
-              r = metrics::ReloadResult::kUnchanged;
+              r = metrics::ReloadKind::kUnchanged;
               break;
             case ReloadResult::Kind::kRefused:
-              r = metrics::ReloadResult::kRefused;
+              r = metrics::ReloadKind::kRefused;
               break;
             case ReloadResult::Kind::kFailed:
-              r = metrics::ReloadResult::kFailed;
+              r = metrics::ReloadKind::kFailed;
               break;
           }
           m->RecordReload(r, result.reason, absl::Seconds(result.seconds));
@@ -220,7 +221,7 @@ absl::Status Server::Start() {
                                     : config_.metrics().listen_address();
     RG_ASSIGN_OR_RETURN(
         metrics_server_,
-        metrics::StartMetricsServer(address, metrics_->collectables()));
+        exposition::StartHttpEndpoint(address, metrics_->collectables()));
     LogInfo("metrics_listening",
             {{"address", address}, {"port", metrics_server_->port()}});
   }

@@ -26,6 +26,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
+#include "common/exposition/http_endpoint.h"
 #include "server/metrics/metrics.h"
 #include "server/service/directory_manager.h"
 #include "server/service/services.h"
@@ -88,7 +89,7 @@ class Server {
   int health_port_ = 0;
   // Declared last, so destroyed first: scrapes stop before the detector
   // they sample goes away.
-  std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  std::unique_ptr<exposition::HttpEndpoint> metrics_server_;
   int port_ = 0;
   std::atomic<bool> shutting_down_{false};
 };

@@ -28,7 +28,7 @@ int main() {
   m.RecordMonitorWouldReject(1);
   m.RecordClientVerdict(ClientAction::kTarpit, "burst");
   m.RecordEdgeRequest("mx1");
-  m.RecordReload(ReloadResult::kSuccess, "", absl::Milliseconds(40));
+  m.RecordReload(ReloadKind::kSuccess, "", absl::Milliseconds(40));
   const absl::Time now = absl::Now();
   m.SetDirectory({.version = "dump-1", .addresses = 300, .domains = 2,
                   .built_at = now - absl::Minutes(5), .loaded_at = now});

@@ -10,7 +10,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -20,6 +22,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
+#include "common/exposition/http_endpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/counter.h"
@@ -34,18 +38,13 @@ using ::rcptguard::testing::HttpGet;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// The clock the metrics read the directory's age with.
-struct FakeClock {
-  absl::Time now = absl::FromUnixSeconds(1'700'000'000);
-};
-
 MetricsOptions TestOptions(FakeClock* clock) {
   MetricsOptions options;
   options.domains = {"example.com", "example.org"};
   options.rule_names = {"burst", "slow"};
   options.version = "1.2.3";
   options.process_metrics = false;
-  options.now = [clock] { return clock->now; };
+  options.clock = clock;
   return options;
 }
 
@@ -60,12 +59,21 @@ std::vector<std::string> Lines(const std::string& text) {
   return lines;
 }
 
-// Asserts `line` is one whole line of the exposition.
-void ExpectLine(const std::string& exposition, const std::string& line) {
+// Asserts each of `expected` is one whole line of the exposition; every
+// missing line is reported on its own.
+void ExpectLines(const std::string& exposition,
+                 std::initializer_list<std::string_view> expected) {
   const std::vector<std::string> lines = Lines(exposition);
-  EXPECT_NE(std::find(lines.begin(), lines.end(), line), lines.end())
-      << "missing line: " << line << "\nin:\n"
-      << exposition;
+  for (std::string_view line : expected) {
+    EXPECT_NE(std::find(lines.begin(), lines.end(), line), lines.end())
+        << "missing line: " << line << "\nin:\n"
+        << exposition;
+  }
+}
+
+// Asserts `line` is one whole line of the exposition.
+void ExpectLine(const std::string& exposition, std::string_view line) {
+  ExpectLines(exposition, {line});
 }
 
 // Lines starting with `prefix` (sample lines of one metric).
@@ -106,18 +114,18 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   metrics->RecordEdgeRequest("mx1");
   metrics->RecordEdgeRequest("mx1");
   metrics->RecordEdgeRequest("");
-  metrics->RecordReload(ReloadResult::kSuccess, "", absl::Milliseconds(30));
-  metrics->RecordReload(ReloadResult::kUnchanged, "ignored",
+  metrics->RecordReload(ReloadKind::kSuccess, "", absl::Milliseconds(30));
+  metrics->RecordReload(ReloadKind::kUnchanged, "ignored",
                         absl::Milliseconds(3));
-  metrics->RecordReload(ReloadResult::kRefused, "shrunk", absl::Seconds(1));
-  metrics->RecordReload(ReloadResult::kRefused, "checksum", absl::Seconds(1));
-  metrics->RecordReload(ReloadResult::kFailed, "checksum", absl::Seconds(2));
-  metrics->RecordReload(ReloadResult::kFailed, "gremlins", absl::Seconds(2));
+  metrics->RecordReload(ReloadKind::kRefused, "shrunk", absl::Seconds(1));
+  metrics->RecordReload(ReloadKind::kRefused, "checksum", absl::Seconds(1));
+  metrics->RecordReload(ReloadKind::kFailed, "checksum", absl::Seconds(2));
+  metrics->RecordReload(ReloadKind::kFailed, "gremlins", absl::Seconds(2));
   metrics->SetDirectory({.version = "snap-7",
                          .addresses = 1000,
                          .domains = 2,
-                         .built_at = clock.now - absl::Seconds(90),
-                         .loaded_at = clock.now - absl::Seconds(30)});
+                         .built_at = clock.Now() - absl::Seconds(90),
+                         .loaded_at = clock.Now() - absl::Seconds(30)});
   metrics->SetHarvestSampler([] {
     return HarvestSample{.tracked_keys = 12,
                          .max_tracked_keys = 1000,
@@ -127,107 +135,69 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   });
 
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text, R"(rcptguard_build_info{version="1.2.3"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} 2)");
-  ExpectLine(
+  ExpectLines(
       text,
-      R"(rcptguard_grpc_requests_total{code="PERMISSION_DENIED",method="Reload"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_requests_total{code="UNKNOWN",method="ValidateStream"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_requests_total{code="OK",method="ListOffenders"} 0)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="5e-05"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.00025"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.0005"} 2)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} 2)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="5"} 0)");
-  ExpectLine(
-      text,
-      R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="+Inf"} 1)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_bucket{le="5"} 1)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_bucket{le="1000"} 1)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_count 2)");
-  ExpectLine(text, R"(rcptguard_recipients_per_request_sum 1503)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="example.com",status="unknown"} 3)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="example.org",status="valid"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="not_served"} 2)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="malformed"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="valid"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="example.com",status="valid"} 0)");
-  ExpectLine(text,
-             R"(rcptguard_monitor_would_reject_total{domain="example.org"} 2)");
-  ExpectLine(text,
-             R"(rcptguard_monitor_would_reject_total{domain="example.com"} 0)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="tarpit",rule="burst"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="reject",rule="other"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="accept",rule="none"} 2)");
-  ExpectLine(text,
-             R"(rcptguard_client_verdicts_total{action="reject",rule="slow"} 0)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="none"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 0)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="none",result="success"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="none",result="unchanged"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="shrunk",result="refused"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="other",result="refused"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="checksum",result="failed"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="other",result="failed"} 1)");
-  ExpectLine(
-      text,
-      R"(rcptguard_directory_reloads_total{reason="empty",result="refused"} 0)");
+      {
+          R"(rcptguard_build_info{version="1.2.3"} 1)",
+          R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} 2)",
+          R"(rcptguard_grpc_requests_total{code="PERMISSION_DENIED",method="Reload"} 1)",
+          R"(rcptguard_grpc_requests_total{code="UNKNOWN",method="ValidateStream"} 1)",
+          R"(rcptguard_grpc_requests_total{code="OK",method="ListOffenders"} 0)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="5e-05"} 1)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.00025"} 1)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="Validate",le="0.0005"} 2)",
+          R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} 2)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="5"} 0)",
+          R"(rcptguard_grpc_request_duration_seconds_bucket{method="ValidateStream",le="+Inf"} 1)",
+          R"(rcptguard_recipients_per_request_bucket{le="5"} 1)",
+          R"(rcptguard_recipients_per_request_bucket{le="1000"} 1)",
+          R"(rcptguard_recipients_per_request_count 2)",
+          R"(rcptguard_recipients_per_request_sum 1503)",
+          R"(rcptguard_recipients_total{domain="example.com",status="unknown"} 3)",
+          R"(rcptguard_recipients_total{domain="example.org",status="valid"} 1)",
+          R"(rcptguard_recipients_total{domain="other",status="not_served"} 2)",
+          R"(rcptguard_recipients_total{domain="other",status="malformed"} 1)",
+          R"(rcptguard_recipients_total{domain="other",status="valid"} 1)",
+          R"(rcptguard_recipients_total{domain="example.com",status="valid"} 0)",
+          R"(rcptguard_monitor_would_reject_total{domain="example.org"} 2)",
+          R"(rcptguard_monitor_would_reject_total{domain="example.com"} 0)",
+          R"(rcptguard_client_verdicts_total{action="tarpit",rule="burst"} 1)",
+          R"(rcptguard_client_verdicts_total{action="reject",rule="other"} 1)",
+          R"(rcptguard_client_verdicts_total{action="accept",rule="none"} 2)",
+          R"(rcptguard_client_verdicts_total{action="reject",rule="slow"} 0)",
+          R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)",
+          R"(rcptguard_edge_requests_total{edge_id="none"} 1)",
+          R"(rcptguard_edge_requests_total{edge_id="other"} 0)",
+          R"(rcptguard_directory_reloads_total{reason="none",result="success"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="none",result="unchanged"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="shrunk",result="refused"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="other",result="refused"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="checksum",result="failed"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="other",result="failed"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="empty",result="refused"} 0)",
+      });
   // Combinations that cannot happen have no series.
   EXPECT_THAT(text, Not(HasSubstr(R"(reason="checksum",result="refused")")));
   EXPECT_THAT(text, Not(HasSubstr(R"(reason="none",result="failed")")));
-  ExpectLine(text, "rcptguard_directory_load_duration_seconds_count 6");
-  ExpectLine(text, "rcptguard_directory_load_duration_seconds_bucket{le=\"1\"} 4");
-  ExpectLine(text, "rcptguard_directory_addresses 1000");
-  ExpectLine(text, "rcptguard_directory_domains 2");
-  ExpectLine(text, R"(rcptguard_directory_info{version="snap-7"} 1)");
-  ExpectLine(text,
-             "rcptguard_directory_last_load_success_timestamp_seconds 1699999970");
-  ExpectLine(text, "rcptguard_directory_snapshot_age_seconds 90");
-  ExpectLine(text, "rcptguard_harvest_tracked_keys 12");
-  ExpectLine(text, "rcptguard_harvest_tracked_keys_limit 1000");
-  ExpectLine(text, "rcptguard_harvest_evictions_total 4");
-  ExpectLine(text, "rcptguard_harvest_penalty_boxes_active 2");
-  ExpectLine(text, "rcptguard_harvest_domains_under_attack 1");
-  ExpectLine(text, "# TYPE rcptguard_harvest_evictions_total counter");
-  ExpectLine(text, "# TYPE rcptguard_edge_requests_total counter");
-  ExpectLine(text, "# TYPE rcptguard_directory_info gauge");
+  ExpectLines(
+      text,
+      {
+          "rcptguard_directory_load_duration_seconds_count 6",
+          "rcptguard_directory_load_duration_seconds_bucket{le=\"1\"} 4",
+          "rcptguard_directory_addresses 1000",
+          "rcptguard_directory_domains 2",
+          R"(rcptguard_directory_info{version="snap-7"} 1)",
+          "rcptguard_directory_last_load_success_timestamp_seconds 1699999970",
+          "rcptguard_directory_snapshot_age_seconds 90",
+          "rcptguard_harvest_tracked_keys 12",
+          "rcptguard_harvest_tracked_keys_limit 1000",
+          "rcptguard_harvest_evictions_total 4",
+          "rcptguard_harvest_penalty_boxes_active 2",
+          "rcptguard_harvest_domains_under_attack 1",
+          "# TYPE rcptguard_harvest_evictions_total counter",
+          "# TYPE rcptguard_edge_requests_total counter",
+          "# TYPE rcptguard_directory_info gauge",
+      });
   // Process metrics were turned off.
   EXPECT_THAT(text, Not(HasSubstr("process_")));
 }
@@ -260,11 +230,11 @@ TEST(ServerMetricsTest, DirectoryInfoVersionIsReplacedOnReload) {
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
   metrics->SetDirectory({.version = "v1", .addresses = 10, .domains = 1,
-                         .built_at = clock.now, .loaded_at = clock.now});
+                         .built_at = clock.Now(), .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              R"(rcptguard_directory_info{version="v1"} 1)");
   metrics->SetDirectory({.version = "v2", .addresses = 11, .domains = 1,
-                         .built_at = clock.now, .loaded_at = clock.now});
+                         .built_at = clock.Now(), .loaded_at = clock.Now()});
   const std::string text = SerializeText(metrics->collectables());
   ExpectLine(text, R"(rcptguard_directory_info{version="v2"} 1)");
   EXPECT_THAT(text, Not(HasSubstr(R"(version="v1")")));
@@ -277,17 +247,17 @@ TEST(ServerMetricsTest, SnapshotAgeIsComputedAtScrapeTime) {
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
-                         .built_at = clock.now - absl::Minutes(1),
-                         .loaded_at = clock.now});
+                         .built_at = clock.Now() - absl::Minutes(1),
+                         .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 60");
-  clock.now += absl::Hours(1);
+  clock.Advance(absl::Hours(1));
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 3660");
   // A built_at in the future (clock skew) reads as age 0, not negative.
   metrics->SetDirectory({.version = "v2", .addresses = 1, .domains = 1,
-                         .built_at = clock.now + absl::Minutes(5),
-                         .loaded_at = clock.now});
+                         .built_at = clock.Now() + absl::Minutes(5),
+                         .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 0");
 }
@@ -324,13 +294,14 @@ TEST(ServerMetricsTest, DomainsBeyondTheLabelCapFoldIntoOther) {
   metrics->RecordRecipient(RecipientStatus::kUnknown, -1);  // not served
   metrics->RecordMonitorWouldReject(2);
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="a.example",status="unknown"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="b.example",status="unknown"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_recipients_total{domain="other",status="unknown"} 2)");
-  ExpectLine(text, R"(rcptguard_monitor_would_reject_total{domain="other"} 1)");
+  ExpectLines(
+      text,
+      {
+          R"(rcptguard_recipients_total{domain="a.example",status="unknown"} 1)",
+          R"(rcptguard_recipients_total{domain="b.example",status="unknown"} 1)",
+          R"(rcptguard_recipients_total{domain="other",status="unknown"} 2)",
+          R"(rcptguard_monitor_would_reject_total{domain="other"} 1)",
+      });
   EXPECT_THAT(text, Not(HasSubstr("c.example")));
 }
 
@@ -347,10 +318,12 @@ TEST(ServerMetricsTest, EdgeIdsAreCappedFirstComeFirstServed) {
   metrics->RecordEdgeRequest("caf\xc3\xa9");           // not ASCII
   metrics->RecordEdgeRequest("line\nbreak");           // control character
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx2"} 2)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx3"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 5)");
+  ExpectLines(text, {
+                        R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)",
+                        R"(rcptguard_edge_requests_total{edge_id="mx2"} 2)",
+                        R"(rcptguard_edge_requests_total{edge_id="mx3"} 1)",
+                        R"(rcptguard_edge_requests_total{edge_id="other"} 5)",
+                    });
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_edge_requests_total{").size(),
             5u);  // 3 edges, other, none
 }
@@ -365,8 +338,10 @@ TEST(ServerMetricsTest, EdgeIdsAreEscapedNotDropped) {
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
   // A control character is percent-encoded; the id keeps its slot.
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="bad%01"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="other"} 1)");
+  ExpectLines(text, {
+                        R"(rcptguard_edge_requests_total{edge_id="bad%01"} 1)",
+                        R"(rcptguard_edge_requests_total{edge_id="other"} 1)",
+                    });
 }
 
 // Regression (issue 19): an edge named "other" or "none" shared its series
@@ -407,15 +382,14 @@ TEST(ServerMetricsTest, LongEdgeIdsAreClippedAndStayDistinct) {
   metrics->RecordEdgeRequest(std::string(64, 'c'));  // exactly 64: whole
   const std::string text = SerializeText(metrics->collectables());
   const std::string a64(64, 'a');
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                a64, R"(~EE7717EBA7A17E21"} 2)"));
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                a64, R"(~EE7714EBA7A17908"} 1)"));
-  ExpectLine(text,
-             absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                          std::string(62, 'a'), R"(~108A33D30B736D3C"} 1)"));
-  ExpectLine(text, absl::StrCat(R"(rcptguard_edge_requests_total{edge_id=")",
-                                std::string(64, 'c'), R"("} 1)"));
+  const std::string prefix = R"(rcptguard_edge_requests_total{edge_id=")";
+  ExpectLines(text, {
+                        absl::StrCat(prefix, a64, R"(~EE7717EBA7A17E21"} 2)"),
+                        absl::StrCat(prefix, a64, R"(~EE7714EBA7A17908"} 1)"),
+                        absl::StrCat(prefix, std::string(62, 'a'),
+                                     R"(~108A33D30B736D3C"} 1)"),
+                        absl::StrCat(prefix, std::string(64, 'c'), R"("} 1)"),
+                    });
 }
 
 TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
@@ -430,11 +404,13 @@ TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
   metrics->RecordEdgeRequest("50%");          // the escape character
   metrics->RecordEdgeRequest("good \"quoted\" \\ edge");
   const std::string text = SerializeText(metrics->collectables());
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="caf%C3%A9"} 1)");
-  ExpectLine(text,
-             R"(rcptguard_edge_requests_total{edge_id="line%0Abreak"} 1)");
-  ExpectLine(text, R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)");
+  ExpectLines(text,
+              {
+                  R"(rcptguard_edge_requests_total{edge_id="mx%FF1"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="caf%C3%A9"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="line%0Abreak"} 1)",
+                  R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)",
+              });
   // Printable ASCII is kept, escaped as the text format wants.
   ExpectLine(text,
              R"(rcptguard_edge_requests_total{edge_id="good \"quoted\" \\ edge"} 1)");
@@ -485,12 +461,16 @@ TEST(ServerMetricsTest, ConcurrentRecordingLosesNothing) {
   }
   EXPECT_EQ(edge_total, kThreads * kPerThread);
   EXPECT_EQ(edges.size(), 16u + 2u);
-  ExpectLine(text, absl::StrCat(
-                       R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} )",
-                       kThreads * kPerThread));
-  ExpectLine(text, absl::StrCat(
-                       R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} )",
-                       kThreads * kPerThread));
+  ExpectLines(
+      text,
+      {
+          absl::StrCat(
+              R"(rcptguard_grpc_requests_total{code="OK",method="Validate"} )",
+              kThreads * kPerThread),
+          absl::StrCat(
+              R"(rcptguard_grpc_request_duration_seconds_count{method="Validate"} )",
+              kThreads * kPerThread),
+      });
 }
 
 TEST(ServerMetricsTest, RefusesANameTakenByAnotherType) {
@@ -652,7 +632,7 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
     metrics->RecordEdgeRequest(id);
   }
   metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
-                         .built_at = clock.now, .loaded_at = clock.now});
+                         .built_at = clock.Now(), .loaded_at = clock.Now()});
   metrics->SetHarvestSampler([] { return HarvestSample{}; });
   const std::string text = SerializeText(metrics->collectables());
 
@@ -671,14 +651,14 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
 
 // ---- HTTP endpoint ----
 
-TEST(MetricsServerTest, ServesMetricsOnAPickedPort) {
+TEST(HttpEndpointTest, ServesMetricsOnAPickedPort) {
   FakeClock clock;
   MetricsOptions options = TestOptions(&clock);
   options.process_metrics = true;
   auto metrics = MustCreate(std::move(options));
   ASSERT_NE(metrics, nullptr);
   metrics->RecordRecipient(RecipientStatus::kUnknown, 0, 3);
-  auto server = StartMetricsServer("127.0.0.1:0", metrics->collectables());
+  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", metrics->collectables());
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
@@ -716,7 +696,7 @@ int ConnectLoopback(int port) {
 // exposer's worker threads for the whole civetweb request timeout, so a
 // scrape waited behind them (or timed out). Idle, stalled and trickling
 // clients now cost a worker for at most the short request timeout.
-TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
+TEST(HttpEndpointTest, IdleAndSlowClientsDoNotBlockAScrape) {
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter()
       .Name("rcptguard_test_total")
@@ -724,7 +704,7 @@ TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
       .Register(*registry)
       .Add({})
       .Increment(7);
-  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", registry);
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
 
@@ -776,7 +756,7 @@ TEST(MetricsServerTest, IdleAndSlowClientsDoNotBlockAScrape) {
   }
 }
 
-TEST(MetricsServerTest, RegistryOverload) {
+TEST(HttpEndpointTest, RegistryOverload) {
   auto registry = std::make_shared<prometheus::Registry>();
   prometheus::BuildCounter()
       .Name("rcptguard_postfix_queries_total")
@@ -784,38 +764,38 @@ TEST(MetricsServerTest, RegistryOverload) {
       .Register(*registry)
       .Add({})
       .Increment(5);
-  auto server = StartMetricsServer("127.0.0.1:0", registry);
+  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", registry);
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_THAT(HttpGet((*server)->port(), "/metrics"),
               HasSubstr("rcptguard_postfix_queries_total 5"));
 }
 
-TEST(MetricsServerTest, ColonPortListensOnEveryInterface) {
+TEST(HttpEndpointTest, ColonPortListensOnEveryInterface) {
   auto server =
-      StartMetricsServer(":0", std::make_shared<prometheus::Registry>());
+      exposition::StartHttpEndpoint(":0", std::make_shared<prometheus::Registry>());
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->port(), 0);
   EXPECT_THAT(HttpGet((*server)->port(), "/metrics"), HasSubstr("200 OK"));
 }
 
-TEST(MetricsServerTest, BadAddresses) {
-  auto no_port = StartMetricsServer("127.0.0.1", std::shared_ptr<prometheus::Registry>());
+TEST(HttpEndpointTest, BadAddresses) {
+  auto no_port = exposition::StartHttpEndpoint("127.0.0.1", std::shared_ptr<prometheus::Registry>());
   ASSERT_FALSE(no_port.ok());
   EXPECT_EQ(no_port.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(no_port.status().message()), HasSubstr("has no port"));
 
-  auto bad_port = StartMetricsServer("127.0.0.1:http",
+  auto bad_port = exposition::StartHttpEndpoint("127.0.0.1:http",
                                      std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(bad_port.ok());
   EXPECT_EQ(bad_port.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad_port.status().message()), HasSubstr("bad port"));
 
-  auto first = StartMetricsServer("127.0.0.1:0",
+  auto first = exposition::StartHttpEndpoint("127.0.0.1:0",
                                   std::make_shared<prometheus::Registry>());
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string taken = absl::StrCat("127.0.0.1:", (*first)->port());
   auto second =
-      StartMetricsServer(taken, std::make_shared<prometheus::Registry>());
+      exposition::StartHttpEndpoint(taken, std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()),
