@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs the whole test suite
+# Installs what is missing, checks the tree (no conflict markers, C++
+# clang-formatted), builds, and runs the whole test suite
 # (unit, end-to-end with real peers, fuzz corpus replays), then builds the
 # binaries and fuzz targets with clang (-Werror=thread-safety; parsers under
 # ASan and UBSan) and fuzzes each target for 10 s. Usage:
@@ -19,6 +20,8 @@ for arg in "$@"; do
 done
 
 scripts/deps.sh test
+# Conflict markers and unformatted C++ fail at once, before any build.
+scripts/check_tree.sh
 
 if [[ $mode == asan ]]; then
   dir=build-asan
