@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -61,8 +62,35 @@ enum Outcome { kValid = 0, kUnknown, kNotServed, kMalformed, kOutcomes };
 enum Mode { kEnforced = 0, kObserved = 1, kModes };
 enum ListId : uint8_t { kActiveList = 0, kProtectedList = 1, kNoList = 2 };
 
+// One bucket's counts: valid and unknown saturate at 65,535, relay attempts
+// and malformed addresses (which only enter share tests) at 255.
 struct Bucket {
-  uint16_t n[kOutcomes];
+  uint16_t valid;
+  uint16_t unknown;
+  uint8_t not_served;
+  uint8_t malformed;
+
+  uint32_t Get(int outcome) const {
+    switch (outcome) {
+      case kValid: return valid;
+      case kUnknown: return unknown;
+      case kNotServed: return not_served;
+      default: return malformed;
+    }
+  }
+  // Adds, saturating.
+  void Add(int outcome, uint32_t n) {
+    auto sat = [n](auto& field, uint32_t max) {
+      field = static_cast<std::remove_reference_t<decltype(field)>>(
+          std::min<uint32_t>(max, uint32_t{field} + std::min(n, max)));
+    };
+    switch (outcome) {
+      case kValid: sat(valid, 0xffff); break;
+      case kUnknown: sat(unknown, 0xffff); break;
+      case kNotServed: sat(not_served, 0xff); break;
+      default: sat(malformed, 0xff); break;
+    }
+  }
 };
 
 // Recipient counts by outcome. Trivial on purpose: scratch arrays of these
@@ -168,10 +196,10 @@ bool Penalized(const Entry& e, int64_t now_ns) {
 }
 
 void Accumulate(Tally& w, const Bucket& b) {
-  w.valid += b.n[kValid];
-  w.unknown += b.n[kUnknown];
-  w.not_served += b.n[kNotServed];
-  w.malformed += b.n[kMalformed];
+  w.valid += b.valid;
+  w.unknown += b.unknown;
+  w.not_served += b.not_served;
+  w.malformed += b.malformed;
 }
 
 // Adds to the newest bucket, saturating at 65,535 per outcome.
@@ -179,13 +207,12 @@ void AddCounts(Entry& e, const uint32_t (&add)[kOutcomes]) {
   Bucket& b = e.ring[RingSlot(e.head_epoch)];
   const Bucket before = b;
   for (int o = 0; o < kOutcomes; ++o) {
-    b.n[o] = static_cast<uint16_t>(std::min<uint32_t>(
-        0xffff, uint32_t{b.n[o]} + std::min<uint32_t>(add[o], 0xffff)));
+    b.Add(o, add[o]);
   }
-  e.total.valid += b.n[kValid] - before.n[kValid];
-  e.total.unknown += b.n[kUnknown] - before.n[kUnknown];
-  e.total.not_served += b.n[kNotServed] - before.n[kNotServed];
-  e.total.malformed += b.n[kMalformed] - before.n[kMalformed];
+  e.total.valid += b.valid - before.valid;
+  e.total.unknown += b.unknown - before.unknown;
+  e.total.not_served += b.not_served - before.not_served;
+  e.total.malformed += b.malformed - before.malformed;
 }
 
 // Moves the ring forward to `epoch`, clearing buckets that left the span.
@@ -207,10 +234,10 @@ void AdvanceRing(Entry& e, int64_t epoch) {
   } else {
     for (int64_t ep = e.head_epoch + 1; ep <= epoch; ++ep) {
       Bucket& b = e.ring[RingSlot(ep)];
-      e.total.valid -= b.n[kValid];
-      e.total.unknown -= b.n[kUnknown];
-      e.total.not_served -= b.n[kNotServed];
-      e.total.malformed -= b.n[kMalformed];
+      e.total.valid -= b.valid;
+      e.total.unknown -= b.unknown;
+      e.total.not_served -= b.not_served;
+      e.total.malformed -= b.malformed;
       b = {};
     }
   }
@@ -1419,7 +1446,7 @@ class Detector::Impl {
     int64_t remaining = unknown;
     int slot = RingSlot(lo);
     for (int64_t ep = lo; ep <= e.head_epoch; ++ep) {  // oldest first
-      remaining -= e.ring[slot].n[kUnknown];
+      remaining -= e.ring[slot].unknown;
       if (remaining < cr.rule.min_unknown) return (ep + cr.buckets) * c_.bucket_ns;
       slot = slot + 1 == kRingBuckets ? 0 : slot + 1;
     }
