@@ -172,11 +172,23 @@ int SlotIndex(int64_t slot_epoch) {
 // Linear counting (Whang, Vander-Zanden, Taylor 1990): the number of
 // distinct items that set `set` of `bits` bits; saturates at what the width
 // can tell apart.
-uint32_t LinearCount(int set, int bits) {
+uint32_t LinearCountSlow(int set, int bits) {
   if (set == 0) return 0;
   const int zeros = bits - set;
   const double v = zeros == 0 ? 0.5 / bits : static_cast<double>(zeros) / bits;
   return static_cast<uint32_t>(std::lround(-bits * std::log(v)));
+}
+
+// The estimate for every possible popcount, computed once (no log() on the
+// request path).
+template <int kBits>
+uint32_t LinearCount(int set) {
+  static const std::array<uint32_t, kBits + 1> kTable = [] {
+    std::array<uint32_t, kBits + 1> t{};
+    for (int i = 0; i <= kBits; ++i) t[i] = LinearCountSlow(i, kBits);
+    return t;
+  }();
+  return kTable[set];
 }
 
 // A 64-bit mix (the finalizer of MurmurHash3) spreading a fingerprint or key
@@ -303,8 +315,8 @@ SlotSums SumSlots(const Entry& e, int64_t epoch, int slots) {
     clients |= e.clients[i];
   }
   out.distinct_unknown =
-      LinearCount(__builtin_popcountll(recipients), kRecipientBits);
-  out.distinct_clients = LinearCount(__builtin_popcount(clients), kClientBits);
+      LinearCount<kRecipientBits>(__builtin_popcountll(recipients));
+  out.distinct_clients = LinearCount<kClientBits>(__builtin_popcount(clients));
   return out;
 }
 
@@ -1362,14 +1374,19 @@ class Detector::Impl {
       const bool needs_slots = r.traffic == Traffic::kNullSender ||
                                r.min_distinct_unknown > 0 ||
                                r.min_distinct_clients > 0;
-      if (needs_slots && !have[cr.slots]) {
-        sums[cr.slots] = SumSlots(e, epoch, cr.slots);
-        have[cr.slots] = true;
-      }
+      // The slots are read only when the cheap tests pass (for normal
+      // traffic the ring's counts come first).
+      auto slot_sums = [&]() -> const SlotSums& {
+        if (!have[cr.slots]) {
+          sums[cr.slots] = SumSlots(e, epoch, cr.slots);
+          have[cr.slots] = true;
+        }
+        return sums[cr.slots];
+      };
       uint32_t unknown, total;
       if (r.traffic == Traffic::kNullSender) {
-        unknown = sums[cr.slots].null_unknown;
-        total = sums[cr.slots].null_total;
+        unknown = slot_sums().null_unknown;
+        total = slot_sums().null_total;
       } else {
         const Tally& w = cum[p.window_of[p.rules[i]]];
         unknown = w.unknown;
@@ -1380,6 +1397,7 @@ class Detector::Impl {
           static_cast<double>(unknown) < r.min_unknown_ratio * total) {
         continue;
       }
+      if (needs_slots) slot_sums();
       if (r.min_distinct_unknown > 0 &&
           std::min(sums[cr.slots].distinct_unknown, unknown) <
               r.min_distinct_unknown) {

@@ -47,12 +47,16 @@ std::vector<std::string> RandomIps(size_t n, uint32_t seed) {
   return ips;
 }
 
-// A typical transaction: 9 valid recipients and 1 unknown.
+// A typical transaction: 9 valid recipients and 1 unknown, with its
+// fingerprint and transaction id as the service passes them.
 Observation Typical(std::string_view ip) {
+  static const uint64_t kFingerprint[] = {0x9e3779b97f4a7c15ULL};
   Observation o;
   o.client_ip = ip;
   o.valid = 9;
   o.unknown = 1;
+  o.unknown_fingerprints = kFingerprint;
+  o.transaction = 42;
   return o;
 }
 
