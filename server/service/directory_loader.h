@@ -1,13 +1,15 @@
 // Builds the served directory from the configuration's sources.
 //
-// Today the source is one or more LDIF exports read in this process; the
-// snapshot issue adds binary snapshot files. Whatever the source, a build
-// either yields a complete directory or an error: never a partial one, and
-// never an empty one (an empty export is the classic way to reject all mail).
+// The source is either one or more LDIF exports read in this process, or
+// one binary snapshot file that the exporter built elsewhere
+// (server/snapshot/snapshot_file.h, docs/snapshots.md). Whatever the source,
+// a load either yields a complete directory or an error, never a partial
+// one.
 //
 // The loaders do not judge the result: an empty or shrunken directory is
 // returned as it is, and DirectoryManager's guards decide whether to serve
-// it.
+// it (an empty export is the classic way to reject all mail; the guards
+// always refuse it).
 //
 // Thread safety: pure functions of their arguments; safe from any thread.
 #ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
