@@ -15,7 +15,7 @@
 #include "common/net.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
-#include "server/service/harvest_config.h"
+#include "server/service/harvest_proto.h"
 
 namespace rcptguard::service {
 namespace {

@@ -22,7 +22,7 @@
 #include "common/text.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
-#include "server/service/harvest_config.h"
+#include "server/service/harvest_proto.h"
 #include "server/service/wire.h"
 
 namespace rcptguard::service {
