@@ -11,18 +11,13 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "google/protobuf/util/time_util.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "server/service/config.h"
+#include "server/service/proto_time.h"
 
 namespace rcptguard::service {
 namespace {
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-      absl::ToUnixNanos(t));
-}
 
 // A short, bounded code for a loader error (metrics label, status).
 std::string ClassifyLoadError(const absl::Status& status) {
@@ -232,7 +227,7 @@ void DirectoryManager::RecordOutcome(const ReloadResult& result,
   }
   {
     absl::MutexLock lock(&stats_mu_);
-    *last_reload_.mutable_at() = ToTimestamp(absl::Now());
+    *last_reload_.mutable_at() = ToProtoTimestamp(absl::Now());
     last_reload_.set_result(std::string(KindName(result.kind)));
     last_reload_.set_reason(result.reason);
     last_reload_.set_message(std::string(result.status.message()));
@@ -300,7 +295,7 @@ void DirectoryManager::MaintenanceLoop() {
 
 void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
   response->set_server_version(RCPTGUARD_VERSION);
-  *response->mutable_started_at() = ToTimestamp(started_at_);
+  *response->mutable_started_at() = ToProtoTimestamp(started_at_);
   {
     absl::MutexLock lock(&stats_mu_);
     *response->mutable_load() = last_stats_;
@@ -310,7 +305,7 @@ void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
   response->set_serving(dir != nullptr);
   if (dir == nullptr) return;
   response->set_directory_version(dir->info().version);
-  *response->mutable_loaded_at() = ToTimestamp(dir->info().loaded_at);
+  *response->mutable_loaded_at() = ToProtoTimestamp(dir->info().loaded_at);
   response->set_source(dir->info().source);
   response->set_total_addresses(dir->address_count());
   const absl::Duration age = absl::Now() - dir->info().built_at;

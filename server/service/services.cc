@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "server/service/grpc_status.h"
+#include "server/service/proto_time.h"
 #include "server/service/wire.h"
 
 namespace rcptguard::service {
@@ -483,9 +484,7 @@ grpc::Status AdminService::ListOffendersImpl(
     out->set_unknown(o.counts.unknown);
     out->set_not_served(o.counts.not_served);
     out->set_malformed(o.counts.malformed);
-    const int64_t nanos = absl::ToUnixNanos(o.last_seen);
-    out->mutable_last_seen()->set_seconds(nanos / 1000000000);
-    out->mutable_last_seen()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+    *out->mutable_last_seen() = ToProtoTimestamp(o.last_seen);
     FillClientVerdict(o.verdict, out->mutable_verdict());
     out->set_observed_action(
         static_cast<v1::ClientAction>(static_cast<int>(o.verdict.observed_action) + 1));

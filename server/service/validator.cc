@@ -8,6 +8,7 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "server/service/config.h"
+#include "server/service/proto_time.h"
 
 namespace rcptguard::service {
 namespace {
@@ -244,10 +245,7 @@ void FillClientVerdict(const harvest::Verdict& verdict,
   client->set_delay_ms(
       static_cast<uint32_t>(absl::ToInt64Milliseconds(verdict.delay)));
   if (verdict.blocked_until != absl::InfinitePast()) {
-    const int64_t nanos = absl::ToUnixNanos(verdict.blocked_until);
-    client->mutable_blocked_until()->set_seconds(nanos / 1000000000);
-    client->mutable_blocked_until()->set_nanos(
-        static_cast<int32_t>(nanos % 1000000000));
+    *client->mutable_blocked_until() = ToProtoTimestamp(verdict.blocked_until);
   }
   if (verdict.reply.code != 0) {
     client->mutable_reply()->set_code(verdict.reply.code);
