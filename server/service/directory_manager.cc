@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "server/service/config.h"
+#include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
 
 namespace rcptguard::service {
@@ -316,9 +317,7 @@ void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
     const directory::DomainPolicy& p = dir->domains()[i];
     v1::DomainStatus* d = response->add_domains();
     d->set_name(p.name);
-    d->set_mode(p.mode == directory::DomainMode::kMonitor
-                    ? v1::DOMAIN_MODE_MONITOR
-                    : v1::DOMAIN_MODE_ENFORCE);
+    d->set_mode(ToProtoDomainMode(p.mode));
     d->set_addresses(dir->domain_address_count(i));
     for (const std::string& alias : p.aliases) d->add_aliases(alias);
   }

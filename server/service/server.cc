@@ -23,6 +23,7 @@
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
 #include "server/service/harvest_proto.h"
+#include "server/service/metrics_enums.h"
 #include "server/service/wire.h"
 
 namespace rcptguard::service {
@@ -110,22 +111,8 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
     metrics::ServerMetrics* m = metrics_.get();
     manager_.set_reload_observer(
         [m](const ReloadResult& result, const directory::Directory* served) {
-          metrics::ReloadResult r = metrics::ReloadResult::kFailed;
-          switch (result.kind) {
-            case ReloadResult::Kind::kLoaded:
-              r = metrics::ReloadResult::kSuccess;
-              break;
-            case ReloadResult::Kind::kUnchanged:
-              r = metrics::ReloadResult::kUnchanged;
-              break;
-            case ReloadResult::Kind::kRefused:
-              r = metrics::ReloadResult::kRefused;
-              break;
-            case ReloadResult::Kind::kFailed:
-              r = metrics::ReloadResult::kFailed;
-              break;
-          }
-          m->RecordReload(r, result.reason, absl::Seconds(result.seconds));
+          m->RecordReload(ToMetricsReloadResult(result.kind), result.reason,
+                          absl::Seconds(result.seconds));
           if (result.kind == ReloadResult::Kind::kLoaded && served != nullptr) {
             metrics::DirectoryState state;
             state.version = served->info().version;

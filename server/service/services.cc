@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/text.h"
 #include "server/service/grpc_status.h"
+#include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
 #include "server/service/wire.h"
 
@@ -486,8 +487,7 @@ grpc::Status AdminService::ListOffendersImpl(
     out->set_malformed(o.counts.malformed);
     *out->mutable_last_seen() = ToProtoTimestamp(o.last_seen);
     FillClientVerdict(o.verdict, out->mutable_verdict());
-    out->set_observed_action(
-        static_cast<v1::ClientAction>(static_cast<int>(o.verdict.observed_action) + 1));
+    out->set_observed_action(ToProtoClientAction(o.verdict.observed_action));
   }
   return grpc::Status::OK;
 }

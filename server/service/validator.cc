@@ -8,6 +8,8 @@
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "server/service/config.h"
+#include "server/service/metrics_enums.h"
+#include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
 
 namespace rcptguard::service {
@@ -180,9 +182,8 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   const harvest::Verdict verdict = detector_->Observe(obs);
   FillClientVerdict(verdict, client);
   if (metrics_ != nullptr) {
-    // harvest::Action and metrics::ClientAction share their order.
-    metrics_->RecordClientVerdict(
-        static_cast<metrics::ClientAction>(verdict.action), verdict.rule);
+    metrics_->RecordClientVerdict(ToMetricsClientAction(verdict.action),
+                                  verdict.rule);
   }
   if (client->action() == v1::CLIENT_ACTION_TEMPFAIL ||
       client->action() == v1::CLIENT_ACTION_REJECT) {
@@ -202,22 +203,8 @@ void Validator::RecordMetrics(const v1::ValidateRequest& request,
   metrics_->RecordEdgeRequest(edge_id);
   for (int i = 0; i < n; ++i) {
     const directory::LookupResult& r = results[i];
-    metrics::RecipientStatus status = metrics::RecipientStatus::kMalformed;
-    switch (r.status) {
-      case directory::LookupStatus::kValid:
-        status = metrics::RecipientStatus::kValid;
-        break;
-      case directory::LookupStatus::kUnknown:
-        status = metrics::RecipientStatus::kUnknown;
-        break;
-      case directory::LookupStatus::kNotServed:
-        status = metrics::RecipientStatus::kNotServed;
-        break;
-      case directory::LookupStatus::kMalformed:
-        status = metrics::RecipientStatus::kMalformed;
-        break;
-    }
-    metrics_->RecordRecipient(status, r.domain_index);
+    metrics_->RecordRecipient(ToMetricsRecipientStatus(r.status),
+                              r.domain_index);
     if (response.verdicts(i).monitor_only()) {
       metrics_->RecordMonitorWouldReject(r.domain_index);
     }
@@ -226,20 +213,7 @@ void Validator::RecordMetrics(const v1::ValidateRequest& request,
 
 void FillClientVerdict(const harvest::Verdict& verdict,
                        v1::ClientVerdict* client) {
-  switch (verdict.action) {
-    case harvest::Action::kAccept:
-      client->set_action(v1::CLIENT_ACTION_ACCEPT);
-      break;
-    case harvest::Action::kTarpit:
-      client->set_action(v1::CLIENT_ACTION_TARPIT);
-      break;
-    case harvest::Action::kTempfail:
-      client->set_action(v1::CLIENT_ACTION_TEMPFAIL);
-      break;
-    case harvest::Action::kReject:
-      client->set_action(v1::CLIENT_ACTION_REJECT);
-      break;
-  }
+  client->set_action(ToProtoClientAction(verdict.action));
   client->set_rule(verdict.rule);
   client->set_unknown_in_window(verdict.unknown_in_window);
   client->set_delay_ms(
