@@ -27,8 +27,9 @@
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
 #include "server/metrics/metrics.h"
+#include "server/service/admin_service.h"
 #include "server/service/directory_manager.h"
-#include "server/service/services.h"
+#include "server/service/validation_service.h"
 #include "server/service/validator.h"
 
 namespace rcptguard::service {
