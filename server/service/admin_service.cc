@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "common/log.h"
+#include "server/service/client_verdict.h"
 #include "server/service/grpc_status.h"
 #include "server/service/handler_support.h"
 #include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
-#include "server/service/validator.h"
 
 namespace rcptguard::service {
 
