@@ -11,6 +11,10 @@
 // it (an empty export is the classic way to reject all mail; the guards
 // always refuse it).
 //
+// The loaders read the time from their `clock` argument: the load's
+// duration, the directory's loaded_at and, for LDIF, its built_at and
+// version (a snapshot carries its own).
+//
 // Thread safety: pure functions of their arguments; safe from any thread.
 #ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
 #define RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
@@ -21,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "rcptguard/v1/admin.pb.h"
 #include "rcptguard/v1/config.pb.h"
 #include "server/directory/directory.h"
@@ -51,15 +56,18 @@ std::vector<directory::DomainPolicy> DomainPolicies(
 // Reads every configured LDIF file into a new directory. Errors name the
 // file and line (LDIF syntax).
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
-    const v1::ServerConfig& config, const directory::SipKey& key);
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock = RealClock::Get());
 
 // Reads and verifies directory.snapshot_file (format, checksum, key id).
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromSnapshot(
-    const v1::ServerConfig& config, const directory::SipKey& key);
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock = RealClock::Get());
 
 // The configured source: the snapshot file if set, else the LDIF files.
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromSources(
-    const v1::ServerConfig& config, const directory::SipKey& key);
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock = RealClock::Get());
 
 }  // namespace rcptguard::service
 

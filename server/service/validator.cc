@@ -6,7 +6,6 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "server/service/config.h"
 
 namespace rcptguard::service {
@@ -14,14 +13,15 @@ namespace rcptguard::service {
 Validator::Validator(const v1::ServerConfig& config,
                      const directory::DirectoryHandle* handle,
                      harvest::Detector* detector,
-                     metrics::ServerMetrics* metrics)
+                     metrics::ServerMetrics* metrics, const Clock* clock)
     : handle_(handle),
       detector_(detector),
       metrics_(metrics),
       replies_(config.replies()),
       max_recipients_(config.limits().max_recipients_per_request()),
       max_address_length_(config.limits().max_address_length()),
-      stale_after_(ConfigDuration(config.directory().stale_after())) {}
+      stale_after_(ConfigDuration(config.directory().stale_after())),
+      clock_(clock) {}
 
 absl::Status Validator::CheckLimits(const v1::ValidateRequest& request) const {
   const int n = request.recipients_size();
@@ -57,8 +57,9 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   absl::InlinedVector<directory::LookupResult, 64> results(n);
   dir->LookupBatch(absl::MakeConstSpan(raw), results.data());
 
+  // A stale directory may lack people added since: defer, do not bounce.
   const bool stale = stale_after_ > absl::ZeroDuration() &&
-                     absl::Now() - dir->info().built_at > stale_after_;
+                     clock_->Now() - dir->info().built_at > stale_after_;
   const std::vector<directory::DomainPolicy>& domains = dir->domains();
   response->set_request_id(request.request_id());
   response->set_directory_version(dir->info().version);

@@ -23,6 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "rcptguard/v1/config.pb.h"
 #include "rcptguard/v1/validation.pb.h"
 #include "server/directory/directory_handle.h"
@@ -36,14 +37,15 @@ namespace rcptguard::service {
 
 class Validator {
  public:
-  // `config` is read as ParseConfig fills it in (config.h). `handle` and
-  // `detector` must outlive the Validator. A null `detector` turns harvest
-  // detection off (every client verdict is ACCEPT); a null `metrics`
-  // records nothing.
+  // `config` is read as ParseConfig fills it in (config.h). `handle`,
+  // `detector` and `clock` must outlive the Validator. A null `detector`
+  // turns harvest detection off (every client verdict is ACCEPT); a null
+  // `metrics` records nothing. `clock` tells a directory's age (staleness).
   Validator(const v1::ServerConfig& config,
             const directory::DirectoryHandle* handle,
             harvest::Detector* detector = nullptr,
-            metrics::ServerMetrics* metrics = nullptr);
+            metrics::ServerMetrics* metrics = nullptr,
+            const Clock* clock = RealClock::Get());
 
   // Errors: InvalidArgument for a request over the limits (naming the
   // limit and the offending field), Unavailable when no directory is loaded
@@ -68,6 +70,7 @@ class Validator {
   // Directories older than this answer unknown recipients with 450 4.1.1;
   // zero turns that off.
   const absl::Duration stale_after_;
+  const Clock* const clock_;
 };
 
 }  // namespace rcptguard::service
