@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "server/service/config.h"
@@ -68,10 +67,14 @@ std::optional<DirectoryManager::FileStamp> Stamp(const std::string& path) {
 }  // namespace
 
 DirectoryManager::DirectoryManager(v1::ServerConfig config,
-                                   directory::SipKey key)
+                                   directory::SipKey key,
+                                   DirectoryManagerOptions options)
     : config_(std::move(config)),
       key_(key),
-      started_at_(absl::Now()),
+      clock_(options.clock),
+      on_loaded_(std::move(options.on_loaded)),
+      observer_(std::move(options.observer)),
+      started_at_(clock_->Now()),
       watch_interval_(ConfigDuration(config_.directory().watch_interval(),
                                      absl::Seconds(2))),
       stale_after_(
@@ -130,7 +133,7 @@ std::pair<std::string, std::string> DirectoryManager::CheckGuards(
 absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
                                                       std::string_view trigger) {
   absl::MutexLock lock(&load_mu_);
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   const std::string& flag_file = config_.directory().force_reload_file();
   const bool flagged =
       !flag_file.empty() && ::access(flag_file.c_str(), F_OK) == 0;
@@ -144,12 +147,12 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
 
   ReloadResult result;
   absl::StatusOr<LoadedDirectory> loaded =
-      LoadDirectoryFromSources(config_, key_);
+      LoadDirectoryFromSources(config_, key_, clock_);
   if (!loaded.ok()) {
     result.kind = ReloadResult::Kind::kFailed;
     result.reason = ClassifyLoadError(loaded.status());
     result.status = loaded.status();
-    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
     RecordOutcome(result, trigger);
     return loaded.status();
   }
@@ -161,7 +164,7 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
       current->address_count() == dir.address_count() &&
       !config_.directory().snapshot_file().empty()) {
     result.kind = ReloadResult::Kind::kUnchanged;
-    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
     RecordOutcome(result, trigger);
     return result;
   }
@@ -171,7 +174,7 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
     result.kind = ReloadResult::Kind::kRefused;
     result.reason = reason;
     result.status = absl::FailedPreconditionError(message);
-    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
     RecordOutcome(result, trigger);
     return result.status;
   }
@@ -207,7 +210,7 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
     LogInfo("force_reload_file_removed", {{"path", flag_file}});
   }
   result.kind = ReloadResult::Kind::kLoaded;
-  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
   RecordOutcome(result, trigger);
   if (on_loaded_) on_loaded_();
   return result;
@@ -228,7 +231,7 @@ void DirectoryManager::RecordOutcome(const ReloadResult& result,
   }
   {
     absl::MutexLock lock(&stats_mu_);
-    *last_reload_.mutable_at() = ToProtoTimestamp(absl::Now());
+    *last_reload_.mutable_at() = ToProtoTimestamp(clock_->Now());
     last_reload_.set_result(std::string(KindName(result.kind)));
     last_reload_.set_reason(result.reason);
     last_reload_.set_message(std::string(result.status.message()));
@@ -267,7 +270,7 @@ void DirectoryManager::MaintenanceLoop() {
       !snapshot.empty() && watch_interval_ > absl::ZeroDuration();
   const absl::Duration tick =
       watch ? std::min(watch_interval_, absl::Seconds(1)) : absl::Seconds(1);
-  absl::Time next_check = absl::Now() + watch_interval_;
+  absl::Time next_check = clock_->Now() + watch_interval_;
   for (;;) {
     {
       absl::MutexLock lock(&maintenance_mu_);
@@ -279,8 +282,8 @@ void DirectoryManager::MaintenanceLoop() {
       }
     }
     handle_.Reclaim();
-    if (!watch || absl::Now() < next_check) continue;
-    next_check = absl::Now() + watch_interval_;
+    if (!watch || clock_->Now() < next_check) continue;
+    next_check = clock_->Now() + watch_interval_;
     // A file that vanished (deleted, dangling symlink, folder gone) is
     // tried once too: the load fails, which is logged, counted and shown
     // in GetStatus, and the served directory stays; then nothing more is
@@ -309,7 +312,7 @@ void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
   *response->mutable_loaded_at() = ToProtoTimestamp(dir->info().loaded_at);
   response->set_source(dir->info().source);
   response->set_total_addresses(dir->address_count());
-  const absl::Duration age = absl::Now() - dir->info().built_at;
+  const absl::Duration age = clock_->Now() - dir->info().built_at;
   response->set_directory_age_seconds(absl::ToDoubleSeconds(age));
   response->set_stale(stale_after_ > absl::ZeroDuration() &&
                       age > stale_after_);

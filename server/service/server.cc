@@ -15,6 +15,7 @@
 #include "grpcpp/generic/async_generic_service.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
@@ -96,34 +97,43 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
                std::unique_ptr<metrics::ServerMetrics> metrics)
     : config_(std::move(config)),
       metrics_(std::move(metrics)),
-      manager_(config_, key),
+      manager_(config_, key, ManagerOptions()),
       detector_(std::move(detector)),
       access_(config_),
       limiter_(config_.limits().recipients_per_second_per_identity(),
-               config_.limits().rate_burst_seconds()),
-      validator_(config_, manager_.handle(), detector_.get(), metrics_.get()),
+               config_.limits().rate_burst_seconds(), RealClock::Get()),
+      validator_(config_, manager_.handle(), detector_.get(), metrics_.get(),
+                 RealClock::Get()),
       validation_service_(&validator_, metrics_.get(), &access_, &limiter_,
                           StreamLimitsFromConfig(config_.limits())),
       admin_service_(&manager_, detector_.get(),
                      config_.harvest().observe_only(), metrics_.get(),
-                     &access_) {
+                     &access_) {}
+
+DirectoryManagerOptions Server::ManagerOptions() {
+  DirectoryManagerOptions options;
+  options.clock = RealClock::Get();
+  // A load may come before Start() has built both servers (SIGHUP,
+  // Admin.Reload): SetServing records the state and Start() applies it.
+  options.on_loaded = [this] { SetServing(true); };
   if (metrics_ != nullptr) {
     metrics::ServerMetrics* m = metrics_.get();
-    manager_.set_reload_observer(
-        [m](const ReloadResult& result, const directory::Directory* served) {
-          m->RecordReload(ToMetricsReloadResult(result.kind), result.reason,
-                          absl::Seconds(result.seconds));
-          if (result.kind == ReloadResult::Kind::kLoaded && served != nullptr) {
-            metrics::DirectoryState state;
-            state.version = served->info().version;
-            state.addresses = served->address_count();
-            state.domains = served->domains().size();
-            state.built_at = served->info().built_at;
-            state.loaded_at = served->info().loaded_at;
-            m->SetDirectory(state);
-          }
-        });
+    options.observer = [m](const ReloadResult& result,
+                           const directory::Directory* served) {
+      m->RecordReload(ToMetricsReloadResult(result.kind), result.reason,
+                      absl::Seconds(result.seconds));
+      if (result.kind == ReloadResult::Kind::kLoaded && served != nullptr) {
+        metrics::DirectoryState state;
+        state.version = served->info().version;
+        state.addresses = served->address_count();
+        state.domains = served->domains().size();
+        state.built_at = served->info().built_at;
+        state.loaded_at = served->info().loaded_at;
+        m->SetDirectory(state);
+      }
+    };
   }
+  return options;
 }
 
 int Server::metrics_port() const {
@@ -137,6 +147,8 @@ Server::~Server() {
       (*s)->Wait();
     }
   }
+  // No load (and so no health callback) may run while members go away.
+  manager_.StopMaintenance();
 }
 
 namespace {
@@ -263,7 +275,7 @@ absl::Status Server::Start() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config_.listen_address()));
   }
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  AddHealthService(server_->GetHealthCheckService());
   if (!config_.health_listen_address().empty()) {
     // Only grpc.health.v1 (the default health service) on this port.
     grpc::ServerBuilder health;
@@ -279,7 +291,7 @@ absl::Status Server::Start() {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", config_.health_listen_address()));
     }
-    health_server_->GetHealthCheckService()->SetServingStatus(false);
+    AddHealthService(health_server_->GetHealthCheckService());
     LogInfo("health_listening",
             {{"address", config_.health_listen_address()},
              {"port", health_port_}});
@@ -292,9 +304,6 @@ absl::Status Server::Start() {
 }
 
 absl::Status Server::LoadDirectory() {
-  manager_.set_on_loaded([this] {
-    if (!shutting_down_.load()) SetServing(true);
-  });
   absl::StatusOr<ReloadResult> first = manager_.Reload(false, "start");
   if (!first.ok() && config_.directory().snapshot_file().empty()) {
     return first.status();
@@ -316,7 +325,10 @@ void Server::Reload(std::string_view trigger) {
 
 void Server::Shutdown() {
   if (server_ == nullptr) return;
-  shutting_down_.store(true);
+  {
+    absl::MutexLock lock(&health_mu_);
+    shutting_down_ = true;
+  }
   SetServing(false);
   const absl::Duration grace = absl::Milliseconds(config_.shutdown().grace_ms());
   const absl::Duration drain =
@@ -333,9 +345,17 @@ void Server::Shutdown() {
 }
 
 void Server::SetServing(bool serving) {
-  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
-    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus(serving);
+  absl::MutexLock lock(&health_mu_);
+  serving_ = serving && !shutting_down_;
+  for (grpc::HealthCheckServiceInterface* h : health_services_) {
+    h->SetServingStatus(serving_);
   }
+}
+
+void Server::AddHealthService(grpc::HealthCheckServiceInterface* health) {
+  absl::MutexLock lock(&health_mu_);
+  health_services_.push_back(health);
+  health->SetServingStatus(serving_);
 }
 
 void Server::Wait() {
