@@ -75,10 +75,8 @@ DirectoryManager::DirectoryManager(v1::ServerConfig config,
       on_loaded_(std::move(options.on_loaded)),
       observer_(std::move(options.observer)),
       started_at_(clock_->Now()),
-      watch_interval_(ConfigDuration(config_.directory().watch_interval(),
-                                     absl::Seconds(2))),
-      stale_after_(
-          ConfigDuration(config_.directory().stale_after(), absl::Hours(24))) {}
+      watch_interval_(ConfigDuration(config_.directory().watch_interval())),
+      stale_after_(ConfigDuration(config_.directory().stale_after())) {}
 
 DirectoryManager::~DirectoryManager() { StopMaintenance(); }
 

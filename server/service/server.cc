@@ -69,9 +69,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     for (const harvest::HarvestRule& r : harvest_config.rules) {
       options.rule_names.push_back(r.name);
     }
-    if (config.metrics().max_edge_ids() != 0) {
-      options.max_edge_ids = config.metrics().max_edge_ids();
-    }
+    options.max_edge_ids = config.metrics().max_edge_ids();
     options.version = RCPTGUARD_VERSION;
     RG_ASSIGN_OR_RETURN(metrics, metrics::ServerMetrics::Create(options));
     if (detector != nullptr) {
@@ -213,9 +211,7 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
 
 absl::Status Server::Start() {
   if (metrics_ != nullptr) {
-    const std::string address = config_.metrics().listen_address().empty()
-                                    ? std::string("127.0.0.1:9464")
-                                    : config_.metrics().listen_address();
+    const std::string& address = config_.metrics().listen_address();
     RG_ASSIGN_OR_RETURN(
         metrics_server_,
         metrics::StartMetricsServer(address, metrics_->collectables()));
