@@ -99,7 +99,6 @@ class DirectoryManager {
 
   // What the request path reads.
   const directory::DirectoryHandle* handle() const { return &handle_; }
-  bool serving() const { return handle_.Get() != nullptr; }
 
   void FillStatus(v1::GetStatusResponse* response) const
       ABSL_LOCKS_EXCLUDED(stats_mu_);
