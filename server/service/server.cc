@@ -23,6 +23,7 @@
 #include "common/text.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
+#include "server/service/grpc_status.h"
 #include "server/service/harvest_proto.h"
 #include "server/service/metrics_enums.h"
 #include "server/service/wire.h"
@@ -181,9 +182,8 @@ class UnimplementedGenericService final : public grpc::CallbackGenericService {
     class Reactor final : public grpc::ServerGenericBidiReactor {
      public:
       explicit Reactor(const std::string& method) {
-        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                            "not served on the health port: " +
-                                SafeText(method, 128)));
+        Finish(ToGrpcStatus(absl::UnimplementedError(
+            "not served on the health port: " + SafeText(method, 128))));
       }
       void OnDone() override { delete this; }
     };
