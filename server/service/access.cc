@@ -83,8 +83,7 @@ absl::StatusOr<std::string> AccessPolicy::Authorize(
   return identity;
 }
 
-RateLimiter::RateLimiter(uint32_t recipients_per_second,
-                         uint32_t burst_seconds,
+RateLimiter::RateLimiter(uint32_t recipients_per_second, uint32_t burst_seconds,
                          const Clock* clock)
     : rate_(recipients_per_second),
       capacity_(static_cast<double>(recipients_per_second) *

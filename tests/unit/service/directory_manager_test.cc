@@ -293,7 +293,8 @@ TEST_F(DirectoryManagerTest, ObserverSeesEveryOutcome) {
     seen.push_back(absl::StrCat(static_cast<int>(r.kind), ":", r.reason, ":",
                                 served ? served->info().version : "none"));
   };
-  auto m = std::make_unique<DirectoryManager>(config_, Key(), std::move(options));
+  auto m =
+      std::make_unique<DirectoryManager>(config_, Key(), std::move(options));
   ASSERT_TRUE(m->Reload(false, "start").ok());
   WriteDirectory(snapshot_, "v-empty", 0, 0);
   ASSERT_FALSE(m->Reload(false, "admin").ok());
