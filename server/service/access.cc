@@ -83,18 +83,17 @@ absl::StatusOr<std::string> AccessPolicy::Authorize(
   return identity;
 }
 
-RateLimiter::RateLimiter(uint32_t recipients_per_second,
-                         uint32_t burst_seconds,
-                         std::function<absl::Time()> now)
+RateLimiter::RateLimiter(uint32_t recipients_per_second, uint32_t burst_seconds,
+                         const Clock* clock)
     : rate_(recipients_per_second),
       capacity_(static_cast<double>(recipients_per_second) *
                 std::max<uint32_t>(burst_seconds, 1)),
-      now_(std::move(now)) {}
+      clock_(clock) {}
 
 bool RateLimiter::Admit(std::string_view identity, uint32_t recipients) {
   if (rate_ == 0) return true;
   Shard& shard = shards_[absl::HashOf(ToAbsl(identity)) % kShards];
-  const absl::Time now = now_();
+  const absl::Time now = clock_->Now();
   absl::MutexLock lock(&shard.mu);
   auto it = shard.buckets.find(ToAbsl(identity));
   if (it == shard.buckets.end()) {

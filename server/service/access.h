@@ -20,7 +20,6 @@
 
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +30,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/server_context.h"
 #include "rcptguard/v1/config.pb.h"
@@ -84,9 +84,11 @@ class AccessPolicy {
 // identity has paid for the last one.
 class RateLimiter {
  public:
-  // rate 0: everything is admitted and nothing is tracked.
+  // rate 0: everything is admitted and nothing is tracked. Buckets refill
+  // by `clock`, which must outlive the limiter; time that goes backwards
+  // refills nothing.
   RateLimiter(uint32_t recipients_per_second, uint32_t burst_seconds,
-              std::function<absl::Time()> now = absl::Now);
+              const Clock* clock = RealClock::Get());
 
   // True when admitted (and charged).
   bool Admit(std::string_view identity, uint32_t recipients);
@@ -108,7 +110,7 @@ class RateLimiter {
 
   const double rate_;
   const double capacity_;
-  const std::function<absl::Time()> now_;
+  const Clock* const clock_;
   std::array<Shard, kShards> shards_;
 };
 

@@ -15,7 +15,7 @@
 #include "common/net.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
-#include "server/service/harvest_config.h"
+#include "server/service/harvest_proto.h"
 
 namespace rcptguard::service {
 namespace {
@@ -95,6 +95,13 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
     if (access->validate().empty()) access->add_validate("*");
     if (access->read().empty()) access->add_read("*");
   }
+  v1::Metrics* metrics = config.mutable_metrics();
+  if (metrics->listen_address().empty()) {
+    metrics->set_listen_address(kDefaultMetricsListenAddress);
+  }
+  if (metrics->max_edge_ids() == 0) {
+    metrics->set_max_edge_ids(kDefaultMaxEdgeIds);
+  }
   v1::Shutdown* shutdown = config.mutable_shutdown();
   if (!shutdown->has_grace_ms()) shutdown->set_grace_ms(kDefaultShutdownGraceMs);
   if (!shutdown->has_drain_timeout_ms()) {
@@ -107,8 +114,10 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
   dir->set_snapshot_file(ResolvePath(base_dir, dir->snapshot_file()));
   dir->set_force_reload_file(ResolvePath(base_dir, dir->force_reload_file()));
   if (!dir->has_max_shrink()) dir->set_max_shrink(kDefaultMaxShrink);
-  if (dir->watch_interval().empty()) dir->set_watch_interval("2s");
-  if (dir->stale_after().empty()) dir->set_stale_after("24h");
+  if (dir->watch_interval().empty()) {
+    dir->set_watch_interval(kDefaultWatchInterval);
+  }
+  if (dir->stale_after().empty()) dir->set_stale_after(kDefaultStaleAfter);
   if (!config.fingerprint_key_file().empty()) {
     config.set_fingerprint_key_file(
         ResolvePath(base_dir, config.fingerprint_key_file()));

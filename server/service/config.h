@@ -20,7 +20,14 @@
 
 namespace rcptguard::service {
 
+// Defaults: ApplyDefaults (called by ParseConfig) is the one place that
+// fills them in; the rest of the server reads the config as filled in and
+// holds no fallbacks of its own (an empty duration reads as zero, "off").
 inline constexpr char kDefaultListenAddress[] = "127.0.0.1:50051";
+inline constexpr char kDefaultMetricsListenAddress[] = "127.0.0.1:9464";
+inline constexpr uint32_t kDefaultMaxEdgeIds = 64;
+inline constexpr char kDefaultWatchInterval[] = "2s";
+inline constexpr char kDefaultStaleAfter[] = "24h";
 inline constexpr uint32_t kDefaultMaxRecipients = 1000;
 inline constexpr uint32_t kDefaultMaxAddressLength = 1024;
 inline constexpr uint32_t kDefaultMaxMessageBytes = 1 << 20;

@@ -4,7 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
+#include "common/clock.h"
+#include "common/file.h"
 #include "common/status_macros.h"
 #include "server/ldif/mapping.h"
 #include "server/snapshot/snapshot_file.h"
@@ -38,8 +39,9 @@ absl::StatusOr<ldif::AttributeMapping> MappingFromConfig(
 }  // namespace
 
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
-    const v1::ServerConfig& config, const directory::SipKey& key) {
-  const absl::Time start = absl::Now();
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock) {
+  const absl::Time start = clock->Now();
   RG_ASSIGN_OR_RETURN(ldif::AttributeMapping mapping,
                       MappingFromConfig(config.directory()));
   RG_ASSIGN_OR_RETURN(
@@ -78,7 +80,7 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
                                      file_stats.no_addresses +
                                      file_stats.wrong_object_class);
   }
-  const absl::Time now = absl::Now();
+  const absl::Time now = clock->Now();
   directory::DirectoryInfo info;
   info.version = absl::StrCat(
       "ldif-", absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone()));
@@ -88,7 +90,7 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
   info.loaded_at = now;
   RG_ASSIGN_OR_RETURN(std::shared_ptr<const directory::Directory> dir,
                       std::move(builder).Build(std::move(info)));
-  stats.set_duration_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  stats.set_duration_seconds(absl::ToDoubleSeconds(clock->Now() - start));
   LoadedDirectory loaded;
   loaded.directory = std::move(dir);
   loaded.stats = std::move(stats);
@@ -97,8 +99,9 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
 }
 
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromSnapshot(
-    const v1::ServerConfig& config, const directory::SipKey& key) {
-  const absl::Time start = absl::Now();
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock) {
+  const absl::Time start = clock->Now();
   snapshot::ReadOptions options;
   options.loaded_at = start;
   RG_ASSIGN_OR_RETURN(
@@ -109,16 +112,18 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromSnapshot(
   loaded.directory = std::move(snap.directory);
   loaded.missing_domains = std::move(snap.missing_domains);
   loaded.stats.set_addresses_added(loaded.directory->address_count());
-  loaded.stats.set_duration_seconds(absl::ToDoubleSeconds(absl::Now() - start));
+  loaded.stats.set_duration_seconds(
+      absl::ToDoubleSeconds(clock->Now() - start));
   return loaded;
 }
 
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromSources(
-    const v1::ServerConfig& config, const directory::SipKey& key) {
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock) {
   if (!config.directory().snapshot_file().empty()) {
-    return LoadDirectoryFromSnapshot(config, key);
+    return LoadDirectoryFromSnapshot(config, key, clock);
   }
-  return LoadDirectoryFromLdif(config, key);
+  return LoadDirectoryFromLdif(config, key, clock);
 }
 
 }  // namespace rcptguard::service

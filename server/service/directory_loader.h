@@ -1,13 +1,19 @@
 // Builds the served directory from the configuration's sources.
 //
-// Today the source is one or more LDIF exports read in this process; the
-// snapshot issue adds binary snapshot files. Whatever the source, a build
-// either yields a complete directory or an error: never a partial one, and
-// never an empty one (an empty export is the classic way to reject all mail).
+// The source is either one or more LDIF exports read in this process, or
+// one binary snapshot file that the exporter built elsewhere
+// (server/snapshot/snapshot_file.h, docs/snapshots.md). Whatever the source,
+// a load either yields a complete directory or an error, never a partial
+// one.
 //
 // The loaders do not judge the result: an empty or shrunken directory is
 // returned as it is, and DirectoryManager's guards decide whether to serve
-// it.
+// it (an empty export is the classic way to reject all mail; the guards
+// always refuse it).
+//
+// The loaders read the time from their `clock` argument: the load's
+// duration, the directory's loaded_at and, for LDIF, its built_at and
+// version (a snapshot carries its own).
 //
 // Thread safety: pure functions of their arguments; safe from any thread.
 #ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_
@@ -19,6 +25,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "rcptguard/v1/admin.pb.h"
 #include "rcptguard/v1/config.pb.h"
 #include "server/directory/directory.h"
@@ -46,15 +53,18 @@ using directory_config::LoadFingerprintKey;
 // Reads every configured LDIF file into a new directory. Errors name the
 // file and line (LDIF syntax).
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
-    const v1::ServerConfig& config, const directory::SipKey& key);
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock = RealClock::Get());
 
 // Reads and verifies directory.snapshot_file (format, checksum, key id).
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromSnapshot(
-    const v1::ServerConfig& config, const directory::SipKey& key);
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock = RealClock::Get());
 
 // The configured source: the snapshot file if set, else the LDIF files.
 absl::StatusOr<LoadedDirectory> LoadDirectoryFromSources(
-    const v1::ServerConfig& config, const directory::SipKey& key);
+    const v1::ServerConfig& config, const directory::SipKey& key,
+    const Clock* clock = RealClock::Get());
 
 }  // namespace rcptguard::service
 

@@ -10,19 +10,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
-#include "google/protobuf/util/time_util.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "server/service/config.h"
+#include "server/service/proto_enums.h"
+#include "server/service/proto_time.h"
 
 namespace rcptguard::service {
 namespace {
-
-google::protobuf::Timestamp ToTimestamp(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-      absl::ToUnixNanos(t));
-}
 
 // A short, bounded code for a loader error (metrics label, status).
 std::string ClassifyLoadError(const absl::Status& status) {
@@ -72,14 +67,16 @@ std::optional<DirectoryManager::FileStamp> Stamp(const std::string& path) {
 }  // namespace
 
 DirectoryManager::DirectoryManager(v1::ServerConfig config,
-                                   directory::SipKey key)
+                                   directory::SipKey key,
+                                   DirectoryManagerOptions options)
     : config_(std::move(config)),
       key_(key),
-      started_at_(absl::Now()),
-      watch_interval_(ConfigDuration(config_.directory().watch_interval(),
-                                     absl::Seconds(2))),
-      stale_after_(
-          ConfigDuration(config_.directory().stale_after(), absl::Hours(24))) {}
+      clock_(options.clock),
+      on_loaded_(std::move(options.on_loaded)),
+      observer_(std::move(options.observer)),
+      started_at_(clock_->Now()),
+      watch_interval_(ConfigDuration(config_.directory().watch_interval())),
+      stale_after_(ConfigDuration(config_.directory().stale_after())) {}
 
 DirectoryManager::~DirectoryManager() { StopMaintenance(); }
 
@@ -134,7 +131,7 @@ std::pair<std::string, std::string> DirectoryManager::CheckGuards(
 absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
                                                       std::string_view trigger) {
   absl::MutexLock lock(&load_mu_);
-  const absl::Time start = absl::Now();
+  const absl::Time start = clock_->Now();
   const std::string& flag_file = config_.directory().force_reload_file();
   const bool flagged =
       !flag_file.empty() && ::access(flag_file.c_str(), F_OK) == 0;
@@ -148,12 +145,12 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
 
   ReloadResult result;
   absl::StatusOr<LoadedDirectory> loaded =
-      LoadDirectoryFromSources(config_, key_);
+      LoadDirectoryFromSources(config_, key_, clock_);
   if (!loaded.ok()) {
     result.kind = ReloadResult::Kind::kFailed;
     result.reason = ClassifyLoadError(loaded.status());
     result.status = loaded.status();
-    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
     RecordOutcome(result, trigger);
     return loaded.status();
   }
@@ -165,7 +162,7 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
       current->address_count() == dir.address_count() &&
       !config_.directory().snapshot_file().empty()) {
     result.kind = ReloadResult::Kind::kUnchanged;
-    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
     RecordOutcome(result, trigger);
     return result;
   }
@@ -175,7 +172,7 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
     result.kind = ReloadResult::Kind::kRefused;
     result.reason = reason;
     result.status = absl::FailedPreconditionError(message);
-    result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
     RecordOutcome(result, trigger);
     return result.status;
   }
@@ -211,7 +208,7 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
     LogInfo("force_reload_file_removed", {{"path", flag_file}});
   }
   result.kind = ReloadResult::Kind::kLoaded;
-  result.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  result.seconds = absl::ToDoubleSeconds(clock_->Now() - start);
   RecordOutcome(result, trigger);
   if (on_loaded_) on_loaded_();
   return result;
@@ -232,7 +229,7 @@ void DirectoryManager::RecordOutcome(const ReloadResult& result,
   }
   {
     absl::MutexLock lock(&stats_mu_);
-    *last_reload_.mutable_at() = ToTimestamp(absl::Now());
+    *last_reload_.mutable_at() = ToProtoTimestamp(clock_->Now());
     last_reload_.set_result(std::string(KindName(result.kind)));
     last_reload_.set_reason(result.reason);
     last_reload_.set_message(std::string(result.status.message()));
@@ -271,7 +268,7 @@ void DirectoryManager::MaintenanceLoop() {
       !snapshot.empty() && watch_interval_ > absl::ZeroDuration();
   const absl::Duration tick =
       watch ? std::min(watch_interval_, absl::Seconds(1)) : absl::Seconds(1);
-  absl::Time next_check = absl::Now() + watch_interval_;
+  absl::Time next_check = clock_->Now() + watch_interval_;
   for (;;) {
     {
       absl::MutexLock lock(&maintenance_mu_);
@@ -283,8 +280,8 @@ void DirectoryManager::MaintenanceLoop() {
       }
     }
     handle_.Reclaim();
-    if (!watch || absl::Now() < next_check) continue;
-    next_check = absl::Now() + watch_interval_;
+    if (!watch || clock_->Now() < next_check) continue;
+    next_check = clock_->Now() + watch_interval_;
     // A file that vanished (deleted, dangling symlink, folder gone) is
     // tried once too: the load fails, which is logged, counted and shown
     // in GetStatus, and the served directory stays; then nothing more is
@@ -300,7 +297,7 @@ void DirectoryManager::MaintenanceLoop() {
 
 void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
   response->set_server_version(RCPTGUARD_VERSION);
-  *response->mutable_started_at() = ToTimestamp(started_at_);
+  *response->mutable_started_at() = ToProtoTimestamp(started_at_);
   {
     absl::MutexLock lock(&stats_mu_);
     *response->mutable_load() = last_stats_;
@@ -310,10 +307,10 @@ void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
   response->set_serving(dir != nullptr);
   if (dir == nullptr) return;
   response->set_directory_version(dir->info().version);
-  *response->mutable_loaded_at() = ToTimestamp(dir->info().loaded_at);
+  *response->mutable_loaded_at() = ToProtoTimestamp(dir->info().loaded_at);
   response->set_source(dir->info().source);
   response->set_total_addresses(dir->address_count());
-  const absl::Duration age = absl::Now() - dir->info().built_at;
+  const absl::Duration age = clock_->Now() - dir->info().built_at;
   response->set_directory_age_seconds(absl::ToDoubleSeconds(age));
   response->set_stale(stale_after_ > absl::ZeroDuration() &&
                       age > stale_after_);
@@ -321,9 +318,7 @@ void DirectoryManager::FillStatus(v1::GetStatusResponse* response) const {
     const directory::DomainPolicy& p = dir->domains()[i];
     v1::DomainStatus* d = response->add_domains();
     d->set_name(p.name);
-    d->set_mode(p.mode == directory::DomainMode::kMonitor
-                    ? v1::DOMAIN_MODE_MONITOR
-                    : v1::DOMAIN_MODE_ENFORCE);
+    d->set_mode(ToProtoDomainMode(p.mode));
     d->set_addresses(dir->domain_address_count(i));
     for (const std::string& alias : p.aliases) d->add_aliases(alias);
   }

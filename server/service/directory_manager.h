@@ -14,9 +14,14 @@
 // A reload is forced by Reload(force=true) or by the presence of
 // directory.force_reload_file (removed after the forced load succeeds).
 //
+// Wiring: the clock and the callbacks (DirectoryManagerOptions) are fixed at
+// construction, so the manager is complete before anything can call
+// Reload (Admin.Reload, SIGHUP, the watcher); nothing is set afterwards.
+//
 // Thread safety: all methods are safe to call concurrently. Loads are
 // serialized by load_mu_; the request path never touches it (it only reads
-// the lock-free DirectoryHandle).
+// the lock-free DirectoryHandle). The callbacks run on the loading thread,
+// with load_mu_ held: they must not call Reload.
 #ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_MANAGER_H_
 #define RCPTGUARD_SERVER_SERVICE_DIRECTORY_MANAGER_H_
 
@@ -32,6 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "rcptguard/v1/admin.pb.h"
 #include "rcptguard/v1/config.pb.h"
 #include "server/directory/directory_handle.h"
@@ -52,16 +58,31 @@ struct ReloadResult {
   double seconds = 0;
 };
 
-// Receives every reload outcome (metrics); called on the loading thread.
+// Receives every reload outcome (metrics) and the directory served after
+// it (null when none); called on the loading thread.
 using ReloadObserver =
     std::function<void(const ReloadResult&, const directory::Directory*)>;
+
+// What a DirectoryManager reads the time from and calls out to.
+struct DirectoryManagerOptions {
+  // The time of started_at, reload durations and timestamps, the watcher's
+  // schedule, and the directory's age (staleness). Must outlive the
+  // manager.
+  const Clock* clock = RealClock::Get();
+  // Called after every successful load (e.g. to turn health SERVING).
+  std::function<void()> on_loaded;
+  // Receives every reload outcome.
+  ReloadObserver observer;
+};
 
 class DirectoryManager {
  public:
   // stat() identity of a file: inode, mtime seconds and nanoseconds, size.
   using FileStamp = std::tuple<uint64_t, int64_t, int64_t, int64_t>;
 
-  DirectoryManager(v1::ServerConfig config, directory::SipKey key);
+  // `config` is read as ParseConfig fills it in (config.h).
+  DirectoryManager(v1::ServerConfig config, directory::SipKey key,
+                   DirectoryManagerOptions options = {});
   ~DirectoryManager();
 
   // Loads from the configured source and serves the result if it passes
@@ -76,13 +97,8 @@ class DirectoryManager {
   void StartMaintenance();
   void StopMaintenance();
 
-  // Called after every successful load (e.g. to turn health SERVING).
-  void set_on_loaded(std::function<void()> f) { on_loaded_ = std::move(f); }
-  void set_reload_observer(ReloadObserver f) { observer_ = std::move(f); }
-
   // What the request path reads.
   const directory::DirectoryHandle* handle() const { return &handle_; }
-  bool serving() const { return handle_.Get() != nullptr; }
 
   void FillStatus(v1::GetStatusResponse* response) const
       ABSL_LOCKS_EXCLUDED(stats_mu_);
@@ -99,11 +115,12 @@ class DirectoryManager {
   // Constant after construction.
   const v1::ServerConfig config_;
   const directory::SipKey key_;
+  const Clock* const clock_;
+  const std::function<void()> on_loaded_;  // may be empty
+  const ReloadObserver observer_;          // may be empty
   const absl::Time started_at_;
   const absl::Duration watch_interval_;
   const absl::Duration stale_after_;
-  std::function<void()> on_loaded_;  // set before StartMaintenance()
-  ReloadObserver observer_;          // set before StartMaintenance()
 
   directory::DirectoryHandle handle_;
 

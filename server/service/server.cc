@@ -16,6 +16,7 @@
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
 #include "common/exposition/http_endpoint.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
@@ -23,7 +24,9 @@
 #include "common/text.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
-#include "server/service/harvest_config.h"
+#include "server/service/grpc_status.h"
+#include "server/service/harvest_proto.h"
+#include "server/service/metrics_enums.h"
 #include "server/service/wire.h"
 
 namespace rcptguard::service {
@@ -69,9 +72,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
       options.rule_names.push_back(r.name);
     }
     options.rule_names.push_back(std::string(harvest::kDomainAttackRule));
-    if (config.metrics().max_edge_ids() != 0) {
-      options.max_edge_ids = config.metrics().max_edge_ids();
-    }
+    options.max_edge_ids = config.metrics().max_edge_ids();
     options.version = RCPTGUARD_VERSION;
     RG_ASSIGN_OR_RETURN(metrics, metrics::ServerMetrics::Create(options));
     if (detector != nullptr) {
@@ -97,48 +98,43 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
                std::unique_ptr<metrics::ServerMetrics> metrics)
     : config_(std::move(config)),
       metrics_(std::move(metrics)),
-      manager_(config_, key),
+      manager_(config_, key, ManagerOptions()),
       detector_(std::move(detector)),
       access_(config_),
       limiter_(config_.limits().recipients_per_second_per_identity(),
-               config_.limits().rate_burst_seconds()),
-      validator_(config_, manager_.handle(), detector_.get(), metrics_.get()),
+               config_.limits().rate_burst_seconds(), RealClock::Get()),
+      validator_(config_, manager_.handle(), detector_.get(), metrics_.get(),
+                 RealClock::Get()),
       validation_service_(&validator_, metrics_.get(), &access_, &limiter_,
                           StreamLimitsFromConfig(config_.limits())),
       admin_service_(&manager_, detector_.get(),
                      config_.harvest().observe_only(), metrics_.get(),
-                     &access_) {
+                     &access_) {}
+
+DirectoryManagerOptions Server::ManagerOptions() {
+  DirectoryManagerOptions options;
+  options.clock = RealClock::Get();
+  // A load may come before Start() has built both servers (SIGHUP,
+  // Admin.Reload): SetServing records the state and Start() applies it.
+  options.on_loaded = [this] { SetServing(true); };
   if (metrics_ != nullptr) {
     metrics::ServerMetrics* m = metrics_.get();
-    manager_.set_reload_observer(
-        [m](const ReloadResult& result, const directory::Directory* served) {
-          metrics::ReloadKind r = metrics::ReloadKind::kFailed;
-          switch (result.kind) {
-            case ReloadResult::Kind::kLoaded:
-              r = metrics::ReloadKind::kSuccess;
-              break;
-            case ReloadResult::Kind::kUnchanged:
-              r = metrics::ReloadKind::kUnchanged;
-              break;
-            case ReloadResult::Kind::kRefused:
-              r = metrics::ReloadKind::kRefused;
-              break;
-            case ReloadResult::Kind::kFailed:
-              r = metrics::ReloadKind::kFailed;
-              break;
-          }
-          m->RecordReload(r, result.reason, absl::Seconds(result.seconds));
-          if (result.kind == ReloadResult::Kind::kLoaded && served != nullptr) {
-            metrics::DirectoryState state;
-            state.version = served->info().version;
-            state.addresses = served->address_count();
-            state.domains = served->domains().size();
-            state.built_at = served->info().built_at;
-            state.loaded_at = served->info().loaded_at;
-            m->SetDirectory(state);
-          }
-        });
+    options.observer = [m](const ReloadResult& result,
+                           const directory::Directory* served) {
+      m->RecordReload(ToMetricsReloadResult(result.kind), result.reason,
+                      absl::Seconds(result.seconds));
+      if (result.kind == ReloadResult::Kind::kLoaded && served != nullptr) {
+        metrics::DirectoryState state;
+        state.version = served->info().version;
+        state.addresses = served->address_count();
+        state.domains = served->domains().size();
+        state.built_at = served->info().built_at;
+        state.loaded_at = served->info().loaded_at;
+        m->SetDirectory(state);
+      }
+    };
   }
+  return options;
 }
 
 int Server::metrics_port() const {
@@ -152,6 +148,8 @@ Server::~Server() {
       (*s)->Wait();
     }
   }
+  // No load (and so no health callback) may run while members go away.
+  manager_.StopMaintenance();
 }
 
 namespace {
@@ -186,9 +184,8 @@ class UnimplementedGenericService final : public grpc::CallbackGenericService {
     class Reactor final : public grpc::ServerGenericBidiReactor {
      public:
       explicit Reactor(const std::string& method) {
-        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                            "not served on the health port: " +
-                                SafeText(method, 128)));
+        Finish(ToGrpcStatus(absl::UnimplementedError(
+            "not served on the health port: " + SafeText(method, 128))));
       }
       void OnDone() override { delete this; }
     };
@@ -216,9 +213,7 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
 
 absl::Status Server::Start() {
   if (metrics_ != nullptr) {
-    const std::string address = config_.metrics().listen_address().empty()
-                                    ? std::string("127.0.0.1:9464")
-                                    : config_.metrics().listen_address();
+    const std::string& address = config_.metrics().listen_address();
     RG_ASSIGN_OR_RETURN(
         metrics_server_,
         exposition::StartHttpEndpoint(address, metrics_->collectables()));
@@ -278,7 +273,7 @@ absl::Status Server::Start() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config_.listen_address()));
   }
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  AddHealthService(server_->GetHealthCheckService());
   if (!config_.health_listen_address().empty()) {
     // Only grpc.health.v1 (the default health service) on this port.
     grpc::ServerBuilder health;
@@ -294,7 +289,7 @@ absl::Status Server::Start() {
       return absl::UnavailableError(absl::StrCat(
           "cannot listen on ", config_.health_listen_address()));
     }
-    health_server_->GetHealthCheckService()->SetServingStatus(false);
+    AddHealthService(health_server_->GetHealthCheckService());
     LogInfo("health_listening",
             {{"address", config_.health_listen_address()},
              {"port", health_port_}});
@@ -307,9 +302,6 @@ absl::Status Server::Start() {
 }
 
 absl::Status Server::LoadDirectory() {
-  manager_.set_on_loaded([this] {
-    if (!shutting_down_.load()) SetServing(true);
-  });
   absl::StatusOr<ReloadResult> first = manager_.Reload(false, "start");
   if (!first.ok() && config_.directory().snapshot_file().empty()) {
     return first.status();
@@ -331,7 +323,10 @@ void Server::Reload(std::string_view trigger) {
 
 void Server::Shutdown() {
   if (server_ == nullptr) return;
-  shutting_down_.store(true);
+  {
+    absl::MutexLock lock(&health_mu_);
+    shutting_down_ = true;
+  }
   SetServing(false);
   const absl::Duration grace = absl::Milliseconds(config_.shutdown().grace_ms());
   const absl::Duration drain =
@@ -348,9 +343,17 @@ void Server::Shutdown() {
 }
 
 void Server::SetServing(bool serving) {
-  for (grpc::Server* s : {server_.get(), health_server_.get()}) {
-    if (s != nullptr) s->GetHealthCheckService()->SetServingStatus(serving);
+  absl::MutexLock lock(&health_mu_);
+  serving_ = serving && !shutting_down_;
+  for (grpc::HealthCheckServiceInterface* h : health_services_) {
+    h->SetServingStatus(serving_);
   }
+}
+
+void Server::AddHealthService(grpc::HealthCheckServiceInterface* health) {
+  absl::MutexLock lock(&health_mu_);
+  health_services_.push_back(health);
+  health->SetServingStatus(serving_);
 }
 
 void Server::Wait() {

@@ -5,31 +5,37 @@
 // their files change), else loopback plaintext (insecure_plaintext), with
 // an optional plaintext health-only port for probes.
 //
-// Life cycle: Create() checks the config, key and TLS files; Start() binds
-// and serves
-// with health NOT_SERVING; LoadDirectory() turns health SERVING once a
-// directory is served; Shutdown() turns health NOT_SERVING, waits the grace
+// Life cycle: Create() checks the config, key and TLS files and wires every
+// part (the DirectoryManager gets its clock and callbacks at construction);
+// Start() binds and serves with health NOT_SERVING; LoadDirectory() loads;
+// health turns SERVING on the first successful load, whichever call it
+// comes from; Shutdown() turns health NOT_SERVING for good, waits the grace
 // period, then stops accepting calls and gives in-flight calls the drain
 // timeout to finish.
 //
-// Thread safety: Shutdown() may be called from any thread (e.g. a signal
-// thread) while Wait() blocks in another; the other methods are called by
-// the owner in the order above.
+// Thread safety: Shutdown() and Reload() may be called from any thread
+// (e.g. a signal thread) while Wait() blocks in another, and a load may
+// come from Admin.Reload as soon as Start() serves; the other methods are
+// called by the owner in the order above.
 #ifndef RCPTGUARD_SERVER_SERVICE_SERVER_H_
 #define RCPTGUARD_SERVER_SERVICE_SERVER_H_
 
-#include <atomic>
 #include <memory>
 #include <string_view>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
 #include "common/exposition/http_endpoint.h"
 #include "server/metrics/metrics.h"
+#include "server/service/admin_service.h"
 #include "server/service/directory_manager.h"
-#include "server/service/services.h"
+#include "server/service/validation_service.h"
 #include "server/service/validator.h"
 
 namespace rcptguard::service {
@@ -62,8 +68,15 @@ class Server {
   void Wait();
 
  private:
-  // Health status of both the main and the health-only server.
-  void SetServing(bool serving);
+  // Health status of both the main and the health-only server; never
+  // SERVING again once Shutdown() began.
+  void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(health_mu_);
+  // Registers a started server's health service and gives it the current
+  // status.
+  void AddHealthService(grpc::HealthCheckServiceInterface* health)
+      ABSL_LOCKS_EXCLUDED(health_mu_);
+  // The DirectoryManager's clock and callbacks (health, reload metrics).
+  DirectoryManagerOptions ManagerOptions();
 
   Server(v1::ServerConfig config, directory::SipKey key,
          std::unique_ptr<harvest::Detector> detector,
@@ -91,7 +104,14 @@ class Server {
   // they sample goes away.
   std::unique_ptr<exposition::HttpEndpoint> metrics_server_;
   int port_ = 0;
-  std::atomic<bool> shutting_down_{false};
+
+  // Health: what SetServing last asked for, applied to every health
+  // service registered so far and to each one as it is registered.
+  absl::Mutex health_mu_;
+  bool serving_ ABSL_GUARDED_BY(health_mu_) = false;
+  bool shutting_down_ ABSL_GUARDED_BY(health_mu_) = false;
+  std::vector<grpc::HealthCheckServiceInterface*> health_services_
+      ABSL_GUARDED_BY(health_mu_);
 };
 
 }  // namespace rcptguard::service

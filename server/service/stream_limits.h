@@ -21,17 +21,19 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "server/service/config.h"
 
 namespace rcptguard::service {
 
 // limits.* of the config that bound streams (config.proto documents them).
+// The initial values are the config's defaults (config.h).
 struct StreamLimits {
   // Octets of answers one stream may have waiting; then it stops reading.
-  uint64_t max_stream_buffer_bytes = uint64_t{1} << 20;
+  uint64_t max_stream_buffer_bytes = kDefaultMaxStreamBufferBytes;
   // Octets of waiting answers of all streams together.
-  uint64_t max_buffered_response_bytes = uint64_t{256} << 20;
-  uint32_t max_streams_per_peer = 100;
-  uint32_t max_streams = 1000;
+  uint64_t max_buffered_response_bytes = kDefaultMaxBufferedResponseBytes;
+  uint32_t max_streams_per_peer = kDefaultMaxStreamsPerPeer;
+  uint32_t max_streams = kDefaultMaxStreams;
 };
 
 class StreamCounter {

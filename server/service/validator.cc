@@ -1,8 +1,7 @@
 #include "server/service/validator.h"
 
-#include <algorithm>
+#include <memory>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "absl/container/inlined_vector.h"
@@ -12,59 +11,21 @@
 #include "server/service/config.h"
 
 namespace rcptguard::service {
-namespace {
-
-const std::string& Pick(const std::string& domain_text,
-                        const std::string& server_text,
-                        const std::string& builtin) {
-  if (!domain_text.empty()) return domain_text;
-  if (!server_text.empty()) return server_text;
-  return builtin;
-}
-
-void AddDomain(absl::InlinedVector<int32_t, 4>& domains, int32_t d) {
-  if (d < 0) return;
-  if (std::find(domains.begin(), domains.end(), d) == domains.end()) {
-    domains.push_back(d);
-  }
-}
-
-// Identifies the SMTP transaction for harvest escalation: the edge, its
-// session id and the envelope sender. 0 (unknown) without a session id.
-uint64_t TransactionId(const v1::SmtpContext& ctx,
-                       std::string_view edge_identity) {
-  if (ctx.session_id().empty()) return 0;
-  const std::string_view edge =
-      edge_identity.empty() ? std::string_view(ctx.edge_id()) : edge_identity;
-  const uint64_t h = absl::HashOf(ToAbsl(edge), ToAbsl(ctx.session_id()),
-                                  ToAbsl(ctx.mail_from()));
-  return h == 0 ? 1 : h;
-}
-
-void SetReply(v1::SmtpReply* reply, uint32_t code, std::string_view enhanced,
-              const std::string& text) {
-  reply->set_code(code);
-  reply->set_enhanced_status(std::string(enhanced));
-  reply->set_text(text);
-}
-
-}  // namespace
 
 Validator::Validator(const v1::ServerConfig& config,
                      const directory::DirectoryHandle* handle,
                      harvest::Detector* detector,
-                     metrics::ServerMetrics* metrics)
+                     metrics::ServerMetrics* metrics, const Clock* clock)
     : handle_(handle),
       detector_(detector),
       metrics_(metrics),
+      replies_(config.replies()),
       max_recipients_(config.limits().max_recipients_per_request()),
       max_address_length_(config.limits().max_address_length()),
       stale_after_(ConfigDuration(config.directory().stale_after())),
-      default_replies_(config.replies()) {}
+      clock_(clock) {}
 
-absl::Status Validator::Validate(const v1::ValidateRequest& request,
-                                 v1::ValidateResponse* response,
-                                 std::string_view edge_identity) const {
+absl::Status Validator::CheckLimits(const v1::ValidateRequest& request) const {
   const int n = request.recipients_size();
   if (static_cast<uint32_t>(n) > max_recipients_) {
     return absl::InvalidArgumentError(
@@ -74,215 +35,62 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   for (int i = 0; i < n; ++i) {
     const size_t len = request.recipients(i).size();
     if (len > max_address_length_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "recipients[", i, "]: ", len, " octets exceeds the limit of ",
-          max_address_length_));
+      return absl::InvalidArgumentError(
+          absl::StrCat("recipients[", i, "]: ", len,
+                       " octets exceeds the limit of ", max_address_length_));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status Validator::Validate(const v1::ValidateRequest& request,
+                                 v1::ValidateResponse* response,
+                                 std::string_view edge_identity) const {
+  if (absl::Status limits = CheckLimits(request); !limits.ok()) return limits;
   // One directory for the whole request, held until the answer is built.
   std::shared_ptr<const directory::Directory> dir = handle_->Get();
   if (dir == nullptr) {
     return absl::UnavailableError("no directory loaded yet");
   }
 
+  const int n = request.recipients_size();
   absl::InlinedVector<std::string_view, 64> raw(n);
   for (int i = 0; i < n; ++i) raw[i] = request.recipients(i);
   absl::InlinedVector<directory::LookupResult, 64> results(n);
   dir->LookupBatch(absl::MakeConstSpan(raw), results.data());
 
-  static const std::string kValid(kValidText), kUnknown(kUnknownText),
-      kNotServed(kNotServedText), kMalformed(kMalformedText),
-      kStale(kStaleText);
   // A stale directory may lack people added since: defer, do not bounce.
   const bool stale = stale_after_ > absl::ZeroDuration() &&
-                     absl::Now() - dir->info().built_at > stale_after_;
-  static const std::string kEmpty;
+                     clock_->Now() - dir->info().built_at > stale_after_;
   const std::vector<directory::DomainPolicy>& domains = dir->domains();
-
   response->set_request_id(request.request_id());
   response->set_directory_version(dir->info().version);
   response->mutable_verdicts()->Reserve(n);
-  for (int i = 0; i < n; ++i) {
-    const directory::LookupResult& r = results[i];
-    const directory::ReplyTexts* texts =
-        r.domain_index >= 0 ? &domains[r.domain_index].replies : nullptr;
-    v1::RecipientVerdict* v = response->add_verdicts();
-    switch (r.status) {
-      case directory::LookupStatus::kValid:
-        v->set_status(v1::RECIPIENT_STATUS_VALID);
-        SetReply(v->mutable_reply(), 250, "2.1.5",
-                 Pick(texts ? texts->valid : kEmpty, default_replies_.valid(),
-                      kValid));
-        break;
-      case directory::LookupStatus::kUnknown: {
-        v->set_status(v1::RECIPIENT_STATUS_UNKNOWN);
-        const bool monitor =
-            texts != nullptr &&
-            domains[r.domain_index].mode == directory::DomainMode::kMonitor;
-        if (monitor) {
-          v->set_monitor_only(true);
-          SetReply(v->mutable_reply(), 250, "2.1.5",
-                   Pick(texts->valid, default_replies_.valid(), kValid));
-        } else if (stale) {
-          SetReply(v->mutable_reply(), 450, "4.1.1",
-                   Pick(kEmpty, default_replies_.stale(), kStale));
-        } else {
-          SetReply(v->mutable_reply(), 550, "5.1.1",
-                   Pick(texts ? texts->unknown : kEmpty,
-                        default_replies_.unknown(), kUnknown));
-        }
-        break;
-      }
-      case directory::LookupStatus::kNotServed:
-        v->set_status(v1::RECIPIENT_STATUS_NOT_SERVED);
-        SetReply(v->mutable_reply(), 554, "5.7.1",
-                 Pick(kEmpty, default_replies_.not_served(), kNotServed));
-        break;
-      case directory::LookupStatus::kMalformed:
-        v->set_status(v1::RECIPIENT_STATUS_MALFORMED);
-        v->set_detail(r.error);
-        SetReply(v->mutable_reply(), 501, "5.1.3",
-                 Pick(texts ? texts->malformed : kEmpty,
-                      default_replies_.malformed(), kMalformed));
-        break;
-    }
+  for (const directory::LookupResult& r : results) {
+    replies_.Decide(r, r.domain_index >= 0 ? &domains[r.domain_index] : nullptr,
+                    stale, response->add_verdicts());
   }
-  if (metrics_ != nullptr) {
-    RecordMetrics(request,
-                  edge_identity.empty() ? std::string_view(
-                                              request.context().edge_id())
-                                        : edge_identity,
-                  results.data(), *response);
+  if (metrics_.enabled()) {
+    metrics_.RecordRecipients(
+        request,
+        edge_identity.empty() ? std::string_view(request.context().edge_id())
+                              : edge_identity,
+        absl::MakeConstSpan(results), *response);
   }
+
   v1::ClientVerdict* client = response->mutable_client();
-  client->set_action(v1::CLIENT_ACTION_ACCEPT);
   if (detector_ == nullptr) {
-    if (metrics_ != nullptr) {
-      metrics_->RecordClientVerdict(metrics::ClientAction::kAccept, "");
-    }
+    client->set_action(v1::CLIENT_ACTION_ACCEPT);
+    metrics_.RecordClientVerdict(harvest::Action::kAccept, "");
     return absl::OkStatus();
   }
-
-  harvest::Observation obs;
-  const v1::SmtpContext& ctx = request.context();
-  obs.client_ip = ctx.client_ip();
-  obs.authenticated = ctx.authenticated();
-  obs.dsn = ctx.mail_from().empty() || ctx.mail_from() == "<>";
-  obs.dry_run = request.dry_run();
-  obs.transaction = TransactionId(ctx, edge_identity);
-  absl::InlinedVector<std::pair<int32_t, uint32_t>, 4> unknown_by_domain;
-  absl::InlinedVector<uint64_t, 64> unknown_fingerprints;
-  absl::InlinedVector<int32_t, 4> asked_domains;
-  for (int i = 0; i < n; ++i) {
-    switch (results[i].status) {
-      case directory::LookupStatus::kValid:
-        ++obs.valid;
-        AddDomain(asked_domains, results[i].domain_index);
-        break;
-      case directory::LookupStatus::kUnknown: {
-        ++obs.unknown;
-        unknown_fingerprints.push_back(results[i].fingerprint);
-        const int32_t d = results[i].domain_index;
-        AddDomain(asked_domains, d);
-        auto it = std::find_if(unknown_by_domain.begin(),
-                               unknown_by_domain.end(),
-                               [d](const auto& p) { return p.first == d; });
-        if (it == unknown_by_domain.end()) {
-          unknown_by_domain.emplace_back(d, 1);
-        } else {
-          ++it->second;
-        }
-        break;
-      }
-      case directory::LookupStatus::kNotServed:
-        ++obs.not_served;
-        break;
-      case directory::LookupStatus::kMalformed:
-        ++obs.malformed;
-        break;
-    }
-  }
-  obs.unknown_by_domain = absl::MakeConstSpan(unknown_by_domain);
-  obs.unknown_fingerprints = absl::MakeConstSpan(unknown_fingerprints);
-  obs.domains = absl::MakeConstSpan(asked_domains);
-  const harvest::Verdict verdict = detector_->Observe(obs);
+  const harvest::Verdict verdict =
+      ObserveRequest(*detector_, request, absl::MakeConstSpan(results),
+                     edge_identity);
   FillClientVerdict(verdict, client);
-  if (metrics_ != nullptr) {
-    // harvest::Action and metrics::ClientAction share their order.
-    metrics_->RecordClientVerdict(
-        static_cast<metrics::ClientAction>(verdict.action), verdict.rule);
-  }
-  if (client->action() == v1::CLIENT_ACTION_TEMPFAIL ||
-      client->action() == v1::CLIENT_ACTION_REJECT) {
-    for (v1::RecipientVerdict& v : *response->mutable_verdicts()) {
-      *v.mutable_reply() = client->reply();
-    }
-  }
+  metrics_.RecordClientVerdict(verdict.action, verdict.rule);
+  ReplyPolicy::ApplyClientVerdict(*client, response);
   return absl::OkStatus();
-}
-
-void Validator::RecordMetrics(const v1::ValidateRequest& request,
-                              std::string_view edge_id,
-                              const directory::LookupResult* results,
-                              const v1::ValidateResponse& response) const {
-  const int n = request.recipients_size();
-  metrics_->RecordRecipientsPerRequest(n);
-  metrics_->RecordEdgeRequest(edge_id);
-  for (int i = 0; i < n; ++i) {
-    const directory::LookupResult& r = results[i];
-    metrics::RecipientStatus status = metrics::RecipientStatus::kMalformed;
-    switch (r.status) {
-      case directory::LookupStatus::kValid:
-        status = metrics::RecipientStatus::kValid;
-        break;
-      case directory::LookupStatus::kUnknown:
-        status = metrics::RecipientStatus::kUnknown;
-        break;
-      case directory::LookupStatus::kNotServed:
-        status = metrics::RecipientStatus::kNotServed;
-        break;
-      case directory::LookupStatus::kMalformed:
-        status = metrics::RecipientStatus::kMalformed;
-        break;
-    }
-    metrics_->RecordRecipient(status, r.domain_index);
-    if (response.verdicts(i).monitor_only()) {
-      metrics_->RecordMonitorWouldReject(r.domain_index);
-    }
-  }
-}
-
-void FillClientVerdict(const harvest::Verdict& verdict,
-                       v1::ClientVerdict* client) {
-  switch (verdict.action) {
-    case harvest::Action::kAccept:
-      client->set_action(v1::CLIENT_ACTION_ACCEPT);
-      break;
-    case harvest::Action::kTarpit:
-      client->set_action(v1::CLIENT_ACTION_TARPIT);
-      break;
-    case harvest::Action::kTempfail:
-      client->set_action(v1::CLIENT_ACTION_TEMPFAIL);
-      break;
-    case harvest::Action::kReject:
-      client->set_action(v1::CLIENT_ACTION_REJECT);
-      break;
-  }
-  client->set_rule(verdict.rule);
-  client->set_unknown_in_window(verdict.unknown_in_window);
-  client->set_delay_ms(
-      static_cast<uint32_t>(absl::ToInt64Milliseconds(verdict.delay)));
-  if (verdict.blocked_until != absl::InfinitePast()) {
-    const int64_t nanos = absl::ToUnixNanos(verdict.blocked_until);
-    client->mutable_blocked_until()->set_seconds(nanos / 1000000000);
-    client->mutable_blocked_until()->set_nanos(
-        static_cast<int32_t>(nanos % 1000000000));
-  }
-  if (verdict.reply.code != 0) {
-    client->mutable_reply()->set_code(verdict.reply.code);
-    client->mutable_reply()->set_enhanced_status(verdict.reply.enhanced_status);
-    client->mutable_reply()->set_text(verdict.reply.text);
-  }
 }
 
 }  // namespace rcptguard::service

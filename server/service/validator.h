@@ -8,40 +8,44 @@
 // every recipient gets the client's reply, so that the answers reveal
 // nothing about which addresses exist.
 //
+// Validator composes parts that each have one job: ReplyPolicy
+// (reply_policy.h) decides each recipient's reply, ObserveRequest and
+// FillClientVerdict (client_verdict.h) consult harvest detection, and
+// ValidationMetrics (validation_metrics.h) records the outcome.
+//
 // Thread safety: Validate() is safe to call concurrently from any number of
 // threads; the Validator itself is constant after construction.
 #ifndef RCPTGUARD_SERVER_SERVICE_VALIDATOR_H_
 #define RCPTGUARD_SERVER_SERVICE_VALIDATOR_H_
 
 #include <cstdint>
-
-#include "absl/time/time.h"
+#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
 #include "rcptguard/v1/config.pb.h"
 #include "rcptguard/v1/validation.pb.h"
 #include "server/directory/directory_handle.h"
 #include "server/harvest/harvest.h"
 #include "server/metrics/metrics.h"
+#include "server/service/client_verdict.h"
+#include "server/service/reply_policy.h"
+#include "server/service/validation_metrics.h"
 
 namespace rcptguard::service {
 
-// Default replies (RFC 3463 enhanced status codes).
-inline constexpr char kValidText[] = "Recipient OK";
-inline constexpr char kUnknownText[] = "User unknown";
-inline constexpr char kNotServedText[] = "Relay access denied";
-inline constexpr char kMalformedText[] = "Bad recipient address syntax";
-inline constexpr char kStaleText[] =
-    "Recipient not verified: directory out of date, try again later";
-
 class Validator {
  public:
-  // `handle` and `detector` must outlive the Validator. A null `detector`
-  // turns harvest detection off (every client verdict is ACCEPT).
+  // `config` is read as ParseConfig fills it in (config.h). `handle`,
+  // `detector` and `clock` must outlive the Validator. A null `detector`
+  // turns harvest detection off (every client verdict is ACCEPT); a null
+  // `metrics` records nothing. `clock` tells a directory's age (staleness).
   Validator(const v1::ServerConfig& config,
             const directory::DirectoryHandle* handle,
             harvest::Detector* detector = nullptr,
-            metrics::ServerMetrics* metrics = nullptr);
+            metrics::ServerMetrics* metrics = nullptr,
+            const Clock* clock = RealClock::Get());
 
   // Errors: InvalidArgument for a request over the limits (naming the
   // limit and the offending field), Unavailable when no directory is loaded
@@ -53,26 +57,21 @@ class Validator {
                         std::string_view edge_identity = {}) const;
 
  private:
-  // Constant after construction.
-  void RecordMetrics(const v1::ValidateRequest& request,
-                     std::string_view edge_id,
-                     const directory::LookupResult* results,
-                     const v1::ValidateResponse& response) const;
+  // InvalidArgument naming the limit when `request` is over one.
+  absl::Status CheckLimits(const v1::ValidateRequest& request) const;
 
+  // Constant after construction.
   const directory::DirectoryHandle* const handle_;
-  harvest::Detector* const detector_;      // thread-safe itself
-  metrics::ServerMetrics* const metrics_;  // thread-safe itself; may be null
+  harvest::Detector* const detector_;  // thread-safe itself; may be null
+  const ValidationMetrics metrics_;
+  const ReplyPolicy replies_;
   const uint32_t max_recipients_;
   const uint32_t max_address_length_;
   // Directories older than this answer unknown recipients with 450 4.1.1;
   // zero turns that off.
   const absl::Duration stale_after_;
-  const v1::ReplyTexts default_replies_;
+  const Clock* const clock_;
 };
-
-// Translates a harvest verdict into the API's ClientVerdict.
-void FillClientVerdict(const harvest::Verdict& verdict,
-                       v1::ClientVerdict* client);
 
 }  // namespace rcptguard::service
 

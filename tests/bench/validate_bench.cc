@@ -20,7 +20,7 @@
 #include "server/directory/directory_handle.h"
 #include "common/clock.h"
 #include "server/harvest/harvest.h"
-#include "server/service/services.h"
+#include "server/service/validation_service.h"
 #include "server/service/validator.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"

@@ -1,5 +1,6 @@
 #include "server/service/access.h"
 
+#include "common/clock.h"
 #include "gtest/gtest.h"
 #include "server/service/config.h"
 
@@ -48,21 +49,21 @@ TEST(AccessPolicyTest, PlaintextAllowsEveryone) {
 }
 
 TEST(RateLimiterTest, TokenBucketPerIdentityWithDebt) {
-  absl::Time now = absl::FromUnixSeconds(1000);
-  RateLimiter limiter(100, 2, [&now] { return now; });  // holds 200
+  FakeClock clock(absl::FromUnixSeconds(1000));
+  RateLimiter limiter(100, 2, &clock);  // holds 200
   EXPECT_TRUE(limiter.Admit("a", 150));
   EXPECT_TRUE(limiter.Admit("a", 150));  // 50 left: admitted into debt
   EXPECT_FALSE(limiter.Admit("a", 1));   // -100
   EXPECT_TRUE(limiter.Admit("b", 200));  // its own bucket
-  now += absl::Milliseconds(500);        // +50: still -50
+  clock.Advance(absl::Milliseconds(500));  // +50: still -50
   EXPECT_FALSE(limiter.Admit("a", 1));
-  now += absl::Milliseconds(600);  // +60: +10
+  clock.Advance(absl::Milliseconds(600));  // +60: +10
   EXPECT_TRUE(limiter.Admit("a", 1));
-  now += absl::Seconds(60);  // refills to the cap, not beyond
+  clock.Advance(absl::Seconds(60));  // refills to the cap, not beyond
   EXPECT_TRUE(limiter.Admit("a", 200));
   EXPECT_TRUE(limiter.Admit("a", 1));
   EXPECT_FALSE(limiter.Admit("a", 1));
-  now -= absl::Seconds(30);  // a clock going back refills nothing
+  clock.Advance(-absl::Seconds(30));  // a clock going back refills nothing
   EXPECT_FALSE(limiter.Admit("a", 1));
 }
 
@@ -72,8 +73,8 @@ TEST(RateLimiterTest, ZeroRateAdmitsEverything) {
 }
 
 TEST(RateLimiterTest, IdentitiesBeyondTheBoundShareABucket) {
-  absl::Time now = absl::FromUnixSeconds(1000);
-  RateLimiter limiter(10, 1, [&now] { return now; });
+  FakeClock clock(absl::FromUnixSeconds(1000));
+  RateLimiter limiter(10, 1, &clock);
   // Fill every shard past its share of kMaxIdentities.
   int refused = 0;
   for (size_t i = 0; i < 2 * RateLimiter::kMaxIdentities; ++i) {

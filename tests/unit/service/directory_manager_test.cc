@@ -286,14 +286,15 @@ TEST_F(DirectoryManagerTest, SnapshotReplacedBeforeTheWatcherStartsIsLoaded) {
 
 TEST_F(DirectoryManagerTest, ObserverSeesEveryOutcome) {
   WriteDirectory(snapshot_, "v1", 100, 10);
-  auto m = Manager();
   std::vector<std::string> seen;
-  m->set_reload_observer(
-      [&seen](const ReloadResult& r, const directory::Directory* served) {
-        seen.push_back(absl::StrCat(static_cast<int>(r.kind), ":", r.reason,
-                                    ":", served ? served->info().version
-                                                : "none"));
-      });
+  DirectoryManagerOptions options;
+  options.observer = [&seen](const ReloadResult& r,
+                             const directory::Directory* served) {
+    seen.push_back(absl::StrCat(static_cast<int>(r.kind), ":", r.reason, ":",
+                                served ? served->info().version : "none"));
+  };
+  auto m =
+      std::make_unique<DirectoryManager>(config_, Key(), std::move(options));
   ASSERT_TRUE(m->Reload(false, "start").ok());
   WriteDirectory(snapshot_, "v-empty", 0, 0);
   ASSERT_FALSE(m->Reload(false, "admin").ok());

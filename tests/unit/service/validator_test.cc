@@ -4,7 +4,7 @@
 #include <string>
 
 #include "absl/time/clock.h"
-
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/directory/directory.h"
@@ -190,6 +190,37 @@ TEST(ValidatorStaleTest, ZeroTurnsStalenessOff) {
   v1::ValidateResponse response;
   ASSERT_TRUE(validator.Validate(request, &response).ok());
   EXPECT_EQ(response.verdicts(0).reply().code(), 550u);
+}
+
+TEST(ValidatorStaleTest, AgeIsToldByTheInjectedClock) {
+  FakeClock clock;
+  v1::ServerConfig config = Config();
+  config.mutable_directory()->set_stale_after("24h");
+  directory::DirectoryHandle handle;
+  handle.Replace(MakeDirectory(clock.Now() - absl::Hours(25)));
+  Validator validator(config, &handle, nullptr, nullptr, &clock);
+  v1::ValidateRequest request;
+  request.add_recipients("nobody@example.com");
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).reply().code(), 450u);
+  EXPECT_EQ(response.verdicts(0).reply().enhanced_status(), "4.1.1");
+
+  // Fresh by the fake clock (years stale by the real one): 550.
+  handle.Replace(MakeDirectory(clock.Now()));
+  response.Clear();
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).reply().code(), 550u);
+
+  // 24 hours later it is not stale yet; a second more and it is.
+  clock.Advance(absl::Hours(24));
+  response.Clear();
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).reply().code(), 550u);
+  clock.Advance(absl::Seconds(1));
+  response.Clear();
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.verdicts(0).reply().code(), 450u);
 }
 
 }  // namespace

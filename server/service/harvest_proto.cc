@@ -1,4 +1,4 @@
-#include "server/service/harvest_config.h"
+#include "server/service/harvest_proto.h"
 
 #include <string>
 
@@ -50,8 +50,9 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
   if (proto.domain_min_distinct_clients() != 0) {
     config.domain_min_distinct_clients = proto.domain_min_distinct_clients();
   }
-  if (absl::Status s = ParseDurationField(
-          proto.domain_window(), "harvest.domain_window", &config.domain_window);
+  if (absl::Status s =
+          ParseDurationField(proto.domain_window(), "harvest.domain_window",
+                             &config.domain_window);
       !s.ok()) {
     return s;
   }
@@ -109,9 +110,10 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
           rule.action = harvest::Action::kReject;
           break;
         default:
-          return absl::InvalidArgumentError(absl::StrCat(
-              field, ".action: must be HARVEST_ACTION_TARPIT, "
-                     "HARVEST_ACTION_TEMPFAIL or HARVEST_ACTION_REJECT"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(field,
+                           ".action: must be HARVEST_ACTION_TARPIT, "
+                           "HARVEST_ACTION_TEMPFAIL or HARVEST_ACTION_REJECT"));
       }
       if (r.factor() != 0) rule.factor = r.factor();
       rule.observe_only = r.observe_only();
@@ -122,8 +124,8 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
             std::tuple{&r.max_delay(), "max_delay", &rule.max_delay},
             std::tuple{&r.penalty_duration(), "penalty_duration",
                        &rule.penalty_duration}}) {
-        if (absl::Status s = ParseDurationField(
-                *text, absl::StrCat(field, ".", name), out);
+        if (absl::Status s =
+                ParseDurationField(*text, absl::StrCat(field, ".", name), out);
             !s.ok()) {
           return s;
         }
@@ -132,8 +134,7 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
     }
   }
   if (absl::Status s = config.Validate(); !s.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("harvest.", s.message()));
+    return absl::InvalidArgumentError(absl::StrCat("harvest.", s.message()));
   }
   return config;
 }

@@ -1,0 +1,148 @@
+#include "server/service/admin_service.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "server/service/client_verdict.h"
+#include "server/service/grpc_status.h"
+#include "server/service/handler_support.h"
+#include "server/service/proto_enums.h"
+#include "server/service/proto_time.h"
+
+namespace rcptguard::service {
+
+absl::Status AdminService::Authorize(const grpc::ServerContextBase& context,
+                                     Role role) const {
+  if (access_ == nullptr) return absl::OkStatus();
+  absl::StatusOr<std::string> who = access_->Authorize(context, role);
+  if (who.ok()) return absl::OkStatus();
+  return Refuse(metrics_, context, who.status());
+}
+
+grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
+                                     const v1::GetStatusRequest* request,
+                                     v1::GetStatusResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kGetStatus);
+  absl::Status status = Authorize(*context, Role::kRead);
+  if (status.ok()) status = DoGetStatus(response);
+  timer.Done(status);
+  return ToGrpcStatus(status);
+}
+
+grpc::Status AdminService::ListOffenders(
+    grpc::ServerContext* context, const v1::ListOffendersRequest* request,
+    v1::ListOffendersResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kListOffenders);
+  absl::Status status = Authorize(*context, Role::kRead);
+  if (status.ok()) status = DoListOffenders(*request, response);
+  timer.Done(status);
+  return ToGrpcStatus(status);
+}
+
+grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
+                                        const v1::ForgetClientRequest* request,
+                                        v1::ForgetClientResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kForgetClient);
+  absl::Status status = Authorize(*context, Role::kAdmin);
+  if (status.ok()) status = DoForgetClient(*request, context->peer(), response);
+  timer.Done(status);
+  return ToGrpcStatus(status);
+}
+
+grpc::Status AdminService::Reload(grpc::ServerContext* context,
+                                  const v1::ReloadRequest* request,
+                                  v1::ReloadResponse* response) {
+  CallTimer timer(metrics_, metrics::Method::kReload);
+  absl::Status status = Authorize(*context, Role::kAdmin);
+  if (status.ok()) status = DoReload(*request, context->peer(), response);
+  timer.Done(status);
+  return ToGrpcStatus(status);
+}
+
+absl::Status AdminService::DoGetStatus(v1::GetStatusResponse* response) const {
+  manager_->FillStatus(response);
+  v1::HarvestStatus* h = response->mutable_harvest();
+  h->set_enabled(detector_ != nullptr);
+  if (detector_ == nullptr) return absl::OkStatus();
+  h->set_observe_only(observe_only_);
+  const harvest::DetectorStats stats = detector_->Stats();
+  h->set_tracked_keys(stats.tracked_keys);
+  h->set_max_tracked_keys(stats.max_tracked_keys);
+  h->set_evictions(stats.evictions);
+  h->set_active_penalties(stats.active_penalties);
+  h->set_domains_under_attack(stats.domains_under_attack);
+  const std::vector<harvest::DomainStatus> domains =
+      detector_->DomainStatuses();
+  for (int i = 0;
+       i < response->domains_size() && static_cast<size_t>(i) < domains.size();
+       ++i) {
+    response->mutable_domains(i)->set_under_attack(domains[i].under_attack);
+    response->mutable_domains(i)->set_probing_clients(
+        domains[i].distinct_clients);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AdminService::DoListOffenders(
+    const v1::ListOffendersRequest& request,
+    v1::ListOffendersResponse* response) const {
+  if (detector_ == nullptr) {
+    return absl::FailedPreconditionError("harvest detection is disabled");
+  }
+  if (request.limit() > 1000) {
+    return absl::InvalidArgumentError("limit: must be at most 1000");
+  }
+  const size_t limit = request.limit() == 0 ? 20 : request.limit();
+  for (const harvest::Offender& o : detector_->ListOffenders(limit)) {
+    v1::Offender* out = response->add_offenders();
+    out->set_key(o.key_text);
+    out->set_valid(o.counts.valid);
+    out->set_unknown(o.counts.unknown);
+    out->set_not_served(o.counts.not_served);
+    out->set_malformed(o.counts.malformed);
+    out->set_null_sender_valid(o.null_sender.valid);
+    out->set_null_sender_unknown(o.null_sender.unknown);
+    out->set_distinct_unknown(o.distinct_unknown);
+    out->set_distinct_clients(o.distinct_clients);
+    *out->mutable_last_seen() = ToProtoTimestamp(o.last_seen);
+    FillClientVerdict(o.verdict, out->mutable_verdict());
+    out->set_observed_action(ToProtoClientAction(o.verdict.observed_action));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AdminService::DoForgetClient(
+    const v1::ForgetClientRequest& request, const std::string& peer,
+    v1::ForgetClientResponse* response) {
+  if (detector_ == nullptr) {
+    return absl::FailedPreconditionError("harvest detection is disabled");
+  }
+  absl::StatusOr<size_t> removed = detector_->Forget(request.client());
+  if (!removed.ok()) return removed.status();
+  response->set_removed(*removed);
+  LogInfo(
+      "harvest_forget",
+      {{"client", request.client()}, {"removed", *removed}, {"peer", peer}});
+  return absl::OkStatus();
+}
+
+absl::Status AdminService::DoReload(const v1::ReloadRequest& request,
+                                    const std::string& peer,
+                                    v1::ReloadResponse* response) {
+  LogInfo("admin_reload",
+          {{"force", request.force() ? "true" : "false"}, {"peer", peer}});
+  absl::StatusOr<ReloadResult> result =
+      manager_->Reload(request.force(), "admin");
+  if (!result.ok()) return result.status();
+  std::shared_ptr<const directory::Directory> dir = manager_->handle()->Get();
+  if (dir != nullptr) {
+    response->set_directory_version(dir->info().version);
+    response->set_total_addresses(dir->address_count());
+  }
+  response->set_changed(result->kind == ReloadResult::Kind::kLoaded);
+  return absl::OkStatus();
+}
+
+}  // namespace rcptguard::service

@@ -1,0 +1,84 @@
+// The RecipientValidation gRPC service: Validate (unary) and ValidateStream
+// (bidirectional, stream_reactor.h).
+//
+// Each handler, for each request: authorizes the caller (access.h; the
+// refusal is counted and logged), parses the raw request bytes itself
+// (wire.h) so that a request that does not parse is answered
+// INVALID_ARGUMENT naming the field, not UNIMPLEMENTED, charges the
+// caller's recipient budget (RateLimiter), asks the Validator, serializes
+// the answer, records the call in metrics, and returns the absl::Status
+// through ToGrpcStatus (grpc_status.h). Served with gRPC's callback API: a
+// call is answered on the thread that read it, with no hand-over to a
+// thread of a synchronous pool.
+//
+// Thread safety: gRPC calls the handlers from its own threads; the service
+// is safe to call concurrently as long as what it points at outlives it.
+#ifndef RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
+#define RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "rcptguard/v1/validation.grpc.pb.h"
+#include "server/metrics/metrics.h"
+#include "server/service/access.h"
+#include "server/service/stream_limits.h"
+#include "server/service/validator.h"
+
+namespace rcptguard::service {
+
+class RecipientValidationService final
+    : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
+          v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
+              v1::RecipientValidation::Service>> {
+ public:
+  // `metrics`, `access` and `limiter` may be null (no metrics, everyone
+  // allowed, no budget).
+  explicit RecipientValidationService(const Validator* validator,
+                                      metrics::ServerMetrics* metrics = nullptr,
+                                      const AccessPolicy* access = nullptr,
+                                      RateLimiter* limiter = nullptr,
+                                      const StreamLimits& limits = {});
+
+  grpc::ServerUnaryReactor* Validate(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ValidateStream(
+      grpc::CallbackServerContext* context) override;
+
+  // Octets of stream answers waiting to be written, over all streams.
+  uint64_t buffered_response_bytes() const { return budget_.used(); }
+
+ private:
+  class StreamReactor;  // stream_reactor.h
+
+  // The caller's identity if it may validate; otherwise the refusal
+  // (counted and logged).
+  absl::StatusOr<std::string> Identify(
+      const grpc::ServerContextBase& context) const;
+  // OK when `identity` may ask about `recipients` more recipients now
+  // (its budget); otherwise RESOURCE_EXHAUSTED (counted and logged).
+  absl::Status Charge(const grpc::ServerContextBase& context,
+                      const std::string& identity, int recipients) const;
+  // Parses a request; a malformed one is counted and logged (rate-limited)
+  // and its error returned.
+  absl::Status Parse(const grpc::ServerContextBase& context,
+                     const grpc::ByteBuffer& bytes,
+                     v1::ValidateRequest* request) const;
+
+  // Constant after construction.
+  const Validator* const validator_;
+  metrics::ServerMetrics* const metrics_;
+  const AccessPolicy* const access_;
+  RateLimiter* const limiter_;
+  const StreamLimits limits_;
+  // Thread-safe themselves; shared by every stream.
+  mutable StreamCounter streams_;
+  mutable BufferBudget budget_;
+};
+
+}  // namespace rcptguard::service
+
+#endif  // RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
