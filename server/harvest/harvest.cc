@@ -1004,6 +1004,7 @@ class Detector::Impl {
     Candidate best[kModes];
     uint32_t narrow_unknown = 0;
     bool established = false;
+    bool probing = false;
     // Authenticated clients are counted in Stats() only; allowlisted and
     // unparsable ones under their own key only (never judged); everyone
     // else under every key, in the windows of its kind of traffic.
@@ -1038,7 +1039,19 @@ class Detector::Impl {
 
       Tally cum[kMaxRules];
       SumWindows(e, epoch, p.windows, cum);
-      if (i == 0) narrow_unknown = cum[p.longest()].unknown;
+      if (i == 0) {
+        narrow_unknown = cum[p.longest()].unknown;
+        // What counts toward a domain's attack signal: a client whose own
+        // traffic looks like probing (at least two distinct unknown
+        // recipients, half or more of what it sent), not a sender with a
+        // typo among valid recipients: a large domain gets those from
+        // many clients every hour.
+        const Tally& all = cum[p.longest()];
+        probing = obs.unknown > 0 && all.unknown >= 2 &&
+                  uint64_t{all.unknown} * 2 >= all.total() &&
+                  std::min(SumSlots(e, epoch, kSlots).distinct_unknown,
+                           all.unknown) >= 2;
+      }
       if (judged) {
         applied.spare = p.network && established;
         const uint64_t fired = Fired(e, p, cum, epoch, applied);
@@ -1050,7 +1063,7 @@ class Detector::Impl {
     // The domain signal is fed and applied by normal traffic only: bounces
     // to forged addresses (backscatter) from many MTAs are not an attack.
     if (judged && traffic == Traffic::kNormal) {
-      RecordDomains(obs, keys[0].hash, now_ns);
+      if (probing) RecordDomains(obs, keys[0].hash, now_ns);
       if (!established) JudgeDomains(obs, now_ns, keys[0].key, best);
     }
 

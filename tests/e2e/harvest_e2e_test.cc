@@ -79,7 +79,8 @@ TEST(HarvestE2eTest, ThirdEdgeSeesTheEscalatedVerdict) {
                 {"guess3@example.com", "guess4@example.com"});
   EXPECT_EQ(e2.client().action(), v1::CLIENT_ACTION_TARPIT);
   EXPECT_EQ(e2.client().rule(), "tarpit");
-  EXPECT_EQ(e2.client().delay_ms(), 2000u);
+  // Each of the call's 2 recipients costs the first delay, 2 s.
+  EXPECT_EQ(e2.client().delay_ms(), 4000u);
   auto e3 = Ask(server, server.NewChannel(), "edge-3", ip,
                 {"guess5@example.com", "guess6@example.com"});
   EXPECT_EQ(e3.client().action(), v1::CLIENT_ACTION_REJECT);

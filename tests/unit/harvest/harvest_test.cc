@@ -925,7 +925,7 @@ TEST_F(HarvestV2Test, DomainUnderAttackHoldsClientsThatAreNotEstablished) {
   c.domain_min_distinct_clients = 20;
   auto d = Make(c, /*domains=*/1);
   const int32_t domain[] = {0};
-  const std::pair<int32_t, uint32_t> probe[] = {{0, 1}};
+  const std::pair<int32_t, uint32_t> probe[] = {{0, 2}};
   Observation regular;
   regular.client_ip = "203.0.113.5";
   regular.valid = 2;
@@ -935,7 +935,7 @@ TEST_F(HarvestV2Test, DomainUnderAttackHoldsClientsThatAreNotEstablished) {
   for (int i = 0; i < 60; ++i) {
     Observation o;
     o.client_ip = V4(0x0a000001u + (i << 16));  // 60 different /16s
-    o.unknown = 1;
+    o.unknown = 2;
     o.unknown_by_domain = probe;
     o.domains = domain;
     last = d->Observe(o);
@@ -943,6 +943,26 @@ TEST_F(HarvestV2Test, DomainUnderAttackHoldsClientsThatAreNotEstablished) {
   EXPECT_EQ(last.action, Action::kTempfail);
   EXPECT_EQ(last.rule, kDomainAttackRule);
   EXPECT_EQ(d->Observe(regular).action, Action::kAccept);
+}
+
+// A large domain gets typos from many clients every hour: a client with one
+// unknown among valid recipients is no prober, and a thousand of them do
+// not put the domain under attack.
+TEST_F(HarvestV2Test, TyposFromManyClientsAreNoAttack) {
+  HarvestConfig c = HarvestConfig::Defaults();
+  auto d = Make(c, /*domains=*/1);
+  const int32_t domain[] = {0};
+  const std::pair<int32_t, uint32_t> typo[] = {{0, 1}};
+  for (int i = 0; i < 1000; ++i) {
+    Observation o;
+    o.client_ip = V4(0x0b000001u + (i << 8));
+    o.valid = 3;
+    o.unknown = 1;
+    o.unknown_by_domain = typo;
+    o.domains = domain;
+    EXPECT_EQ(d->Observe(o).action, Action::kAccept) << i;
+  }
+  EXPECT_FALSE(d->DomainStatuses()[0].under_attack);
 }
 
 }  // namespace
