@@ -2,7 +2,8 @@
 //
 //   LogInfo("directory_loaded", {{"version", v}, {"addresses", n}});
 // prints
-//   ts=2026-11-29T04:50:00.123Z level=info event=directory_loaded version=... addresses=...
+//   ts=2026-11-29T04:50:00.123Z level=info event=directory_loaded version=...
+//   addresses=...
 //
 // Values containing spaces, quotes or '=' are quoted. Never log a full
 // recipient address at info level: log its domain or fingerprint.
@@ -30,8 +31,7 @@ struct LogField {
   LogField(std::string_view k, const char* v) : key(k), value(v) {}
   LogField(std::string_view k, absl::string_view v)
       : key(k), value(v.data(), v.size()) {}
-  template <typename T,
-            typename = std::enable_if_t<std::is_arithmetic_v<T>>>
+  template <typename T, typename = std::enable_if_t<std::is_arithmetic_v<T>>>
   LogField(std::string_view k, T v) : key(k), value(absl::StrCat(v)) {}
   std::string_view key;
   std::string value;

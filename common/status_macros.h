@@ -17,10 +17,10 @@
 #define RG_STATUS_CONCAT_INNER_(a, b) a##b
 #define RG_STATUS_CONCAT_(a, b) RG_STATUS_CONCAT_INNER_(a, b)
 
-#define RG_RETURN_IF_ERROR(expr)                      \
-  do {                                                \
-    ::absl::Status rg_status_ = (expr);               \
-    if (!rg_status_.ok()) return rg_status_;          \
+#define RG_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::absl::Status rg_status_ = (expr);      \
+    if (!rg_status_.ok()) return rg_status_; \
   } while (0)
 
 #define RG_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
@@ -28,7 +28,8 @@
   if (!tmp.ok()) return std::move(tmp).status();  \
   lhs = std::move(*tmp)
 
-#define RG_ASSIGN_OR_RETURN(lhs, expr) \
-  RG_ASSIGN_OR_RETURN_IMPL_(RG_STATUS_CONCAT_(rg_statusor_, __LINE__), lhs, expr)
+#define RG_ASSIGN_OR_RETURN(lhs, expr)                                      \
+  RG_ASSIGN_OR_RETURN_IMPL_(RG_STATUS_CONCAT_(rg_statusor_, __LINE__), lhs, \
+                            expr)
 
 #endif  // RCPTGUARD_COMMON_STATUS_MACROS_H_

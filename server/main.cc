@@ -8,8 +8,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "common/flag_spelling.h"
 #include "absl/synchronization/mutex.h"
+#include "common/flag_spelling.h"
 #include "common/log.h"
 #include "server/service/config.h"
 #include "server/service/server.h"
@@ -107,7 +107,8 @@ int main(int argc, char** argv) {
         (*server)->Reload("sighup");
         continue;
       }
-      rcptguard::LogInfo("signal", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+      rcptguard::LogInfo("signal",
+                         {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       (*server)->Shutdown();
       return;
     }

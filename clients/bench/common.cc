@@ -20,10 +20,9 @@
 namespace rcptguard::bench {
 
 absl::StatusOr<Mode> ParseMode(const std::string& text) {
-  for (Mode m :
-       {Mode::kUnary, Mode::kStream, Mode::kGrpcFloor, Mode::kLdap,
-        Mode::kInprocessHashset,
-        Mode::kInprocessDirectory, Mode::kRandomAccess}) {
+  for (Mode m : {Mode::kUnary, Mode::kStream, Mode::kGrpcFloor, Mode::kLdap,
+                 Mode::kInprocessHashset, Mode::kInprocessDirectory,
+                 Mode::kRandomAccess}) {
     if (text == ModeName(m)) return m;
   }
   return absl::InvalidArgumentError(absl::StrCat(

@@ -26,6 +26,7 @@
 #include "absl/time/clock.h"
 #include "clients/bench/bench.h"
 #include "grpc/grpc.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/completion_queue.h"
@@ -34,7 +35,6 @@
 #include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/async_unary_call.h"
 #include "grpcpp/support/channel_arguments.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 
 namespace rcptguard::bench {
@@ -139,7 +139,7 @@ struct Slot {
     kWrite,      // a write is outstanding
     kWriteIdle,  // no write outstanding: the pipeline is full
     kWritesDone,
-    kClosed,     // WritesDone completed
+    kClosed,  // WritesDone completed
     kFinish,
     kDone
   };
@@ -217,8 +217,8 @@ class Worker {
     bool ok = false;
     while (active > 0 && cq_.Next(&tag, &ok)) {
       const Tag* t = static_cast<const Tag*>(tag);
-      const bool more = stream ? OnStreamEvent(t->slot, t->read, ok)
-                               : OnUnaryDone(t->slot);
+      const bool more =
+          stream ? OnStreamEvent(t->slot, t->read, ok) : OnUnaryDone(t->slot);
       if (!more) --active;
     }
     cq_.Shutdown();
@@ -303,8 +303,7 @@ class Worker {
         report_.AddError("not_serving");
       }
     } else {
-      Check(slot->response, slot->request.request_id(), slot->expect_valid,
-            ns);
+      Check(slot->response, slot->request.request_id(), slot->expect_valid, ns);
     }
     return StartUnary(slot);
   }
@@ -393,8 +392,8 @@ class Worker {
       } else {
         const InFlight& sent = slot->in_flight.front();
         const uint64_t ns =
-            std::chrono::duration_cast<std::chrono::nanoseconds>(
-                Clock::now() - sent.started)
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() -
+                                                                 sent.started)
                 .count();
         Check(slot->response, sent.request_id, sent.expect_valid, ns);
         slot->in_flight.pop_front();

@@ -121,8 +121,7 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
   const bool allow_remote = absl::GetFlag(FLAGS_allow_remote);
   if ((o.mode == Mode::kUnary || o.mode == Mode::kStream ||
        o.mode == Mode::kGrpcFloor) &&
-      !allow_remote &&
-      !IsLocalGrpcTarget(o.target)) {
+      !allow_remote && !IsLocalGrpcTarget(o.target)) {
     return bad("--target ", o.target,
                " is not on this machine (127.0.0.1, ::1, localhost, unix:); "
                "pass --allow_remote to load another host");

@@ -18,21 +18,21 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "common/flag_spelling.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "clients/cli/snapshot_command.h"
+#include "clients/cpp/client.h"
+#include "common/flag_spelling.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/security/credentials.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
-#include "grpc/health/v1/health.grpc.pb.h"
-#include "clients/cli/snapshot_command.h"
-#include "clients/cpp/client.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "rcptguardd address.");
 ABSL_FLAG(std::string, client_ip, "",
@@ -157,10 +157,10 @@ int Check(const std::vector<char*>& args) {
   absl::StatusOr<rcptguard::v1::ValidateResponse> answer =
       (*validator)->ValidateSync(request);
   if (!answer.ok()) {
-    return RpcFailed("Validate",
-                     grpc::Status(static_cast<grpc::StatusCode>(
-                                      answer.status().code()),
-                                  std::string(answer.status().message())));
+    return RpcFailed(
+        "Validate",
+        grpc::Status(static_cast<grpc::StatusCode>(answer.status().code()),
+                     std::string(answer.status().message())));
   }
   const rcptguard::v1::ValidateResponse& response = *answer;
   if (absl::GetFlag(FLAGS_json)) {
@@ -169,10 +169,10 @@ int Check(const std::vector<char*>& args) {
   }
   for (int i = 0; i < response.verdicts_size(); ++i) {
     const auto& v = response.verdicts(i);
-    std::string line = absl::StrCat(
-        request.recipients(i), "\t", StatusName(v.status()), "\t",
-        v.reply().code(), " ", v.reply().enhanced_status(), " ",
-        v.reply().text());
+    std::string line =
+        absl::StrCat(request.recipients(i), "\t", StatusName(v.status()), "\t",
+                     v.reply().code(), " ", v.reply().enhanced_status(), " ",
+                     v.reply().text());
     if (v.monitor_only()) absl::StrAppend(&line, "\t(monitor: would reject)");
     if (!v.detail().empty()) absl::StrAppend(&line, "\t(", v.detail(), ")");
     std::printf("%s\n", line.c_str());
@@ -219,8 +219,7 @@ int Status() {
     const auto& r = response.last_reload();
     std::printf("last reload      %s (%s, %s)%s%s\n", r.result().c_str(),
                 r.trigger().c_str(), TimeUtil::ToString(r.at()).c_str(),
-                r.reason().empty() ? "" : ": ",
-                r.message().c_str());
+                r.reason().empty() ? "" : ": ", r.message().c_str());
   }
   std::printf("addresses        %llu\n",
               static_cast<unsigned long long>(response.total_addresses()));
@@ -237,11 +236,11 @@ int Status() {
   std::printf("%-32s %-8s %12s  %s\n", "DOMAIN", "MODE", "ADDRESSES",
               "ALIASES");
   for (const auto& d : response.domains()) {
-    std::printf("%-32s %-8s %12llu  %s\n", d.name().c_str(),
-                d.mode() == rcptguard::v1::DOMAIN_MODE_MONITOR ? "monitor"
-                                                               : "enforce",
-                static_cast<unsigned long long>(d.addresses()),
-                absl::StrJoin(d.aliases(), ",").c_str());
+    std::printf(
+        "%-32s %-8s %12llu  %s\n", d.name().c_str(),
+        d.mode() == rcptguard::v1::DOMAIN_MODE_MONITOR ? "monitor" : "enforce",
+        static_cast<unsigned long long>(d.addresses()),
+        absl::StrJoin(d.aliases(), ",").c_str());
   }
   return 0;
 }

@@ -35,9 +35,9 @@
 #include "server/directory/siphash.h"
 #include "server/directory_config/directory_config.h"
 #include "server/ldap/ldap_export.h"
-#include "server/service/config.h"
 #include "server/ldif/ldif.h"
 #include "server/ldif/mapping.h"
+#include "server/service/config.h"
 #include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::cli::internal {
@@ -401,8 +401,7 @@ int RunBuild(const std::vector<char*>& args) {
     absl::StatusOr<ldap::LdapExportStats> exported =
         ldap::ExportLdap(plan.ldap, [&](const ldif::LdifRecord& record) {
           ++e.records;
-          ldif::MappedEntry mapped =
-              ldif::MapEntry(record, plan.mapping);
+          ldif::MappedEntry mapped = ldif::MapEntry(record, plan.mapping);
           switch (mapped.outcome) {
             case ldif::EntryOutcome::kIncluded:
               ++e.included;

@@ -11,19 +11,18 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/pem.h"
+#include "common/strings.h"
+#include "common/text.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
-#include "common/pem.h"
-#include "common/strings.h"
-#include "common/text.h"
 
 namespace rcptguard::client {
 namespace {
-
 
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
@@ -51,9 +50,8 @@ absl::StatusOr<FailurePolicy> ParseFailurePolicy(std::string_view text) {
   const std::string t = absl::AsciiStrToLower(ToAbsl(text));
   if (t == "fail_open" || t == "fail-open") return FailurePolicy::kFailOpen;
   if (t == "tempfail") return FailurePolicy::kTempfail;
-  return absl::InvalidArgumentError(
-      absl::StrCat("failure policy \"", ToAbsl(text),
-                   "\": expected fail_open or tempfail"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "failure policy \"", ToAbsl(text), "\": expected fail_open or tempfail"));
 }
 
 std::string_view FailurePolicyName(FailurePolicy policy) {
@@ -82,8 +80,7 @@ absl::Status ValidateOptions(const ClientOptions& o) {
     return absl::InvalidArgumentError(
         "tls: cert_file and key_file go together");
   }
-  if (!o.tls.enabled &&
-      (!o.tls.ca_file.empty() || !o.tls.cert_file.empty())) {
+  if (!o.tls.enabled && (!o.tls.ca_file.empty() || !o.tls.cert_file.empty())) {
     return absl::InvalidArgumentError(
         "tls: CA or certificate files given but TLS is off");
   }
@@ -199,8 +196,7 @@ class Client::Impl {
           Batch& batch = *it->second;
           batch.recipients.push_back(std::move(recipient));
           batch.callbacks.push_back(std::move(done));
-          if (static_cast<int>(batch.recipients.size()) >=
-              options_.max_batch) {
+          if (static_cast<int>(batch.recipients.size()) >= options_.max_batch) {
             full = std::move(it->second);
             pending_.erase(it);
             ++busy_[full->key];
@@ -501,8 +497,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   const int max_backoff_ms = static_cast<int>(
       absl::ToInt64Milliseconds(options.max_reconnect_backoff));
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
-              std::min(max_backoff_ms, 100));
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, std::min(max_backoff_ms, 100));
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               std::min(max_backoff_ms, 100));
   std::shared_ptr<grpc::ChannelCredentials> credentials;
@@ -536,8 +531,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 
 absl::StatusOr<std::unique_ptr<Client>> Client::Create(
     const ClientOptions& options) {
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-      MakeChannel(options);
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(options);
   if (!channel.ok()) return channel.status();
   return std::unique_ptr<Client>(
       new Client(std::make_unique<Impl>(options, *std::move(channel))));
@@ -575,8 +569,7 @@ absl::StatusOr<v1::ValidateResponse> Client::ValidateSync(
 void Client::CheckRecipient(const v1::SmtpContext& context,
                             std::string recipient, const CheckOptions& check,
                             RecipientCallback done) {
-  impl_->CheckRecipient(context, std::move(recipient), check,
-                        std::move(done));
+  impl_->CheckRecipient(context, std::move(recipient), check, std::move(done));
 }
 
 RecipientResult Client::CheckRecipientSync(const v1::SmtpContext& context,

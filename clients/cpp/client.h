@@ -163,12 +163,12 @@ using ValidateCallback =
 
 // Counters since Create(); read with Client::stats().
 struct ClientStats {
-  uint64_t calls = 0;            // Validate RPCs started (attempts)
-  uint64_t retries = 0;          // of which retries of dry lookups
-  uint64_t failed_calls = 0;     // RPCs that ended with an error
-  uint64_t checks = 0;           // CheckRecipient() calls
-  uint64_t merged_checks = 0;    // checks that shared a Validate with others
-  uint64_t policy_answers = 0;   // checks answered by the failure policy
+  uint64_t calls = 0;           // Validate RPCs started (attempts)
+  uint64_t retries = 0;         // of which retries of dry lookups
+  uint64_t failed_calls = 0;    // RPCs that ended with an error
+  uint64_t checks = 0;          // CheckRecipient() calls
+  uint64_t merged_checks = 0;   // checks that shared a Validate with others
+  uint64_t policy_answers = 0;  // checks answered by the failure policy
 };
 
 class Client {

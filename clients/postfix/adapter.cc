@@ -154,8 +154,8 @@ class Adapter::Impl {
              {"policy_port", policy_.port},
              {"socketmap", options_.socketmap_listen},
              {"socketmap_port", socketmap_.port},
-             {"failure_policy", client::FailurePolicyName(
-                                    client_->options().failure_policy)}});
+             {"failure_policy",
+              client::FailurePolicyName(client_->options().failure_policy)}});
     std::array<epoll_event, 256> events;
     absl::Time next_sweep = absl::Now() + absl::Seconds(1);
     for (;;) {
@@ -163,13 +163,12 @@ class Adapter::Impl {
       if (!timers_.empty()) wake = std::min(wake, timers_.front().at);
       if (draining_) wake = std::min(wake, drain_deadline_);
       const absl::Duration wait = wake - absl::Now();
-      const int timeout_ms =
-          wait <= absl::ZeroDuration()
-              ? 0
-              : static_cast<int>(std::min<int64_t>(
-                    absl::ToInt64Milliseconds(absl::Ceil(
-                        wait, absl::Milliseconds(1))),
-                    1000));
+      const int timeout_ms = wait <= absl::ZeroDuration()
+                                 ? 0
+                                 : static_cast<int>(std::min<int64_t>(
+                                       absl::ToInt64Milliseconds(absl::Ceil(
+                                           wait, absl::Milliseconds(1))),
+                                       1000));
       const int n = epoll_wait(epoll_, events.data(),
                                static_cast<int>(events.size()), timeout_ms);
       if (n < 0 && errno != EINTR) {
@@ -273,8 +272,8 @@ class Adapter::Impl {
 
   void Accept(Listener& l, Protocol protocol) {
     for (int i = 0; i < 64; ++i) {
-      const int fd = accept4(l.fd, nullptr, nullptr,
-                             SOCK_NONBLOCK | SOCK_CLOEXEC);
+      const int fd =
+          accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       if (fd < 0) {
         if (errno == EMFILE || errno == ENFILE) {
           // Out of descriptors: stop accepting until the next sweep rather
@@ -309,7 +308,8 @@ class Adapter::Impl {
       if (protocol == Protocol::kPolicy) {
         c->policy = std::make_unique<PolicyParser>(options_.policy_limits);
       } else {
-        c->netstring = std::make_unique<NetstringDecoder>(options_.max_netstring);
+        c->netstring =
+            std::make_unique<NetstringDecoder>(options_.max_netstring);
       }
       c->interest = EPOLLIN | EPOLLRDHUP;
       Watch(fd, c->id, c->interest);
@@ -401,9 +401,9 @@ class Adapter::Impl {
     }
     if (left > 0) {
       ProtocolError(*still, "truncated",
-                    absl::InvalidArgumentError(absl::StrCat(
-                        "connection closed inside a request (", left,
-                        " bytes pending)")));
+                    absl::InvalidArgumentError(
+                        absl::StrCat("connection closed inside a request (",
+                                     left, " bytes pending)")));
       return;
     }
     if (still->out.empty()) {
@@ -474,9 +474,9 @@ class Adapter::Impl {
       return false;
     }
     if (c.out.size() > kMaxPendingOutput) {
-      ProtocolError(c, "output_overflow",
-                    absl::ResourceExhaustedError(
-                        "peer does not read its answers"));
+      ProtocolError(
+          c, "output_overflow",
+          absl::ResourceExhaustedError("peer does not read its answers"));
       return false;
     }
     if (c.out.empty() && c.close_after_write) {
@@ -531,9 +531,9 @@ class Adapter::Impl {
     // service's: only the failure-policy answers count as upstream failures.
     if (r.source == client::RecipientResult::Source::kFailOpen ||
         r.source == client::RecipientResult::Source::kTempfail) {
-      metrics_->Count(metrics_->upstream_failures,
-                      absl::AsciiStrToLower(
-                          absl::StatusCodeToString(r.error.code())));
+      metrics_->Count(
+          metrics_->upstream_failures,
+          absl::AsciiStrToLower(absl::StatusCodeToString(r.error.code())));
       if (r.source == client::RecipientResult::Source::kFailOpen) {
         m.fail_open->Increment();
       }
@@ -629,7 +629,8 @@ class Adapter::Impl {
       }
     }
     LogInfo("postfix_adapter_draining",
-            {{"idle_closed", idle.size()}, {"busy", busy},
+            {{"idle_closed", idle.size()},
+             {"busy", busy},
              {"drain_timeout", absl::FormatDuration(options_.drain_timeout)}});
     for (uint64_t id : idle) Close(*Find(id));
     for (auto& [id, c] : connections_) {

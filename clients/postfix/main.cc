@@ -30,11 +30,11 @@
 #include "absl/time/time.h"
 #include "clients/cpp/client.h"
 #include "clients/postfix/adapter.h"
-#include "prometheus/registry.h"
 #include "common/exposition/http_endpoint.h"
 #include "common/file.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "prometheus/registry.h"
 
 ABSL_FLAG(std::string, config, "",
           "Optional file of `flag_name = value` lines (# comments); command "
@@ -233,8 +233,8 @@ int main(int argc, char** argv) {
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_line)));
   aopts.policy_limits.max_attributes =
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_attributes)));
-  aopts.policy_limits.max_request_bytes = static_cast<size_t>(
-      std::max(0, absl::GetFlag(FLAGS_max_request_bytes)));
+  aopts.policy_limits.max_request_bytes =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_request_bytes)));
   aopts.max_netstring =
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_netstring)));
   if (absl::Status s = postfix::ValidateAdapterOptions(aopts); !s.ok()) {

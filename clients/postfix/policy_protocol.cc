@@ -44,17 +44,28 @@ constexpr char kTempfailText[] =
 
 std::string_view PolicyErrorName(PolicyError error) {
   switch (error) {
-    case PolicyError::kNone: return "none";
-    case PolicyError::kLineTooLong: return "line_too_long";
-    case PolicyError::kTooManyAttributes: return "too_many_attributes";
-    case PolicyError::kRequestTooLarge: return "request_too_large";
-    case PolicyError::kNoEquals: return "no_equals";
-    case PolicyError::kEmptyName: return "empty_name";
-    case PolicyError::kBadName: return "bad_name";
-    case PolicyError::kNulByte: return "nul_byte";
-    case PolicyError::kDuplicate: return "duplicate_attribute";
-    case PolicyError::kEmptyRequest: return "empty_request";
-    case PolicyError::kBadRequestType: return "bad_request_type";
+    case PolicyError::kNone:
+      return "none";
+    case PolicyError::kLineTooLong:
+      return "line_too_long";
+    case PolicyError::kTooManyAttributes:
+      return "too_many_attributes";
+    case PolicyError::kRequestTooLarge:
+      return "request_too_large";
+    case PolicyError::kNoEquals:
+      return "no_equals";
+    case PolicyError::kEmptyName:
+      return "empty_name";
+    case PolicyError::kBadName:
+      return "bad_name";
+    case PolicyError::kNulByte:
+      return "nul_byte";
+    case PolicyError::kDuplicate:
+      return "duplicate_attribute";
+    case PolicyError::kEmptyRequest:
+      return "empty_request";
+    case PolicyError::kBadRequestType:
+      return "bad_request_type";
   }
   return "unknown";
 }
@@ -133,10 +144,10 @@ PolicyParser::Next PolicyParser::NextRequest(PolicyRequest* request) {
     }
     const size_t eq = line.find('=');
     if (eq == std::string_view::npos) {
-      return Fail(PolicyError::kNoEquals,
-                  absl::StrCat("line ", line_no_,
-                               ": no '=' in attribute line \"",
-                               Excerpt(line), "\""));
+      return Fail(
+          PolicyError::kNoEquals,
+          absl::StrCat("line ", line_no_, ": no '=' in attribute line \"",
+                       Excerpt(line), "\""));
     }
     if (eq == 0) {
       return Fail(PolicyError::kEmptyName,
@@ -149,10 +160,10 @@ PolicyParser::Next PolicyParser::NextRequest(PolicyRequest* request) {
                                Excerpt(name), "\""));
     }
     if (pending_.size() >= limits_.max_attributes) {
-      return Fail(PolicyError::kTooManyAttributes,
-                  absl::StrCat("line ", line_no_, ": more than ",
-                               limits_.max_attributes,
-                               " attributes in one request"));
+      return Fail(
+          PolicyError::kTooManyAttributes,
+          absl::StrCat("line ", line_no_, ": more than ",
+                       limits_.max_attributes, " attributes in one request"));
     }
     pending_bytes_ += line.size();
     if (pending_bytes_ > limits_.max_request_bytes) {
@@ -175,8 +186,7 @@ PolicyRoute RoutePolicyRequest(const PolicyRequest& request,
                                std::string_view edge_id) {
   PolicyRoute route;
   route.action = kDunno;
-  if (!absl::EqualsIgnoreCase(ToAbsl(request.Get("protocol_state")),
-                              "RCPT")) {
+  if (!absl::EqualsIgnoreCase(ToAbsl(request.Get("protocol_state")), "RCPT")) {
     route.reason = "not_rcpt";
     return route;
   }
@@ -197,8 +207,8 @@ PolicyRoute RoutePolicyRequest(const PolicyRequest& request,
   c.set_helo(std::string(request.Get("helo_name")));
   c.set_mail_from(std::string(request.Get("sender")));
   const std::string_view queue_id = request.Get("queue_id");
-  c.set_session_id(std::string(queue_id.empty() ? request.Get("instance")
-                                                : queue_id));
+  c.set_session_id(
+      std::string(queue_id.empty() ? request.Get("instance") : queue_id));
   if (!edge_id.empty()) {
     c.set_edge_id(std::string(edge_id));
   } else {
@@ -292,8 +302,8 @@ PolicyAnswer AnswerPolicy(const client::RecipientResult& result,
       }
       break;
     case v1::RECIPIENT_STATUS_NOT_SERVED:
-      a.action = FormatSmtpReply(v.reply(), 554, "5.7.1",
-                                 "Relay access denied");
+      a.action =
+          FormatSmtpReply(v.reply(), 554, "5.7.1", "Relay access denied");
       a.outcome = "not_served";
       break;
     case v1::RECIPIENT_STATUS_MALFORMED:

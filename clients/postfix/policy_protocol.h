@@ -101,10 +101,10 @@ class PolicyParser {
   Next Fail(PolicyError kind, std::string message);
 
   const PolicyLimits limits_;
-  std::string buffer_;      // unparsed bytes (at most one partial line
-                            // once NextRequest() returned kNeedMore)
-  size_t line_start_ = 0;   // first byte of the line being read
-  size_t scan_ = 0;         // bytes before this hold no unread newline
+  std::string buffer_;     // unparsed bytes (at most one partial line
+                           // once NextRequest() returned kNeedMore)
+  size_t line_start_ = 0;  // first byte of the line being read
+  size_t scan_ = 0;        // bytes before this hold no unread newline
   std::vector<std::pair<std::string, std::string>> pending_;  // this request
   size_t pending_bytes_ = 0;
   uint64_t line_no_ = 0;  // lines consumed on this connection
@@ -128,7 +128,7 @@ struct PolicyRoute {
   std::string action;  // for kAnswer
   // Why no lookup is needed ("not_rcpt", "sasl", "no_recipient").
   std::string_view reason;
-  PolicyQuery query;   // for kLookup
+  PolicyQuery query;  // for kLookup
 };
 
 // Decides whether `request` needs a lookup. Not RCPT state: DUNNO.

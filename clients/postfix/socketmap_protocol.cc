@@ -31,11 +31,16 @@ constexpr char kNotFound[] = "NOTFOUND ";
 
 std::string_view NetstringErrorName(NetstringError error) {
   switch (error) {
-    case NetstringError::kNone: return "none";
-    case NetstringError::kBadLength: return "bad_length";
-    case NetstringError::kLeadingZero: return "leading_zero";
-    case NetstringError::kLengthTooLong: return "length_too_long";
-    case NetstringError::kNoComma: return "no_comma";
+    case NetstringError::kNone:
+      return "none";
+    case NetstringError::kBadLength:
+      return "bad_length";
+    case NetstringError::kLeadingZero:
+      return "leading_zero";
+    case NetstringError::kLengthTooLong:
+      return "length_too_long";
+    case NetstringError::kNoComma:
+      return "no_comma";
   }
   return "unknown";
 }
@@ -57,8 +62,7 @@ NetstringDecoder::Next NetstringDecoder::NextRecord(std::string* payload) {
          absl::ascii_isdigit(static_cast<unsigned char>(buffer_[i]))) {
     if (i == max_digits) {
       return Fail(NetstringError::kLengthTooLong,
-                  absl::StrCat("length has more than ", max_digits,
-                               " digits"));
+                  absl::StrCat("length has more than ", max_digits, " digits"));
     }
     length = length * 10 + static_cast<size_t>(buffer_[i] - '0');
     ++i;
@@ -68,10 +72,10 @@ NetstringDecoder::Next NetstringDecoder::NextRecord(std::string* payload) {
   }
   if (i == buffer_.size()) return Next::kNeedMore;
   if (buffer_[i] != ':') {
-    return Fail(NetstringError::kBadLength,
-                absl::StrCat("expected a digit or ':', got '",
-                             absl::CHexEscape(absl::string_view(&buffer_[i], 1)),
-                             "'"));
+    return Fail(
+        NetstringError::kBadLength,
+        absl::StrCat("expected a digit or ':', got '",
+                     absl::CHexEscape(absl::string_view(&buffer_[i], 1)), "'"));
   }
   if (i == 0) return Fail(NetstringError::kBadLength, "empty length");
   if (length > max_payload_) {
@@ -82,12 +86,11 @@ NetstringDecoder::Next NetstringDecoder::NextRecord(std::string* payload) {
   const size_t need = i + 1 + length + 1;
   if (buffer_.size() < need) return Next::kNeedMore;
   if (buffer_[need - 1] != ',') {
-    return Fail(NetstringError::kNoComma,
-                absl::StrCat("expected ',' after ", length,
-                             " bytes of payload, got '",
-                             absl::CHexEscape(
-                                 absl::string_view(&buffer_[need - 1], 1)),
-                             "'"));
+    return Fail(
+        NetstringError::kNoComma,
+        absl::StrCat("expected ',' after ", length, " bytes of payload, got '",
+                     absl::CHexEscape(absl::string_view(&buffer_[need - 1], 1)),
+                     "'"));
   }
   payload->assign(buffer_, i + 1, length);
   buffer_.erase(0, need);
@@ -103,8 +106,9 @@ absl::StatusOr<SocketmapRequest> ParseSocketmapRequest(
     std::string_view payload) {
   const size_t space = payload.find(' ');
   if (space == std::string_view::npos) {
-    return absl::InvalidArgumentError("request without a space between map "
-                                      "name and key");
+    return absl::InvalidArgumentError(
+        "request without a space between map "
+        "name and key");
   }
   if (space == 0) return absl::InvalidArgumentError("empty map name");
   if (space + 1 == payload.size()) {
@@ -162,8 +166,8 @@ SocketmapAnswer AnswerSocketmap(const client::RecipientResult& result,
         a.reply = "OK monitor";
         a.outcome = "monitor";
       } else if (v.reply().code() / 100 == 4) {
-        a.reply = absl::StrCat("TEMP ",
-                               Reason(v.reply(), "recipient not verified"));
+        a.reply =
+            absl::StrCat("TEMP ", Reason(v.reply(), "recipient not verified"));
         a.outcome = "stale";
       } else {
         a.reply = kNotFound;

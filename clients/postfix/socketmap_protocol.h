@@ -14,7 +14,8 @@
 //   std::string payload;
 //   while (decoder.NextRecord(&payload) ==
 //          NetstringDecoder::Next::kRecord) {
-//     absl::StatusOr<SocketmapRequest> request = ParseSocketmapRequest(payload);
+//     absl::StatusOr<SocketmapRequest> request =
+//     ParseSocketmapRequest(payload);
 //     ...
 //   }
 //

@@ -436,8 +436,7 @@ std::string_view StripSubaddress(std::string_view local,
     // An ASCII byte never occurs inside a UTF-8 multi-byte sequence.
     // (Not find_first_of: libstdc++ calls memchr over `delimiters` once per
     // byte of `local`, which showed in profiles of every lookup.)
-    for (size_t i = 0; i < local.size() && cut == std::string_view::npos;
-         ++i) {
+    for (size_t i = 0; i < local.size() && cut == std::string_view::npos; ++i) {
       for (char d : delimiters) {
         if (local[i] == d) {
           cut = i;

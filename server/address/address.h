@@ -86,8 +86,7 @@ inline constexpr size_t kSimpleAddressBuffer = 256;
 size_t NormalizeSimpleAddress(std::string_view raw, char* out, size_t* at,
                               uint64_t* local_symbols = nullptr);
 // The same into a string; false when the form is not simple.
-bool NormalizeSimpleAddress(std::string_view raw, std::string* out,
-                            size_t* at);
+bool NormalizeSimpleAddress(std::string_view raw, std::string* out, size_t* at);
 
 // Normalizes a bare domain name (config entries, LDAP domains, the domain
 // part of an address): trims, lower-cases, drops one trailing dot, converts

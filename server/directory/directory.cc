@@ -11,8 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/address/address.h"
 #include "common/bytes.h"
+#include "server/address/address.h"
 
 namespace rcptguard::directory {
 namespace {
@@ -81,8 +81,8 @@ std::string_view Directory::StripFor(int32_t domain_index,
   const Subaddressing& sub = subaddressing_[domain_index];
   if (sub.none || local.empty()) return local;
   if (!sub.ascii || local.front() == '"') {
-    return address::StripSubaddress(local,
-                                    domains_[domain_index].subaddress_delimiters);
+    return address::StripSubaddress(
+        local, domains_[domain_index].subaddress_delimiters);
   }
   // ASCII delimiters only: a byte test per octet (an ASCII byte never occurs
   // inside a UTF-8 sequence). As address::StripSubaddress, cut at the first
@@ -146,7 +146,8 @@ inline bool SameBytes(std::string_view a, std::string_view b) {
 // "local@domain" into `room` (kKeyRoom octets) when it fits, else into a new
 // string of `overflow`. `local` may start at `room` itself.
 std::string_view PlaceKey(std::string_view local, std::string_view domain,
-                          char* room, std::forward_list<std::string>& overflow) {
+                          char* room,
+                          std::forward_list<std::string>& overflow) {
   const size_t size = local.size() + 1 + domain.size();
   if (size > kKeyRoom) {
     std::string& key = overflow.emplace_front();
@@ -175,7 +176,7 @@ void Directory::LookupBatch(absl::Span<const std::string_view> raw,
   int32_t stripped[kLookupChunk];  // index into keys, or -1: no second form
   std::forward_list<std::string> overflow;  // keys too long for the scratch
   std::string last_domain;
-  int32_t last_d = -1;  // FindDomain(last_domain); "" is never a domain
+  int32_t last_d = -1;          // FindDomain(last_domain); "" is never a domain
   bool last_is_target = false;  // last_domain is a served name, no alias
 
   for (size_t base = 0; base < raw.size(); base += kLookupChunk) {

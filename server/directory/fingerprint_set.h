@@ -121,7 +121,9 @@ class FingerprintSet {
     __builtin_prefetch(slot + kProbeWindow - 1);
     return PendingProbe{slot, key};
   }
-  static bool FinishProbe(const PendingProbe& p) { return Probe(p.slot, p.key); }
+  static bool FinishProbe(const PendingProbe& p) {
+    return Probe(p.slot, p.key);
+  }
 
   // out[i] = Contains(fps[i]) for every i. Computes every home slot of a
   // chunk first and prefetches it, then probes, so that the cache misses of

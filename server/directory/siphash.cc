@@ -150,8 +150,10 @@ void SipHash24x2(const SipKey& key, std::string_view a, std::string_view b,
     sa.Compress(ma);
     sb.Compress(mb);
   }
-  for (size_t i = common; i < blocks_a; ++i, pa += 8) sa.Compress(LoadU64Le(pa));
-  for (size_t i = common; i < blocks_b; ++i, pb += 8) sb.Compress(LoadU64Le(pb));
+  for (size_t i = common; i < blocks_a; ++i, pa += 8)
+    sa.Compress(LoadU64Le(pa));
+  for (size_t i = common; i < blocks_b; ++i, pb += 8)
+    sb.Compress(LoadU64Le(pb));
   const uint64_t la = LastBlock(pa, a.size());
   const uint64_t lb = LastBlock(pb, b.size());
   sa.Compress(la);

@@ -30,10 +30,10 @@ absl::StatusOr<directory::SipKey> ReadFingerprintKey(const std::string& path,
       return directory::SipKey::FromBytes(absl::HexStringToBytes(trimmed));
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      ToAbsl(what), " ", path,
-      ": expected 16 raw bytes or 32 hex digits, found ", content.size(),
-      " bytes"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(ToAbsl(what), " ", path,
+                   ": expected 16 raw bytes or 32 hex digits, found ",
+                   content.size(), " bytes"));
 }
 
 absl::StatusOr<directory::SipKey> LoadFingerprintKey(

@@ -5,13 +5,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
-#include <type_traits>
 #include <limits>
 #include <memory>
 #include <optional>
 #include <queue>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -72,10 +72,14 @@ struct Bucket {
 
   uint32_t Get(int outcome) const {
     switch (outcome) {
-      case kValid: return valid;
-      case kUnknown: return unknown;
-      case kNotServed: return not_served;
-      default: return malformed;
+      case kValid:
+        return valid;
+      case kUnknown:
+        return unknown;
+      case kNotServed:
+        return not_served;
+      default:
+        return malformed;
     }
   }
   // Adds, saturating.
@@ -85,10 +89,18 @@ struct Bucket {
           std::min<uint32_t>(max, uint32_t{field} + std::min(n, max)));
     };
     switch (outcome) {
-      case kValid: sat(valid, 0xffff); break;
-      case kUnknown: sat(unknown, 0xffff); break;
-      case kNotServed: sat(not_served, 0xff); break;
-      default: sat(malformed, 0xff); break;
+      case kValid:
+        sat(valid, 0xffff);
+        break;
+      case kUnknown:
+        sat(unknown, 0xffff);
+        break;
+      case kNotServed:
+        sat(not_served, 0xff);
+        break;
+      default:
+        sat(malformed, 0xff);
+        break;
     }
   }
 };
@@ -127,16 +139,16 @@ struct NullCounts {
 struct Entry {
   PrefixKey key;
   uint8_t list = kNoList;
-  uint8_t prefix = 0;  // index into Impl::prefixes_
+  uint8_t prefix = 0;                // index into Impl::prefixes_
   uint16_t streak[kModes] = {0, 0};  // consecutive TARPIT transactions
   uint32_t prev = kNil;
-  uint32_t next = kNil;  // also the free-list link
+  uint32_t next = kNil;    // also the free-list link
   int64_t head_epoch = 0;  // bucket index of the newest bucket
   int64_t last_seen_ns = kNoTime;
   // The transaction the streak last advanced in (0: none).
   uint64_t last_transaction = 0;
   Penalty penalty[kModes];
-  Tally total{};  // sum of every bucket in the ring
+  Tally total{};                            // sum of every bucket in the ring
   std::array<Bucket, kRingBuckets> ring{};  // normal traffic
   // Per slot (slot epoch = bucket epoch / kSlotBuckets, ring by modulo).
   std::array<NullCounts, kSlots> null_counts{};
@@ -283,7 +295,8 @@ void SumWindows(const Entry& e, int64_t epoch, const std::vector<int>& windows,
 
 // Counts over the whole ring (the longest rule window) as of `epoch`.
 Tally SumAll(const Entry& e, int64_t epoch) {
-  static const std::vector<int>* const kWhole = new std::vector<int>{kRingBuckets};
+  static const std::vector<int>* const kWhole =
+      new std::vector<int>{kRingBuckets};
   Tally out;
   SumWindows(e, epoch, *kWhole, &out);
   return out;
@@ -375,7 +388,7 @@ SmtpReplyText DefaultReply(Action action) {
 
 struct CompiledRule {
   HarvestRule rule;
-  int buckets = 1;      // window in ring buckets
+  int buckets = 1;  // window in ring buckets
   // Window in slots for null-sender counts and distinct sketches: the slots
   // that cover the window, plus the partly filled current one.
   int slots = kSlots;
@@ -500,7 +513,8 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
     }
     for (size_t j = 0; j < i; ++j) {
       if (config.rules[j].name == r.name) {
-        return Bad(f + ".name", absl::StrCat("duplicate of rules[", j, "].name"));
+        return Bad(f + ".name",
+                   absl::StrCat("duplicate of rules[", j, "].name"));
       }
     }
     if (r.scopes.empty()) return Bad(f + ".scopes", "must not be empty");
@@ -512,11 +526,10 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
         if (scope == tracked[p]) found = p;
       }
       if (found < 0) {
-        const bool shaped = (scope.rfind("v4/", 0) == 0 ||
-                             scope.rfind("v6/", 0) == 0) &&
-                            scope.size() > 3 && scope.size() <= 6 &&
-                            scope.find_first_not_of("0123456789", 3) ==
-                                std::string::npos;
+        const bool shaped =
+            (scope.rfind("v4/", 0) == 0 || scope.rfind("v6/", 0) == 0) &&
+            scope.size() > 3 && scope.size() <= 6 &&
+            scope.find_first_not_of("0123456789", 3) == std::string::npos;
         if (!shaped) {
           return Bad(sf, absl::StrCat("\"", scope.substr(0, 32),
                                       "\" must look like v4/LEN or v6/LEN"));
@@ -591,12 +604,11 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
     const HarvestRule& r = config.rules[i];
     if (r.window < bucket) {
       return Bad(absl::StrCat("rules[", i, "].window"),
-                 absl::StrCat(absl::FormatDuration(r.window),
-                              " is shorter than one counting bucket (",
-                              absl::FormatDuration(bucket),
-                              " = longest rule window ",
-                              absl::FormatDuration(longest), " / ",
-                              kRingBuckets, ")"));
+                 absl::StrCat(
+                     absl::FormatDuration(r.window),
+                     " is shorter than one counting bucket (",
+                     absl::FormatDuration(bucket), " = longest rule window ",
+                     absl::FormatDuration(longest), " / ", kRingBuckets, ")"));
     }
     CompiledRule cr;
     cr.rule = r;
@@ -614,7 +626,8 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
     cr.reply = DefaultReply(r.action);
     if (!r.reply_text.empty()) cr.reply.text = r.reply_text;
     c.rules.push_back(std::move(cr));
-    for (int p : rule_prefixes[i]) c.prefixes[p].rules.push_back(static_cast<int>(i));
+    for (int p : rule_prefixes[i])
+      c.prefixes[p].rules.push_back(static_cast<int>(i));
   }
   for (TrackedPrefix& p : c.prefixes) {
     p.window_of.fill(-1);
@@ -626,13 +639,15 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
                     p.windows.end());
     for (int r : p.rules) {
       p.window_of[r] = static_cast<int8_t>(
-          std::lower_bound(p.windows.begin(), p.windows.end(), c.rules[r].buckets) -
+          std::lower_bound(p.windows.begin(), p.windows.end(),
+                           c.rules[r].buckets) -
           p.windows.begin());
     }
   }
 
   if (config.allowlist.size() > kMaxAllowlist) {
-    return Bad("allowlist", absl::StrCat("at most ", kMaxAllowlist, " entries"));
+    return Bad("allowlist",
+               absl::StrCat("at most ", kMaxAllowlist, " entries"));
   }
   for (size_t i = 0; i < config.allowlist.size(); ++i) {
     absl::StatusOr<PrefixKey> net = ParseCidr(config.allowlist[i]);
@@ -640,8 +655,8 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
       return Bad(absl::StrCat("allowlist[", i, "]"), net.status().message());
     }
     c.allow.insert(*net);
-    std::vector<int>& lens = net->family == IpFamily::kV4 ? c.allow_v4_lengths
-                                                          : c.allow_v6_lengths;
+    std::vector<int>& lens =
+        net->family == IpFamily::kV4 ? c.allow_v4_lengths : c.allow_v6_lengths;
     if (std::find(lens.begin(), lens.end(), net->prefix_len) == lens.end()) {
       lens.push_back(net->prefix_len);
     }
@@ -767,14 +782,17 @@ class alignas(64) Shard {
 
   // Moves `slot` to the front of the list its penalty state belongs in.
   void Touch(uint32_t slot, int64_t now_ns) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-    const ListId target = Penalized(At(slot), now_ns) ? kProtectedList : kActiveList;
+    const ListId target =
+        Penalized(At(slot), now_ns) ? kProtectedList : kActiveList;
     if (At(slot).list == target && head_[target] == slot) return;
     Unlink(slot);
     PushFront(target, slot);
   }
 
   size_t size() const ABSL_SHARED_LOCKS_REQUIRED(mu) { return index_.size(); }
-  uint64_t evictions() const ABSL_SHARED_LOCKS_REQUIRED(mu) { return evictions_; }
+  uint64_t evictions() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
+    return evictions_;
+  }
   uint64_t evictions_penalized() const ABSL_SHARED_LOCKS_REQUIRED(mu) {
     return evictions_penalized_;
   }
@@ -828,8 +846,14 @@ class alignas(64) Shard {
   void Unlink(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     Entry& e = At(slot);
     if (e.list == kNoList) return;
-    if (e.prev != kNil) At(e.prev).next = e.next; else head_[e.list] = e.next;
-    if (e.next != kNil) At(e.next).prev = e.prev; else tail_[e.list] = e.prev;
+    if (e.prev != kNil)
+      At(e.prev).next = e.next;
+    else
+      head_[e.list] = e.next;
+    if (e.next != kNil)
+      At(e.next).prev = e.prev;
+    else
+      tail_[e.list] = e.prev;
     e.prev = e.next = kNil;
     e.list = kNoList;
   }
@@ -839,7 +863,10 @@ class alignas(64) Shard {
     e.list = list;
     e.prev = kNil;
     e.next = head_[list];
-    if (head_[list] != kNil) At(head_[list]).prev = slot; else tail_[list] = slot;
+    if (head_[list] != kNil)
+      At(head_[list]).prev = slot;
+    else
+      tail_[list] = slot;
     head_[list] = slot;
   }
 
@@ -899,10 +926,14 @@ struct DomainState {
 
 std::string_view ActionName(Action action) {
   switch (action) {
-    case Action::kAccept: return "ACCEPT";
-    case Action::kTarpit: return "TARPIT";
-    case Action::kTempfail: return "TEMPFAIL";
-    case Action::kReject: return "REJECT";
+    case Action::kAccept:
+      return "ACCEPT";
+    case Action::kTarpit:
+      return "TARPIT";
+    case Action::kTempfail:
+      return "TEMPFAIL";
+    case Action::kReject:
+      return "REJECT";
   }
   return "UNKNOWN";
 }
@@ -929,8 +960,8 @@ HarvestConfig HarvestConfig::Defaults() {
   const std::vector<std::string> client = {"v4/32", "v6/128"};
   const std::vector<std::string> network = {"v4/24", "v6/64"};
 
-  HarvestRule tarpit = rule("client-tarpit", client, absl::Minutes(10), 8, 0.1,
-                            Action::kTarpit);
+  HarvestRule tarpit =
+      rule("client-tarpit", client, absl::Minutes(10), 8, 0.1, Action::kTarpit);
   tarpit.base_delay = absl::Seconds(2);
   tarpit.max_delay = absl::Seconds(20);
   c.rules.push_back(std::move(tarpit));
@@ -941,9 +972,8 @@ HarvestConfig HarvestConfig::Defaults() {
   client_reject.penalty_duration = absl::Hours(1);
   c.rules.push_back(std::move(client_reject));
 
-  HarvestRule network_tempfail = rule("network-tempfail", network,
-                                      absl::Hours(1), 20, 0.2,
-                                      Action::kTempfail);
+  HarvestRule network_tempfail = rule(
+      "network-tempfail", network, absl::Hours(1), 20, 0.2, Action::kTempfail);
   network_tempfail.min_distinct_clients = 3;
   c.rules.push_back(std::move(network_tempfail));
   HarvestRule network_reject =
@@ -952,8 +982,8 @@ HarvestConfig HarvestConfig::Defaults() {
   network_reject.penalty_duration = absl::Hours(1);
   c.rules.push_back(std::move(network_reject));
 
-  HarvestRule null_client = rule("null-sender-tempfail", client,
-                                 absl::Hours(1), 10, 0.5, Action::kTempfail);
+  HarvestRule null_client = rule("null-sender-tempfail", client, absl::Hours(1),
+                                 10, 0.5, Action::kTempfail);
   null_client.traffic = Traffic::kNullSender;
   c.rules.push_back(std::move(null_client));
   HarvestRule null_network = rule("null-sender-network-tempfail", network,
@@ -984,8 +1014,9 @@ class Detector::Impl {
         domain_count_(domain_count),
         domains_(std::make_unique<DomainState[]>(domain_count)) {
     for (size_t i = 0; i < num_shards_; ++i) {
-      shards_[i].capacity = static_cast<uint32_t>(
-          max_tracked_keys_ / num_shards_ + (i < max_tracked_keys_ % num_shards_));
+      shards_[i].capacity =
+          static_cast<uint32_t>(max_tracked_keys_ / num_shards_ +
+                                (i < max_tracked_keys_ % num_shards_));
     }
   }
 
@@ -1009,8 +1040,9 @@ class Detector::Impl {
     // unparsable ones under their own key only (never judged); everyone
     // else under every key, in the windows of its kind of traffic.
     const bool judged = ex == Exemption::kNone || ex == Exemption::kDsn;
-    const int counted =
-        ex == Exemption::kAuthenticated ? 0 : judged ? nkeys : 1;
+    const int counted = ex == Exemption::kAuthenticated ? 0
+                        : judged                        ? nkeys
+                                                        : 1;
     const Traffic traffic =
         ex == Exemption::kDsn ? Traffic::kNullSender : Traffic::kNormal;
     Applied applied;
@@ -1101,7 +1133,8 @@ class Detector::Impl {
         const Entry& e = s.At(slot);
         const Tally all = SumAll(e, epoch);
         const SlotSums slots = SumSlots(e, epoch, kSlots);
-        if (all.unknown == 0 && slots.null_unknown == 0 && !Penalized(e, now_ns)) {
+        if (all.unknown == 0 && slots.null_unknown == 0 &&
+            !Penalized(e, now_ns)) {
           continue;
         }
         Item item;
@@ -1223,8 +1256,8 @@ class Detector::Impl {
       DomainState& d = domains_[i];
       absl::ReaderMutexLock lock(&d.mu);
       out[i].distinct_clients = d.Estimate(epoch);
-      out[i].under_attack = domain_threshold_ > 0 &&
-                            out[i].distinct_clients >= domain_threshold_;
+      out[i].under_attack =
+          domain_threshold_ > 0 && out[i].distinct_clients >= domain_threshold_;
     }
     return out;
   }
@@ -1269,11 +1302,13 @@ class Detector::Impl {
     uint64_t bits = 0;
     uint32_t k = 0;
     for (; k < obs.unknown && k < obs.unknown_fingerprints.size(); ++k) {
-      bits |= uint64_t{1} << (Mix(obs.unknown_fingerprints[k]) % kRecipientBits);
+      bits |=
+          uint64_t{1} << (Mix(obs.unknown_fingerprints[k]) % kRecipientBits);
     }
     // Unknown recipients without a fingerprint count as distinct.
     if (k < obs.unknown) {
-      const uint32_t rest = std::min<uint32_t>(obs.unknown - k, kRecipientBits * 4);
+      const uint32_t rest =
+          std::min<uint32_t>(obs.unknown - k, kRecipientBits * 4);
       const uint64_t first =
           unfingerprinted_.fetch_add(rest, std::memory_order_relaxed);
       for (uint32_t j = 0; j < rest; ++j) {
@@ -1362,10 +1397,11 @@ class Detector::Impl {
                      const std::optional<IpAddress>& ip) const {
     if (!ip.has_value()) return Exemption::kUnparsableIp;
     if (!c_.allow.empty() && Allowlisted(*ip)) return Exemption::kAllowlisted;
-    if (obs.authenticated && exempt_authenticated_) return Exemption::kAuthenticated;
+    if (obs.authenticated && exempt_authenticated_)
+      return Exemption::kAuthenticated;
     if (obs.dsn && exempt_dsn_) {
-      const uint64_t total = uint64_t{obs.valid} + obs.unknown + obs.not_served +
-                             obs.malformed;
+      const uint64_t total =
+          uint64_t{obs.valid} + obs.unknown + obs.not_served + obs.malformed;
       if (dsn_max_recipients_ == 0 || total <= dsn_max_recipients_) {
         return Exemption::kDsn;
       }
@@ -1445,7 +1481,8 @@ class Detector::Impl {
         Penalty& pen = e.penalty[m];
         const bool active = pen.until_ns > now_ns;
         if (!active || cr.rule.action > pen.action) {
-          pen = Penalty{until, static_cast<int16_t>(p.rules[i]), cr.rule.action};
+          pen =
+              Penalty{until, static_cast<int16_t>(p.rules[i]), cr.rule.action};
         } else if (cr.rule.action == pen.action && until > pen.until_ns) {
           pen.until_ns = until;
           pen.rule = static_cast<int16_t>(p.rules[i]);
@@ -1455,8 +1492,8 @@ class Detector::Impl {
     // The streak counts transactions: further calls of the transaction it
     // last advanced in keep it (an edge asking once per RCPT escalates as
     // one asking once per transaction).
-    const bool same = applied.transaction != 0 &&
-                      applied.transaction == e.last_transaction;
+    const bool same =
+        applied.transaction != 0 && applied.transaction == e.last_transaction;
     for (int m = 0; m < kModes; ++m) {
       if (!tarpit[m]) {
         if (!same) e.streak[m] = 0;
@@ -1478,7 +1515,8 @@ class Detector::Impl {
     int slot = RingSlot(lo);
     for (int64_t ep = lo; ep <= e.head_epoch; ++ep) {  // oldest first
       remaining -= e.ring[slot].unknown;
-      if (remaining < cr.rule.min_unknown) return (ep + cr.buckets) * c_.bucket_ns;
+      if (remaining < cr.rule.min_unknown)
+        return (ep + cr.buckets) * c_.bucket_ns;
       slot = slot + 1 == kRingBuckets ? 0 : slot + 1;
     }
     return (e.head_epoch + cr.buckets) * c_.bucket_ns;
@@ -1516,8 +1554,9 @@ class Detector::Impl {
         if (cr.rule.action == Action::kTarpit) {
           // Each recipient of the call costs the transaction's delay.
           const absl::Duration each = cr.Delay(e.streak[m]);
-          cand.delay = std::min(each * std::max<uint32_t>(applied.recipients, 1),
-                                cr.rule.max_delay);
+          cand.delay =
+              std::min(each * std::max<uint32_t>(applied.recipients, 1),
+                       cr.rule.max_delay);
         }
         if (Beats(cand, best[m])) best[m] = cand;
       }
@@ -1609,7 +1648,8 @@ class Detector::Impl {
     }
     const Candidate& obs = best[kObserved];
     v.observed_action = obs.action;
-    if (obs.action != Action::kAccept) v.observed_rule = c_.rules[obs.rule].rule.name;
+    if (obs.action != Action::kAccept)
+      v.observed_rule = c_.rules[obs.rule].rule.name;
     return v;
   }
 
@@ -1621,22 +1661,31 @@ class Detector::Impl {
     }
     Bump(k.observations);
     switch (ex) {
-      case Exemption::kDsn: Bump(k.exempt_dsn); break;
-      case Exemption::kAuthenticated: Bump(k.exempt_authenticated); break;
-      case Exemption::kAllowlisted: Bump(k.exempt_allowlisted); break;
+      case Exemption::kDsn:
+        Bump(k.exempt_dsn);
+        break;
+      case Exemption::kAuthenticated:
+        Bump(k.exempt_authenticated);
+        break;
+      case Exemption::kAllowlisted:
+        Bump(k.exempt_allowlisted);
+        break;
       case Exemption::kUnparsableIp:
         Bump(k.unparsable_ip);
         if (obs.client_ip.empty()) Bump(k.missing_ip);
         if (!logged_unparsable_.exchange(true, std::memory_order_relaxed)) {
           const std::string_view head = obs.client_ip.substr(0, 64);
-          LogWarning("harvest_unparsable_client_ip",
-                     {{"client_ip", absl::CHexEscape(std::string(head))},
-                      {"treatment", "counted under the shared key "
-                                    "'unparsable', never penalized"},
-                      {"logged", "once per detector; see unparsable_ip stats"}});
+          LogWarning(
+              "harvest_unparsable_client_ip",
+              {{"client_ip", absl::CHexEscape(std::string(head))},
+               {"treatment",
+                "counted under the shared key "
+                "'unparsable', never penalized"},
+               {"logged", "once per detector; see unparsable_ip stats"}});
         }
         break;
-      case Exemption::kNone: break;
+      case Exemption::kNone:
+        break;
     }
     Bump(k.verdicts[static_cast<int>(v.action)]);
     Bump(k.observed_verdicts[static_cast<int>(v.observed_action)]);
@@ -1645,10 +1694,11 @@ class Detector::Impl {
       if (index >= 0 && static_cast<size_t>(index) < domain_count_) continue;
       ++bad;
       if (!logged_bad_domain_.exchange(true, std::memory_order_relaxed)) {
-        LogWarning("harvest_bad_domain_index",
-                   {{"domain_index", index},
-                    {"domain_count", static_cast<uint64_t>(domain_count_)},
-                    {"logged", "once per detector; see bad_domain_index stats"}});
+        LogWarning(
+            "harvest_bad_domain_index",
+            {{"domain_index", index},
+             {"domain_count", static_cast<uint64_t>(domain_count_)},
+             {"logged", "once per detector; see bad_domain_index stats"}});
       }
     }
     if (bad > 0) Bump(k.bad_domain_index, bad);
@@ -1666,7 +1716,8 @@ class Detector::Impl {
       DomainState& d = domains_[index];
       absl::MutexLock lock(&d.mu);
       d.Advance(epoch);
-      d.bits[DomainState::Slot(d.head_epoch)][bit / 64] |= uint64_t{1} << (bit % 64);
+      d.bits[DomainState::Slot(d.head_epoch)][bit / 64] |= uint64_t{1}
+                                                           << (bit % 64);
     }
   }
 
@@ -1694,7 +1745,8 @@ class Detector::Impl {
 
 absl::StatusOr<std::unique_ptr<Detector>> Detector::Create(
     HarvestConfig config, const Clock* clock, size_t domain_count) {
-  if (clock == nullptr) return absl::InvalidArgumentError("clock: must not be null");
+  if (clock == nullptr)
+    return absl::InvalidArgumentError("clock: must not be null");
   absl::StatusOr<Compiled> compiled = Compile(config);
   if (!compiled.ok()) return compiled.status();
   return std::unique_ptr<Detector>(new Detector(std::make_unique<Impl>(
@@ -1704,7 +1756,9 @@ absl::StatusOr<std::unique_ptr<Detector>> Detector::Create(
 Detector::Detector(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Detector::~Detector() = default;
 
-Verdict Detector::Observe(const Observation& obs) { return impl_->Observe(obs); }
+Verdict Detector::Observe(const Observation& obs) {
+  return impl_->Observe(obs);
+}
 Verdict Detector::Peek(std::string_view client_ip) const {
   return impl_->Peek(client_ip);
 }

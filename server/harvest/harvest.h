@@ -40,8 +40,9 @@
 //    "unparsable" key and always gets ACCEPT: it is the edge's bug, and
 //    blocking that key would block every client of that edge.
 //  - Memory is bounded: at most `max_tracked_keys` keys, each of fixed
-//    size (docs/harvest.md); past the bound the least recently active key is evicted, keys in
-//    an active penalty box last. Domain sketches are 800 bytes per domain.
+//    size (docs/harvest.md); past the bound the least recently active key is
+//    evicted, keys in an active penalty box last. Domain sketches are 800 bytes
+//    per domain.
 //
 // Thread safety: Detector is safe to share between threads. State is split
 // into shards by key hash, each with its own mutex; Observe() locks one shard
@@ -72,7 +73,12 @@ namespace rcptguard::harvest {
 inline constexpr std::string_view kDomainAttackRule = "domain-under-attack";
 
 // Ordered by severity: a larger value is more severe.
-enum class Action : uint8_t { kAccept = 0, kTarpit = 1, kTempfail = 2, kReject = 3 };
+enum class Action : uint8_t {
+  kAccept = 0,
+  kTarpit = 1,
+  kTempfail = 2,
+  kReject = 3
+};
 
 // "ACCEPT", "TARPIT", "TEMPFAIL", "REJECT".
 std::string_view ActionName(Action action);
@@ -99,8 +105,8 @@ enum class Traffic : uint8_t {
 // "v6/LEN" naming a prefix length that is tracked (HarvestConfig::
 // v4_prefixes / v6_prefixes).
 struct HarvestRule {
-  std::string name;                  // [A-Za-z0-9_.-]{1,64}; unique
-  std::vector<std::string> scopes;   // e.g. {"v4/32", "v6/128"}
+  std::string name;                 // [A-Za-z0-9_.-]{1,64}; unique
+  std::vector<std::string> scopes;  // e.g. {"v4/32", "v6/128"}
   absl::Duration window = absl::Hours(1);
 
   // Fires when, within `window` and counting only `traffic`:
@@ -271,13 +277,13 @@ struct WindowCounts {
 
 struct Offender {
   PrefixKey key;
-  std::string key_text;  // "192.0.2.0/24"
-  WindowCounts counts;   // normal traffic, over the longest rule window
+  std::string key_text;      // "192.0.2.0/24"
+  WindowCounts counts;       // normal traffic, over the longest rule window
   WindowCounts null_sender;  // null-sender traffic (valid, unknown only)
   uint32_t distinct_unknown = 0;  // estimate, both kinds of traffic
   uint32_t distinct_clients = 0;  // narrower keys with unknowns (networks)
   absl::Time last_seen = absl::InfinitePast();
-  Verdict verdict;       // this key's own verdict, as of now
+  Verdict verdict;  // this key's own verdict, as of now
 };
 
 struct DetectorStats {
@@ -285,7 +291,7 @@ struct DetectorStats {
   size_t max_tracked_keys = 0;
   uint64_t evictions = 0;
   uint64_t evictions_penalized = 0;  // evicted while in an active penalty box
-  size_t active_penalties = 0;           // keys in an enforced penalty box
+  size_t active_penalties = 0;       // keys in an enforced penalty box
   size_t active_observed_penalties = 0;  // including observe-only ones
   uint64_t observations = 0;             // not counting dry runs
   uint64_t dry_runs = 0;
@@ -309,8 +315,9 @@ class Detector {
  public:
   // Validates `config`. `clock` must outlive the Detector. `domain_count` is
   // the number of served domains (indexes of Observation::unknown_by_domain).
-  static absl::StatusOr<std::unique_ptr<Detector>> Create(
-      HarvestConfig config, const Clock* clock, size_t domain_count);
+  static absl::StatusOr<std::unique_ptr<Detector>> Create(HarvestConfig config,
+                                                          const Clock* clock,
+                                                          size_t domain_count);
 
   ~Detector();
   Detector(const Detector&) = delete;

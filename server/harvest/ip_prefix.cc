@@ -26,7 +26,7 @@ std::string Quote(std::string_view text) {
 }
 
 bool IsV4Mapped(const uint8_t* b) {
-  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0,
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0,    0,
                                           0, 0, 0, 0, 0xff, 0xff};
   return std::memcmp(b, kPrefix, sizeof(kPrefix)) == 0;
 }
@@ -85,7 +85,8 @@ PrefixKey MaskTo(const IpAddress& ip, int prefix_len) {
   const int full = bits / 8;
   std::memcpy(key.bytes.data(), ip.bytes.data(), full);
   if (bits % 8 != 0) {
-    key.bytes[full] = ip.bytes[full] & static_cast<uint8_t>(0xff << (8 - bits % 8));
+    key.bytes[full] =
+        ip.bytes[full] & static_cast<uint8_t>(0xff << (8 - bits % 8));
   }
   return key;
 }
@@ -120,9 +121,8 @@ absl::StatusOr<PrefixKey> ParseCidr(std::string_view text) {
   if (slash != std::string_view::npos) {
     const std::optional<int> parsed = ParseLength(text.substr(slash + 1));
     if (!parsed.has_value() || *parsed > text_bits) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(Quote(text), ": prefix length must be between 0 and ",
-                       text_bits));
+      return absl::InvalidArgumentError(absl::StrCat(
+          Quote(text), ": prefix length must be between 0 and ", text_bits));
     }
     len = *parsed;
   }

@@ -10,8 +10,8 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "prometheus/text_serializer.h"
 #include "common/strings.h"
+#include "prometheus/text_serializer.h"
 #include "server/metrics/process_collector.h"
 
 namespace rcptguard::metrics {
@@ -268,10 +268,10 @@ class ScrapeCollector : public prometheus::Collectable {
 
   void SetHarvestSampler(std::function<HarvestSample()> sampler)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    auto shared =
-        sampler ? std::make_shared<const std::function<HarvestSample()>>(
-                      std::move(sampler))
-                : nullptr;
+    auto shared = sampler
+                      ? std::make_shared<const std::function<HarvestSample()>>(
+                            std::move(sampler))
+                      : nullptr;
     absl::MutexLock lock(&mu_);
     sampler_ = std::move(shared);
   }
@@ -296,8 +296,9 @@ class ScrapeCollector : public prometheus::Collectable {
                MetricType::Gauge);
     AddSample(&addresses, static_cast<double>(directory.addresses));
     families.push_back(std::move(addresses));
-    auto domains = Family("rcptguard_directory_domains",
-                          "Domains in the served directory.", MetricType::Gauge);
+    auto domains =
+        Family("rcptguard_directory_domains",
+               "Domains in the served directory.", MetricType::Gauge);
     AddSample(&domains, static_cast<double>(directory.domains));
     families.push_back(std::move(domains));
     if (loaded) {
@@ -377,7 +378,7 @@ class ScrapeCollector : public prometheus::Collectable {
 
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
   return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,    5};
+          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
 }
 
 prometheus::Histogram::BucketBoundaries RecipientBuckets() {
@@ -400,12 +401,13 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
 ServerMetrics::ServerMetrics(MetricsOptions options,
                              std::shared_ptr<prometheus::Registry> registry)
     : options_(std::move(options)), registry_(std::move(registry)) {
-  scrape_ = std::make_shared<ScrapeCollector>(options_.max_edge_ids,
-                                              options_.clock);
+  scrape_ =
+      std::make_shared<ScrapeCollector>(options_.max_edge_ids, options_.clock);
   if (options_.process_metrics) {
     process_ = std::make_shared<ProcessCollector>(options_.proc_root);
   }
-  domain_labels_ = std::min(options_.domains.size(), options_.max_domain_labels);
+  domain_labels_ =
+      std::min(options_.domains.size(), options_.max_domain_labels);
   for (size_t i = 0; i < options_.rule_names.size(); ++i) {
     rule_slots_.try_emplace(options_.rule_names[i], i);
   }
@@ -436,38 +438,41 @@ absl::Status ServerMetrics::Register() {
     auto& requests =
         prometheus::BuildCounter()
             .Name("rcptguard_grpc_requests_total")
-            .Help("gRPC calls (ValidateStream: messages) by method and status "
-                  "code.")
+            .Help(
+                "gRPC calls (ValidateStream: messages) by method and status "
+                "code.")
             .Register(r);
     auto& latency =
         prometheus::BuildHistogram()
             .Name("rcptguard_grpc_request_duration_seconds")
-            .Help("gRPC call (ValidateStream: message) handling time in "
-                  "seconds.")
+            .Help(
+                "gRPC call (ValidateStream: message) handling time in "
+                "seconds.")
             .Register(r);
     for (size_t m = 0; m < kMethodCount; ++m) {
       const std::string method(kMethodNames[m]);
       for (int c = 0; c < kGrpcCodeCount; ++c) {
         requests_[m][c] = &requests.Add(
             {{"method", method},
-             {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
+             {"code",
+              absl::StatusCodeToString(static_cast<absl::StatusCode>(c))}});
       }
       latency_[m] = &latency.Add({{"method", method}}, LatencyBuckets());
     }
 
-    recipients_per_request_ =
-        &prometheus::BuildHistogram()
-             .Name("rcptguard_recipients_per_request")
-             .Help("Recipients in one ValidateRequest.")
-             .Register(r)
-             .Add({}, RecipientBuckets());
+    recipients_per_request_ = &prometheus::BuildHistogram()
+                                   .Name("rcptguard_recipients_per_request")
+                                   .Help("Recipients in one ValidateRequest.")
+                                   .Register(r)
+                                   .Add({}, RecipientBuckets());
 
     auto& refused =
         prometheus::BuildCounter()
             .Name("rcptguard_access_refused_total")
-            .Help("Calls refused before doing anything: no client "
-                  "certificate identity, identity not allowed the call, or "
-                  "identity over its recipient budget.")
+            .Help(
+                "Calls refused before doing anything: no client "
+                "certificate identity, identity not allowed the call, or "
+                "identity over its recipient budget.")
             .Register(r);
     constexpr std::array<const char*, kAccessRefusalCount> kRefusalNames = {
         "unauthenticated", "permission_denied", "rate_limited"};
@@ -477,35 +482,40 @@ absl::Status ServerMetrics::Register() {
 
     auto& recipients = prometheus::BuildCounter()
                            .Name("rcptguard_recipients_total")
-                           .Help("Recipient verdicts by served domain (others: "
-                                 "\"other\") and status.")
+                           .Help(
+                               "Recipient verdicts by served domain (others: "
+                               "\"other\") and status.")
                            .Register(r);
     auto& would_reject =
         prometheus::BuildCounter()
             .Name("rcptguard_monitor_would_reject_total")
-            .Help("Unknown recipients of MONITOR-mode domains that were "
-                  "accepted but would have been rejected.")
+            .Help(
+                "Unknown recipients of MONITOR-mode domains that were "
+                "accepted but would have been rejected.")
             .Register(r);
     recipients_.resize(domain_labels_ + 1);
     would_reject_.resize(domain_labels_ + 1);
     for (size_t d = 0; d <= domain_labels_; ++d) {
-      const std::string domain = d < domain_labels_ ? options_.domains[d] : "other";
+      const std::string domain =
+          d < domain_labels_ ? options_.domains[d] : "other";
       for (size_t s = 0; s < kRecipientStatusCount; ++s) {
         recipients_[d][s] = &recipients.Add(
-            {{"domain", domain}, {"status", std::string(kRecipientStatusNames[s])}});
+            {{"domain", domain},
+             {"status", std::string(kRecipientStatusNames[s])}});
       }
       would_reject_[d] = &would_reject.Add({{"domain", domain}});
     }
 
     auto& verdicts = prometheus::BuildCounter()
                          .Name("rcptguard_client_verdicts_total")
-                         .Help("Client (harvest) verdicts by action and the "
-                               "rule that decided.")
+                         .Help(
+                             "Client (harvest) verdicts by action and the "
+                             "rule that decided.")
                          .Register(r);
     for (size_t a = 0; a < kClientActionCount; ++a) {
       verdicts_[a].resize(rule_none_ + 1);
       for (size_t k = 0; k <= rule_none_; ++k) {
-        const std::string rule = k < rule_other_   ? options_.rule_names[k]
+        const std::string rule = k < rule_other_    ? options_.rule_names[k]
                                  : k == rule_other_ ? "other"
                                                     : "none";
         verdicts_[a][k] = &verdicts.Add(
@@ -515,21 +525,23 @@ absl::Status ServerMetrics::Register() {
 
     auto& reloads = prometheus::BuildCounter()
                         .Name("rcptguard_directory_reloads_total")
-                        .Help("Directory reload attempts by result and "
-                              "refusal or failure reason.")
+                        .Help(
+                            "Directory reload attempts by result and "
+                            "refusal or failure reason.")
                         .Register(r);
     for (size_t res = 0; res < kReloadKindCount; ++res) {
       for (size_t reason = 0; reason < std::size(kReloadReasons); ++reason) {
         if (!ReasonApplies(static_cast<ReloadKind>(res), reason)) continue;
-        reloads_[res][reason] = &reloads.Add(
-            {{"result", std::string(kReloadKindNames[res])},
-             {"reason", std::string(kReloadReasons[reason])}});
+        reloads_[res][reason] =
+            &reloads.Add({{"result", std::string(kReloadKindNames[res])},
+                          {"reason", std::string(kReloadReasons[reason])}});
       }
     }
     load_duration_ = &prometheus::BuildHistogram()
                           .Name("rcptguard_directory_load_duration_seconds")
-                          .Help("Time to load and check one directory "
-                                "candidate, in seconds.")
+                          .Help(
+                              "Time to load and check one directory "
+                              "candidate, in seconds.")
                           .Register(r)
                           .Add({}, LoadDurationBuckets());
   } catch (const std::exception& e) {
@@ -550,7 +562,8 @@ void ServerMetrics::RecordRequest(Method method, absl::StatusCode code,
   const size_t m = static_cast<size_t>(method);
   if (m >= kMethodCount) return;
   int c = static_cast<int>(code);
-  if (c < 0 || c >= kGrpcCodeCount) c = static_cast<int>(absl::StatusCode::kUnknown);
+  if (c < 0 || c >= kGrpcCodeCount)
+    c = static_cast<int>(absl::StatusCode::kUnknown);
   requests_[m][c]->Increment();
   latency_[m]->Observe(absl::ToDoubleSeconds(latency));
 }
@@ -569,7 +582,8 @@ void ServerMetrics::RecordRecipient(RecipientStatus status, int domain_index,
 
 void ServerMetrics::RecordMonitorWouldReject(int domain_index, uint64_t count) {
   if (count == 0) return;
-  would_reject_[DomainSlot(domain_index)]->Increment(static_cast<double>(count));
+  would_reject_[DomainSlot(domain_index)]->Increment(
+      static_cast<double>(count));
 }
 
 void ServerMetrics::RecordClientVerdict(ClientAction action,

@@ -175,7 +175,7 @@ struct DirectoryState {
   std::string version;
   uint64_t addresses = 0;
   uint64_t domains = 0;
-  absl::Time built_at = absl::InfinitePast();  // when its source was read
+  absl::Time built_at = absl::InfinitePast();   // when its source was read
   absl::Time loaded_at = absl::InfinitePast();  // when this process loaded it
 };
 
@@ -282,8 +282,7 @@ class ServerMetrics {
   // [action][rule slot]
   std::array<std::vector<prometheus::Counter*>, kClientActionCount> verdicts_;
   // [result][reason]; null for combinations that fold into "other".
-  std::array<std::array<prometheus::Counter*, 9>, kReloadKindCount>
-      reloads_{};
+  std::array<std::array<prometheus::Counter*, 9>, kReloadKindCount> reloads_{};
   prometheus::Histogram* load_duration_ = nullptr;
 };
 

@@ -78,7 +78,8 @@ std::optional<double> OpenFds(const std::string& proc_root) {
 ProcessStats ReadProcessStats(std::string_view proc_root_view,
                               long clock_ticks_per_second, long page_size) {
   const std::string proc_root(proc_root_view);
-  if (clock_ticks_per_second <= 0) clock_ticks_per_second = sysconf(_SC_CLK_TCK);
+  if (clock_ticks_per_second <= 0)
+    clock_ticks_per_second = sysconf(_SC_CLK_TCK);
   if (page_size <= 0) page_size = sysconf(_SC_PAGESIZE);
   ProcessStats stats;
   stats.open_fds = OpenFds(proc_root);
@@ -90,9 +91,9 @@ ProcessStats ReadProcessStats(std::string_view proc_root_view,
   // split what follows the last ')'. fields[0] is field 3 of proc(5).
   const size_t paren = stat->rfind(')');
   if (paren == std::string::npos) return stats;
-  std::vector<absl::string_view> fields = absl::StrSplit(
-      absl::string_view(*stat).substr(paren + 1), absl::ByAnyChar(" \n"),
-      absl::SkipEmpty());
+  std::vector<absl::string_view> fields =
+      absl::StrSplit(absl::string_view(*stat).substr(paren + 1),
+                     absl::ByAnyChar(" \n"), absl::SkipEmpty());
   auto field = [&](size_t number) -> std::optional<double> {
     if (number < 3 || number - 3 >= fields.size()) return std::nullopt;
     return ParseNumber(fields[number - 3]);
@@ -106,7 +107,8 @@ ProcessStats ReadProcessStats(std::string_view proc_root_view,
   }
   std::optional<double> start_ticks = field(22);
   std::optional<double> boot = BootTime(proc_root);
-  if (start_ticks && boot) stats.start_time_seconds = *boot + *start_ticks / ticks;
+  if (start_ticks && boot)
+    stats.start_time_seconds = *boot + *start_ticks / ticks;
   return stats;
 }
 
@@ -131,8 +133,9 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
     families.push_back(std::move(family));
   };
   using prometheus::MetricType;
-  add("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
-      MetricType::Counter, stats.cpu_seconds);
+  add("process_cpu_seconds_total",
+      "Total user and system CPU time spent in seconds.", MetricType::Counter,
+      stats.cpu_seconds);
   add("process_resident_memory_bytes", "Resident memory size in bytes.",
       MetricType::Gauge, stats.resident_memory_bytes);
   add("process_virtual_memory_bytes", "Virtual memory size in bytes.",

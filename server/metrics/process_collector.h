@@ -5,7 +5,8 @@
 //   process_virtual_memory_bytes    virtual memory size       (/proc/self/stat)
 //   process_start_time_seconds      Unix time of the start    (stat + btime)
 //   process_open_fds                open file descriptors     (/proc/self/fd)
-//   process_max_fds                 RLIMIT_NOFILE soft limit  (/proc/self/limits)
+//   process_max_fds                 RLIMIT_NOFILE soft limit
+//   (/proc/self/limits)
 //
 // the same names and meanings as the Go and Java clients, so stock
 // dashboards work. A value that cannot be read is left out of the scrape

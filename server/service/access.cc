@@ -4,9 +4,9 @@
 
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
-#include "grpc/grpc_security_constants.h"
 #include "common/strings.h"
 #include "common/text.h"
+#include "grpc/grpc_security_constants.h"
 
 namespace rcptguard::service {
 
@@ -99,8 +99,8 @@ bool RateLimiter::Admit(std::string_view identity, uint32_t recipients) {
   if (it == shard.buckets.end()) {
     std::string key(identity);
     if (shard.buckets.size() >= kMaxIdentities / kShards) key = "\x01other";
-    it = shard.buckets.try_emplace(std::move(key), Bucket{capacity_, now})
-             .first;
+    it =
+        shard.buckets.try_emplace(std::move(key), Bucket{capacity_, now}).first;
   }
   Bucket& b = it->second;
   const absl::Duration elapsed =

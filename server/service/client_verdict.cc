@@ -6,8 +6,8 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
-#include "common/strings.h"
 #include "absl/time/time.h"
+#include "common/strings.h"
 #include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
 

@@ -8,13 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
-#include "server/address/address.h"
 #include "common/file.h"
 #include "common/net.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+#include "server/address/address.h"
 #include "server/service/harvest_proto.h"
 
 namespace rcptguard::service {
@@ -27,8 +27,8 @@ class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
   void AddError(int line, google::protobuf::io::ColumnNumber column,
                 const std::string& message) override {
     if (error_.empty()) {
-      error_ = absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ",
-                            message);
+      error_ =
+          absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message);
     }
   }
   void AddWarning(int, google::protobuf::io::ColumnNumber,
@@ -103,7 +103,8 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
     metrics->set_max_edge_ids(kDefaultMaxEdgeIds);
   }
   v1::Shutdown* shutdown = config.mutable_shutdown();
-  if (!shutdown->has_grace_ms()) shutdown->set_grace_ms(kDefaultShutdownGraceMs);
+  if (!shutdown->has_grace_ms())
+    shutdown->set_grace_ms(kDefaultShutdownGraceMs);
   if (!shutdown->has_drain_timeout_ms()) {
     shutdown->set_drain_timeout_ms(kDefaultDrainTimeoutMs);
   }
@@ -290,15 +291,16 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
     const std::string field = absl::StrCat("domains[", i, "]");
     auto name = address::NormalizeDomain(domain.name());
     if (!name.ok()) {
-      return FieldError(absl::StrCat(field, ".name"), ToStd(name.status().message()));
+      return FieldError(absl::StrCat(field, ".name"),
+                        ToStd(name.status().message()));
     }
     if (!seen.insert(*name).second) {
       return FieldError(absl::StrCat(field, ".name"),
                         absl::StrCat("domain ", *name, " is listed twice"));
     }
     for (char c : domain.subaddress_delimiters()) {
-      const bool ok = c == '+' || c == '-' || c == '_' || c == '=' ||
-                      c == '#' || c == '~';
+      const bool ok =
+          c == '+' || c == '-' || c == '_' || c == '=' || c == '#' || c == '~';
       if (!ok) {
         return FieldError(
             absl::StrCat(field, ".subaddress_delimiters"),
@@ -343,9 +345,10 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
   const bool custom = dir.has_mapping();
   if (dir.snapshot_file().empty() && !custom && dir.preset() != "ad" &&
       dir.preset() != "openldap") {
-    return FieldError("directory.preset",
-                      absl::StrCat("must be \"ad\" or \"openldap\" (got \"",
-                                   dir.preset(), "\") or set directory.mapping"));
+    return FieldError(
+        "directory.preset",
+        absl::StrCat("must be \"ad\" or \"openldap\" (got \"", dir.preset(),
+                     "\") or set directory.mapping"));
   }
   if (custom && dir.mapping().address_attributes().empty() &&
       dir.mapping().proxy_attributes().empty()) {
@@ -420,8 +423,9 @@ absl::StatusOr<v1::ServerConfig> ParseConfig(std::string_view text,
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), &config)) {
     return absl::InvalidArgumentError(
-        errors.error().empty() ? absl::StrCat(ToAbsl(source_name), ": parse error")
-                               : errors.error());
+        errors.error().empty()
+            ? absl::StrCat(ToAbsl(source_name), ": parse error")
+            : errors.error());
   }
   ApplyDefaults(config, base_dir);
   absl::Status status = ValidateConfig(config);

@@ -38,7 +38,8 @@ inline constexpr double kDefaultMaxShrink = 0.10;
 inline constexpr uint32_t kDefaultRateBurstSeconds = 2;
 inline constexpr uint32_t kDefaultRecipientsPerSecond = 200000;
 inline constexpr uint32_t kDefaultMaxStreamBufferBytes = 1 << 20;
-inline constexpr uint64_t kDefaultMaxBufferedResponseBytes = uint64_t{256} << 20;
+inline constexpr uint64_t kDefaultMaxBufferedResponseBytes = uint64_t{256}
+                                                             << 20;
 inline constexpr uint32_t kDefaultMaxStreamsPerPeer = 100;
 inline constexpr uint32_t kDefaultMaxStreams = 1000;
 inline constexpr uint64_t kDefaultGrpcMemoryBytes = uint64_t{1} << 30;

@@ -24,8 +24,7 @@ absl::StatusOr<ldif::AttributeMapping> MappingFromConfig(
                                     m.proxy_attributes().end());
     mapping.object_classes.assign(m.object_classes().begin(),
                                   m.object_classes().end());
-    mapping.active_directory_account_rules =
-        m.active_directory_account_rules();
+    mapping.active_directory_account_rules = m.active_directory_account_rules();
   } else {
     RG_ASSIGN_OR_RETURN(ldif::Preset preset,
                         ldif::ParsePreset(source.preset()));
@@ -84,8 +83,8 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
   directory::DirectoryInfo info;
   info.version = absl::StrCat(
       "ldif-", absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone()));
-  info.source =
-      absl::StrCat("ldif:", absl::StrJoin(config.directory().ldif_files(), ","));
+  info.source = absl::StrCat(
+      "ldif:", absl::StrJoin(config.directory().ldif_files(), ","));
   info.built_at = now;
   info.loaded_at = now;
   RG_ASSIGN_OR_RETURN(std::shared_ptr<const directory::Directory> dir,

@@ -55,7 +55,6 @@ std::string_view KindName(ReloadResult::Kind kind) {
   return "failed";
 }
 
-
 // Identity of a file's current content as far as stat() can tell.
 std::optional<DirectoryManager::FileStamp> Stamp(const std::string& path) {
   struct stat st;
@@ -109,9 +108,8 @@ std::pair<std::string, std::string> DirectoryManager::CheckGuards(
                          " serves; refused unless forced")};
   }
   const double max_shrink = config_.directory().max_shrink();
-  const double floor =
-      std::ceil(static_cast<double>(current->address_count()) *
-                (1.0 - max_shrink));
+  const double floor = std::ceil(static_cast<double>(current->address_count()) *
+                                 (1.0 - max_shrink));
   if (static_cast<double>(next.address_count()) < floor) {
     const double lost_share =
         1.0 - static_cast<double>(next.address_count()) /
@@ -121,15 +119,14 @@ std::pair<std::string, std::string> DirectoryManager::CheckGuards(
                          next.address_count(), " addresses, ",
                          absl::StrFormat("%.1f", lost_share * 100),
                          "% fewer than the served ", current->address_count(),
-                         " (limit ",
-                         absl::StrFormat("%.1f", max_shrink * 100),
+                         " (limit ", absl::StrFormat("%.1f", max_shrink * 100),
                          "%); refused unless forced")};
   }
   return {"", ""};
 }
 
-absl::StatusOr<ReloadResult> DirectoryManager::Reload(bool force,
-                                                      std::string_view trigger) {
+absl::StatusOr<ReloadResult> DirectoryManager::Reload(
+    bool force, std::string_view trigger) {
   absl::MutexLock lock(&load_mu_);
   const absl::Time start = clock_->Now();
   const std::string& flag_file = config_.directory().force_reload_file();

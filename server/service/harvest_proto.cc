@@ -95,9 +95,10 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
           rule.traffic = harvest::Traffic::kNullSender;
           break;
         default:
-          return absl::InvalidArgumentError(absl::StrCat(
-              field, ".traffic: must be HARVEST_TRAFFIC_NORMAL or "
-                     "HARVEST_TRAFFIC_NULL_SENDER"));
+          return absl::InvalidArgumentError(
+              absl::StrCat(field,
+                           ".traffic: must be HARVEST_TRAFFIC_NORMAL or "
+                           "HARVEST_TRAFFIC_NULL_SENDER"));
       }
       switch (r.action()) {
         case v1::HARVEST_ACTION_TARPIT:

@@ -6,22 +6,22 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
-#include "grpcpp/security/server_credentials.h"
-#include "grpcpp/security/tls_certificate_provider.h"
-#include "grpcpp/security/tls_credentials_options.h"
-#include "grpcpp/resource_quota.h"
-#include "grpcpp/generic/async_generic_service.h"
-#include "grpcpp/server_builder.h"
-#include "server/address/address.h"
-#include "common/exposition/http_endpoint.h"
 #include "common/clock.h"
+#include "common/exposition/http_endpoint.h"
 #include "common/log.h"
 #include "common/pem.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "common/text.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/resource_quota.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/security/tls_certificate_provider.h"
+#include "grpcpp/security/tls_credentials_options.h"
+#include "grpcpp/server_builder.h"
+#include "server/address/address.h"
 #include "server/service/config.h"
 #include "server/service/directory_loader.h"
 #include "server/service/grpc_status.h"
@@ -33,8 +33,7 @@ namespace rcptguard::service {
 
 namespace {
 
-StreamLimits StreamLimitsFromConfig(
-    const v1::Limits& limits) {
+StreamLimits StreamLimitsFromConfig(const v1::Limits& limits) {
   StreamLimits out;
   out.max_stream_buffer_bytes = limits.max_stream_buffer_bytes();
   out.max_buffered_response_bytes = limits.max_buffered_response_bytes();
@@ -52,11 +51,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
   if (!config.harvest().disabled()) {
     RG_ASSIGN_OR_RETURN(harvest::HarvestConfig harvest_config,
                         HarvestConfigFromProto(config.harvest()));
-    RG_ASSIGN_OR_RETURN(
-        detector,
-        harvest::Detector::Create(std::move(harvest_config),
-                                  RealClock::Get(),
-                                  config.domains_size()));
+    RG_ASSIGN_OR_RETURN(detector, harvest::Detector::Create(
+                                      std::move(harvest_config),
+                                      RealClock::Get(), config.domains_size()));
   }
   std::unique_ptr<metrics::ServerMetrics> metrics;
   if (!config.metrics().disabled()) {
@@ -160,9 +157,8 @@ namespace {
 class WithoutReflection final : public grpc::ServerBuilderOption {
  public:
   void UpdateArguments(grpc::ChannelArguments*) override {}
-  void UpdatePlugins(
-      std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins)
-      override {
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
     plugins->erase(
         std::remove_if(plugins->begin(), plugins->end(),
                        [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
@@ -258,9 +254,10 @@ absl::Status Server::Start() {
   builder.AddChannelArgument(
       GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
       DurationMillisForGrpc(ConfigDuration(limits.handshake_timeout())));
-  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
-  builder.SetMaxSendMessageSize(
-      static_cast<int>(std::max<uint32_t>(limits.max_message_bytes(), 4u << 20)));
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(limits.max_message_bytes()));
+  builder.SetMaxSendMessageSize(static_cast<int>(
+      std::max<uint32_t>(limits.max_message_bytes(), 4u << 20)));
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              static_cast<int>(limits.max_concurrent_streams()));
   // gRPC's own memory (connections, calls, read buffers): under pressure it
@@ -286,13 +283,12 @@ absl::Status Server::Start() {
     health.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
     health_server_ = health.BuildAndStart();
     if (health_server_ == nullptr || health_port_ == 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "cannot listen on ", config_.health_listen_address()));
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", config_.health_listen_address()));
     }
     AddHealthService(health_server_->GetHealthCheckService());
-    LogInfo("health_listening",
-            {{"address", config_.health_listen_address()},
-             {"port", health_port_}});
+    LogInfo("health_listening", {{"address", config_.health_listen_address()},
+                                 {"port", health_port_}});
   }
   LogInfo("listening", {{"address", config_.listen_address()},
                         {"port", port_},
@@ -328,15 +324,18 @@ void Server::Shutdown() {
     shutting_down_ = true;
   }
   SetServing(false);
-  const absl::Duration grace = absl::Milliseconds(config_.shutdown().grace_ms());
+  const absl::Duration grace =
+      absl::Milliseconds(config_.shutdown().grace_ms());
   const absl::Duration drain =
       absl::Milliseconds(config_.shutdown().drain_timeout_ms());
-  LogInfo("draining", {{"grace_ms", config_.shutdown().grace_ms()},
-                       {"drain_timeout_ms", config_.shutdown().drain_timeout_ms()}});
+  LogInfo("draining",
+          {{"grace_ms", config_.shutdown().grace_ms()},
+           {"drain_timeout_ms", config_.shutdown().drain_timeout_ms()}});
   // Keep answering while load balancers notice NOT_SERVING.
   absl::SleepFor(grace);
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(absl::ToInt64Milliseconds(drain)));
+  server_->Shutdown(
+      std::chrono::system_clock::now() +
+      std::chrono::milliseconds(absl::ToInt64Milliseconds(drain)));
   if (health_server_ != nullptr) health_server_->Shutdown();
   manager_.StopMaintenance();
   LogInfo("stopped");

@@ -14,9 +14,9 @@ absl::Status StreamCounter::Open(const std::string& peer) {
   }
   uint32_t& n = per_peer_[peer];
   if (n >= max_per_peer_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "peer \"", SafeText(peer, 128), "\" has ", n,
-        " streams open, its limit (limits.max_streams_per_peer)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("peer \"", SafeText(peer, 128), "\" has ", n,
+                     " streams open, its limit (limits.max_streams_per_peer)"));
   }
   ++n;
   ++total_;
@@ -49,7 +49,8 @@ std::string PeerKey(std::string_view identity, std::string_view grpc_peer) {
     p.remove_prefix(5);
     if (!p.empty() && p[0] == '[') {
       const size_t end = p.find(']');
-      if (end != std::string_view::npos) return std::string(p.substr(1, end - 1));
+      if (end != std::string_view::npos)
+        return std::string(p.substr(1, end - 1));
     }
     return std::string(p);
   }

@@ -60,7 +60,9 @@ class BufferBudget {
  public:
   explicit BufferBudget(uint64_t max_bytes) : max_bytes_(max_bytes) {}
 
-  void Add(uint64_t bytes) { used_.fetch_add(bytes, std::memory_order_relaxed); }
+  void Add(uint64_t bytes) {
+    used_.fetch_add(bytes, std::memory_order_relaxed);
+  }
   void Remove(uint64_t bytes) {
     used_.fetch_sub(bytes, std::memory_order_relaxed);
   }

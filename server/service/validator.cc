@@ -6,8 +6,8 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
-#include "common/strings.h"
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 #include "server/service/config.h"
 
 namespace rcptguard::service {
@@ -84,9 +84,8 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
     metrics_.RecordClientVerdict(harvest::Action::kAccept, "");
     return absl::OkStatus();
   }
-  const harvest::Verdict verdict =
-      ObserveRequest(*detector_, request, absl::MakeConstSpan(results),
-                     edge_identity);
+  const harvest::Verdict verdict = ObserveRequest(
+      *detector_, request, absl::MakeConstSpan(results), edge_identity);
   FillClientVerdict(verdict, client);
   metrics_.RecordClientVerdict(verdict.action, verdict.rule);
   ReplyPolicy::ApplyClientVerdict(*client, response);

@@ -7,13 +7,13 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
+#include "common/text.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/stubs/logging.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "grpcpp/support/proto_buffer_writer.h"
-#include "common/log.h"
-#include "common/text.h"
 
 namespace rcptguard::service {
 namespace {
@@ -113,12 +113,14 @@ std::string Describe(std::string_view data, const Descriptor* descriptor,
       }
       case kFixed64: {
         uint64_t v;
-        if (!in.ReadLittleEndian64(&v)) return absl::StrCat(name, ": truncated");
+        if (!in.ReadLittleEndian64(&v))
+          return absl::StrCat(name, ": truncated");
         break;
       }
       case kFixed32: {
         uint32_t v;
-        if (!in.ReadLittleEndian32(&v)) return absl::StrCat(name, ": truncated");
+        if (!in.ReadLittleEndian32(&v))
+          return absl::StrCat(name, ": truncated");
         break;
       }
       case kLengthDelimited: {
@@ -140,7 +142,8 @@ std::string Describe(std::string_view data, const Descriptor* descriptor,
           return absl::StrCat(name, ": not valid UTF-8");
         }
         if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
-          if (depth >= kMaxDepth) return absl::StrCat(name, ": nested too deep");
+          if (depth >= kMaxDepth)
+            return absl::StrCat(name, ": nested too deep");
           std::string inner = Describe(value, f->message_type(),
                                        absl::StrCat(name, "."), depth + 1);
           if (!inner.empty()) return inner;
@@ -190,8 +193,8 @@ absl::Status SerializeMessage(const google::protobuf::Message& message,
                               grpc::ByteBuffer* bytes) {
   bool own = false;
   grpc::Status s =
-      grpc::GenericSerialize<grpc::ProtoBufferWriter, google::protobuf::Message>(
-          message, bytes, &own);
+      grpc::GenericSerialize<grpc::ProtoBufferWriter,
+                             google::protobuf::Message>(message, bytes, &own);
   if (s.ok()) return absl::OkStatus();
   return absl::InternalError(
       absl::StrCat("cannot serialize the answer: ", s.error_message()));
@@ -205,7 +208,8 @@ std::atomic<int64_t> protobuf_log_skipped{0};
 void ProtobufLogHandler(google::protobuf::LogLevel level, const char* file,
                         int line, const std::string& message) {
   if (level == google::protobuf::LOGLEVEL_FATAL) {
-    LogError("protobuf", {{"file", file}, {"line", line}, {"message", message}});
+    LogError("protobuf",
+             {{"file", file}, {"line", line}, {"message", message}});
     return;
   }
   const int64_t window = absl::ToUnixSeconds(absl::Now()) / 10;

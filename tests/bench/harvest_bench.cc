@@ -38,7 +38,8 @@ std::vector<std::string> RandomIps(size_t n, uint32_t seed) {
     const uint32_t r = rng();
     if (i % 4 == 3) {  // a quarter IPv6
       ips.push_back(absl::StrCat("2001:db8:", absl::Hex(r >> 16), ":",
-                                 absl::Hex(r & 0xffff), "::", absl::Hex(rng() & 0xffff)));
+                                 absl::Hex(r & 0xffff),
+                                 "::", absl::Hex(rng() & 0xffff)));
     } else {
       ips.push_back(absl::StrCat(r >> 24, ".", r >> 16 & 255, ".", r >> 8 & 255,
                                  ".", r & 255));

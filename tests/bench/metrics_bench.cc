@@ -25,8 +25,11 @@ ServerMetrics& Shared() {
     if (!created.ok()) std::abort();
     ServerMetrics* m = created->release();
     for (int i = 0; i < 48; ++i) m->RecordEdgeRequest(absl::StrCat("mx", i));
-    m->SetDirectory({.version = "v1", .addresses = 100'000'000, .domains = 20,
-                     .built_at = absl::Now(), .loaded_at = absl::Now()});
+    m->SetDirectory({.version = "v1",
+                     .addresses = 100'000'000,
+                     .domains = 20,
+                     .built_at = absl::Now(),
+                     .loaded_at = absl::Now()});
     m->SetHarvestSampler([] { return HarvestSample{.tracked_keys = 1000}; });
     return m;
   }();

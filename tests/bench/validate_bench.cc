@@ -7,25 +7,25 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "benchmark/benchmark.h"
-#include "rcptguard/v1/config.pb.h"
-#include "rcptguard/v1/validation.pb.h"
-#include "server/directory/directory.h"
-#include "server/directory/directory_handle.h"
 #include "common/clock.h"
-#include "server/harvest/harvest.h"
-#include "server/service/validation_service.h"
-#include "server/service/validator.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
+#include "rcptguard/v1/config.pb.h"
+#include "rcptguard/v1/validation.pb.h"
+#include "server/directory/directory.h"
+#include "server/directory/directory_handle.h"
+#include "server/harvest/harvest.h"
+#include "server/service/validation_service.h"
+#include "server/service/validator.h"
 
 namespace rcptguard::service {
 namespace {
@@ -165,10 +165,11 @@ void BM_ValidateLatencyDuringReload(benchmark::State& state) {
   if (swapper.joinable()) swapper.join();
   std::sort(nanos.begin(), nanos.end());
   auto pct = [&](double p) {
-    return nanos.empty() ? 0.0
-                         : nanos[std::min(nanos.size() - 1,
-                                          static_cast<size_t>(p * nanos.size()))] /
-                               1000.0;
+    return nanos.empty()
+               ? 0.0
+               : nanos[std::min(nanos.size() - 1,
+                                static_cast<size_t>(p * nanos.size()))] /
+                     1000.0;
   };
   state.counters["p50_us"] = pct(0.50);
   state.counters["p99_us"] = pct(0.99);

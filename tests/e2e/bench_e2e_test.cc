@@ -160,24 +160,22 @@ TEST_F(BenchE2eTest, PipelinedStreamRunChecksEveryAnswerInOrder) {
 }
 
 TEST_F(BenchE2eTest, GrpcFloorRunsEmptyCalls) {
-  BenchRun run = Run({"--mode=grpc-floor", "--target=" + server_.target(),
-                      "--addresses_file=" + list_, "--concurrency=4",
-                      "--requests=2000",
-                      absl::StrCat("--server_pid=", server_.process().pid())});
+  BenchRun run =
+      Run({"--mode=grpc-floor", "--target=" + server_.target(),
+           "--addresses_file=" + list_, "--concurrency=4", "--requests=2000",
+           absl::StrCat("--server_pid=", server_.process().pid())});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_EQ(Number(run.report, "errors_total"), 0) << run.output;
   EXPECT_EQ(Number(run.report, "requests"), 2000) << run.output;
   // One call counts as one recipient: s/M reads per million calls.
   EXPECT_EQ(Number(run.report, "recipients"), 2000) << run.output;
-  EXPECT_GT(Number(run.report, "server_cpu_seconds_per_million_recipients"),
-            0);
+  EXPECT_GT(Number(run.report, "server_cpu_seconds_per_million_recipients"), 0);
 }
 
 TEST_F(BenchE2eTest, StreamDepthOutOfRangeIsRefused) {
   for (const char* depth : {"--stream_depth=0", "--stream_depth=1025"}) {
     BenchRun run = Run({"--mode=stream", "--target=" + server_.target(),
-                        "--addresses_file=" + list_, depth,
-                        "--requests=1"});
+                        "--addresses_file=" + list_, depth, "--requests=1"});
     EXPECT_EQ(run.exit_code, 2) << depth;
     EXPECT_NE(run.output.find("--stream_depth: 1..1024"), std::string::npos)
         << run.output;

@@ -2,8 +2,6 @@
 // answers, micro-batching by identical context, splitting a batch the
 // server refuses, deadlines, retries of dry lookups only, and the failure
 // policy with the server stopped or silent.
-#include "clients/cpp/client.h"
-
 #include <atomic>
 #include <string>
 #include <thread>
@@ -13,10 +11,11 @@
 #include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "clients/cpp/client.h"
 #include "gmock/gmock.h"
+#include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
-#include "grpcpp/security/server_credentials.h"
 #include "gtest/gtest.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "tests/e2e/server_process.h"
@@ -35,7 +34,8 @@ listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
 directory { ldif_files: ")",
-                      SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+                      SourceDir(),
+                      R"(/deploy/examples/sample.ldif" preset: "ad" }
 limits { max_address_length: 300 }
 shutdown { grace_ms: 0 drain_timeout_ms: 500 }
 )");
@@ -72,13 +72,12 @@ TEST_F(ClientTest, ValidateAnswersInOrder) {
   auto client = Make(options);
   v1::ValidateRequest request;
   *request.mutable_context() = Context("198.51.100.1");
-  for (const char* r : {"alice@example.com", "nobody@example.com",
-                        "x@other.example.net", "bad@@example.com",
-                        "nobody@example.org"}) {
+  for (const char* r :
+       {"alice@example.com", "nobody@example.com", "x@other.example.net",
+        "bad@@example.com", "nobody@example.org"}) {
     request.add_recipients(r);
   }
-  absl::StatusOr<v1::ValidateResponse> response =
-      client->ValidateSync(request);
+  absl::StatusOr<v1::ValidateResponse> response = client->ValidateSync(request);
   ASSERT_TRUE(response.ok()) << response.status();
   ASSERT_EQ(response->verdicts_size(), 5);
   EXPECT_EQ(response->verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
@@ -139,9 +138,9 @@ TEST_F(ClientTest, IdenticalContextsAreMergedDifferentOnesNever) {
   for (size_t i = 0; i < results.size(); ++i) {
     ASSERT_EQ(results[i].source, RecipientResult::Source::kService)
         << results[i].error;
-    EXPECT_EQ(results[i].verdict.status(),
-              i % 2 == 0 ? v1::RECIPIENT_STATUS_VALID
-                         : v1::RECIPIENT_STATUS_UNKNOWN)
+    EXPECT_EQ(results[i].verdict.status(), i % 2 == 0
+                                               ? v1::RECIPIENT_STATUS_VALID
+                                               : v1::RECIPIENT_STATUS_UNKNOWN)
         << i;
     max_batch = std::max(max_batch, results[i].batch_size);
   }
@@ -177,9 +176,9 @@ TEST_F(ClientTest, OneRefusedRecipientDoesNotFailItsBatch) {
   // The server refuses recipients over max_address_length (300) as a whole
   // request; the client asks for each alone.
   const std::string huge = std::string(400, 'a') + "@example.com";
-  std::vector<RecipientResult> results = Burst(
-      *client, {v1::SmtpContext()},
-      {"alice@example.com", huge, "nobody@example.com"});
+  std::vector<RecipientResult> results =
+      Burst(*client, {v1::SmtpContext()},
+            {"alice@example.com", huge, "nobody@example.com"});
   EXPECT_EQ(results[0].source, RecipientResult::Source::kService);
   EXPECT_EQ(results[0].verdict.status(), v1::RECIPIENT_STATUS_VALID);
   // Refused alone, it is the recipient's fault: kInvalid, never the
@@ -201,8 +200,7 @@ TEST_F(ClientTest, InvalidUtf8IsNeverAnOutage) {
   context.set_helo("\xff");
   context.set_mail_from("x\xff@b.example");
   context.set_session_id("\xc3");
-  RecipientResult r =
-      client->CheckRecipientSync(context, "nobody@example.com");
+  RecipientResult r = client->CheckRecipientSync(context, "nobody@example.com");
   EXPECT_EQ(r.source, RecipientResult::Source::kService) << r.error;
   EXPECT_EQ(r.verdict.status(), v1::RECIPIENT_STATUS_UNKNOWN);
   r = client->CheckRecipientSync(context, "al\xffice@example.com");
@@ -221,10 +219,11 @@ TEST_F(ClientTest, ServerStoppedFailOpenOrTempfail) {
   ClientOptions tempfail_options = open_options;
   tempfail_options.failure_policy = FailurePolicy::kTempfail;
   auto tempfail = Make(tempfail_options);
-  ASSERT_EQ(fail_open->CheckRecipientSync(Context("198.51.100.3"),
-                                          "alice@example.com")
-                .source,
-            RecipientResult::Source::kService);
+  ASSERT_EQ(
+      fail_open
+          ->CheckRecipientSync(Context("198.51.100.3"), "alice@example.com")
+          .source,
+      RecipientResult::Source::kService);
   ASSERT_TRUE(server_.process().Stop(absl::Seconds(10)).has_value());
 
   const absl::Time start = absl::Now();
@@ -318,7 +317,8 @@ TEST(ClientOptionsTest, BadOptionsAreRefused) {
   EXPECT_EQ(Client::Create(o).status().message(), "deadline: must be positive");
   o = ClientOptions();
   o.batch_window = absl::Milliseconds(20);
-  EXPECT_EQ(Client::Create(o).status().message(), "batch_window: must be 0..10ms");
+  EXPECT_EQ(Client::Create(o).status().message(),
+            "batch_window: must be 0..10ms");
   o = ClientOptions();
   o.max_batch = 0;
   EXPECT_EQ(Client::Create(o).status().message(), "max_batch: must be 1..1000");
@@ -357,13 +357,13 @@ TEST_F(ClientTest, DestructorAnswersPendingBatches) {
     options.batch_window = absl::Milliseconds(10);
     auto client = Make(options);
     for (int i = 0; i < 5; ++i) {
-      client->CheckRecipient(v1::SmtpContext(), "alice@example.com", {},
-                             [&answered](RecipientResult r) {
-                               if (r.source ==
-                                   RecipientResult::Source::kService) {
-                                 answered.fetch_add(1);
-                               }
-                             });
+      client->CheckRecipient(
+          v1::SmtpContext(), "alice@example.com", {},
+          [&answered](RecipientResult r) {
+            if (r.source == RecipientResult::Source::kService) {
+              answered.fetch_add(1);
+            }
+          });
     }
   }  // ~Client sends the pending batch and waits for its answer
   EXPECT_EQ(answered.load(), 5);

@@ -24,9 +24,9 @@ namespace rcptguard {
 namespace {
 
 using ::rcptguard::testing::BinaryDir;
+using ::rcptguard::testing::BulkAdLdif;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::ReadFile;
-using ::rcptguard::testing::BulkAdLdif;
 using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::Subprocess;
 using ::rcptguard::testing::WriteFile;
@@ -60,26 +60,40 @@ TEST(ExportFaultE2eTest, SigkillDuringExportKeepsTheServedSnapshot) {
   const std::string out = dir + "/snapshots/directory.rgs";
   ASSERT_EQ(::mkdir((dir + "/snapshots").c_str(), 0755), 0);
   std::string output;
-  auto rc = testing::RunCommand({cli, "snapshot", "keygen", "--out", key},
-                                &output);
+  auto rc =
+      testing::RunCommand({cli, "snapshot", "keygen", "--out", key}, &output);
   ASSERT_TRUE(rc.ok() && WEXITSTATUS(*rc) == 0) << output;
 
   ASSERT_TRUE(WriteFile(dir + "/small.ldif", BulkAdLdif(1000, "old")).ok());
   ASSERT_TRUE(WriteFile(dir + "/big.ldif", BulkAdLdif(600000, "new")).ok());
-  const std::vector<std::string> build_small = {
-      cli, "snapshot", "build", "--from_ldif", dir + "/small.ldif",
-      "--preset", "ad", "--domains", "example.com", "--key", key,
-      "--out", out, "--snapshot_version", "v-old"};
+  const std::vector<std::string> build_small = {cli,
+                                                "snapshot",
+                                                "build",
+                                                "--from_ldif",
+                                                dir + "/small.ldif",
+                                                "--preset",
+                                                "ad",
+                                                "--domains",
+                                                "example.com",
+                                                "--key",
+                                                key,
+                                                "--out",
+                                                out,
+                                                "--snapshot_version",
+                                                "v-old"};
   rc = testing::RunCommand(build_small, &output);
   ASSERT_TRUE(rc.ok() && WEXITSTATUS(*rc) == 0) << output;
   const std::string original = ReadFile(out);
 
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrCat(R"(
+  ASSERT_NO_FATAL_FAILURE(
+      server.Start(absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
-fingerprint_key_file: ")", key, R"("
+fingerprint_key_file: ")",
+                                key, R"("
 domains { name: "example.com" }
-directory { snapshot_file: ")", out, R"(" watch_interval: "50ms" }
+directory { snapshot_file: ")",
+                                out, R"(" watch_interval: "50ms" }
 shutdown { grace_ms: 0 }
 )")));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
@@ -90,13 +104,13 @@ shutdown { grace_ms: 0 }
   int killed_mid_write = 0;
   for (int attempt = 0; attempt < 3 && killed_mid_write == 0; ++attempt) {
     Subprocess build;
-    ASSERT_TRUE(build
-                    .Start({cli, "snapshot", "build", "--from_ldif",
-                            dir + "/big.ldif", "--preset", "ad", "--domains",
-                            "example.com", "--key", key, "--out", out,
-                            "--snapshot_version", "v-new"},
-                           dir + "/build.log", dir + "/build.log")
-                    .ok());
+    ASSERT_TRUE(
+        build
+            .Start({cli, "snapshot", "build", "--from_ldif", dir + "/big.ldif",
+                    "--preset", "ad", "--domains", "example.com", "--key", key,
+                    "--out", out, "--snapshot_version", "v-new"},
+                   dir + "/build.log", dir + "/build.log")
+            .ok());
     const absl::Time deadline = absl::Now() + absl::Seconds(120);
     while (build.running() && absl::Now() < deadline) {
       if (HasTempFile(dir + "/snapshots")) {
@@ -138,11 +152,11 @@ shutdown { grace_ms: 0 }
 
   // The next complete export is taken up. (It replaces 1 000 users by
   // 600 000 others: the shrink guard does not apply to growth.)
-  rc = testing::RunCommand({cli, "snapshot", "build", "--from_ldif",
-                            dir + "/big.ldif", "--preset", "ad", "--domains",
-                            "example.com", "--key", key, "--out", out,
-                            "--snapshot_version", "v-new"},
-                           &output, absl::Seconds(180));
+  rc = testing::RunCommand(
+      {cli, "snapshot", "build", "--from_ldif", dir + "/big.ldif", "--preset",
+       "ad", "--domains", "example.com", "--key", key, "--out", out,
+       "--snapshot_version", "v-new"},
+      &output, absl::Seconds(180));
   ASSERT_TRUE(rc.ok() && WEXITSTATUS(*rc) == 0) << output;
   const absl::Time until = absl::Now() + absl::Seconds(30);
   while (ServedVersion(server) != "v-new" && absl::Now() < until) {

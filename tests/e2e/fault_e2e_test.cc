@@ -48,8 +48,8 @@
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "tests/e2e/adapter_process.h"
 #include "tests/e2e/server_process.h"
-#include "tests/testutil/http.h"
 #include "tests/testutil/ad_entries.h"
+#include "tests/testutil/http.h"
 #include "tests/testutil/slapd.h"
 #include "tests/testutil/subprocess.h"
 
@@ -61,8 +61,8 @@ using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::AdDirectory;
 using ::rcptguard::testing::AdDirectoryOptions;
 using ::rcptguard::testing::BinaryDir;
-using ::rcptguard::testing::ExitCode;
 using ::rcptguard::testing::BulkAdLdif;
+using ::rcptguard::testing::ExitCode;
 using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::Netstring;
@@ -842,9 +842,9 @@ TEST_F(FaultE2eWatchTest, FifoAtTheSnapshotPathFailsPromptly) {
     EXPECT_LT(absl::Now() - start, absl::Seconds(5));
     EXPECT_FALSE(s.ok());
     EXPECT_NE(s.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-    EXPECT_THAT(s.error_message(),
-                HasSubstr("snapshot " + snapshot_ +
-                          ": is a FIFO, not a regular file"));
+    EXPECT_THAT(
+        s.error_message(),
+        HasSubstr("snapshot " + snapshot_ + ": is a FIFO, not a regular file"));
   }
   v1::ReloadStatus last = Status(server_.channel()).last_reload();
   EXPECT_EQ(last.result(), "failed");

@@ -21,12 +21,13 @@ using ::rcptguard::testing::SourceDir;
 class HarvestDefaultsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(server_.Start(absl::StrCat(R"(
+    ASSERT_NO_FATAL_FAILURE(server_.Start(
+        absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                                                       SourceDir(),
-                                                       R"(/deploy/examples/sample.ldif" preset: "ad" }
+                     SourceDir(),
+                     R"(/deploy/examples/sample.ldif" preset: "ad" }
 shutdown { grace_ms: 0 }
 )")));
     ASSERT_TRUE(server_.WaitServing(absl::Seconds(30))) << server_.log();
@@ -81,7 +82,8 @@ TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterIsStopped) {
 TEST_F(HarvestDefaultsE2eTest, BackscatterThenNormalMailIsAccepted) {
   const std::string ip = "198.51.100.25";
   for (int i = 0; i < 30; ++i) {
-    Ask(ip, "", absl::StrCat("b", i), {absl::StrCat("forged", i, "@example.com")});
+    Ask(ip, "", absl::StrCat("b", i),
+        {absl::StrCat("forged", i, "@example.com")});
   }
   for (int i = 0; i < 5; ++i) {
     const v1::ValidateResponse r =
@@ -103,9 +105,8 @@ TEST_F(HarvestDefaultsE2eTest, BulkSenderWithTwoPercentUnknownIsLeftAlone) {
         recipients.push_back(absl::StrCat("stale", t, "-", k, "@example.com"));
       }
     }
-    const v1::ValidateResponse r =
-        Ask("192.0.2.50", "list@lists.example.org", absl::StrCat("l", t),
-            recipients);
+    const v1::ValidateResponse r = Ask("192.0.2.50", "list@lists.example.org",
+                                       absl::StrCat("l", t), recipients);
     EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_ACCEPT) << t;
     EXPECT_EQ(r.client().delay_ms(), 0u) << t;
   }
@@ -120,7 +121,8 @@ TEST_F(HarvestDefaultsE2eTest, NeighbourInTheSame24IsNotPenalized) {
     for (int k = 0; k < 5; ++k) {
       guesses.push_back(absl::StrCat("g", t, "-", k, "@example.com"));
     }
-    attacker = Ask("192.0.2.1", "x@spam.example", absl::StrCat("a", t), guesses);
+    attacker =
+        Ask("192.0.2.1", "x@spam.example", absl::StrCat("a", t), guesses);
   }
   EXPECT_NE(attacker.client().action(), v1::CLIENT_ACTION_ACCEPT);
   const v1::ValidateResponse neighbour =

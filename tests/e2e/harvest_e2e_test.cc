@@ -24,10 +24,12 @@ std::string HarvestConfig(const std::string& extra) {
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                      SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+                      SourceDir(),
+                      R"(/deploy/examples/sample.ldif" preset: "ad" }
 shutdown { grace_ms: 0 }
 harvest {
-  )", extra, R"(
+  )",
+                      extra, R"(
   rules { name: "tarpit" scopes: "v4/32" window: "10m" min_unknown: 3
           action: HARVEST_ACTION_TARPIT base_delay: "2s" factor: 2 max_delay: "8s" }
   rules { name: "block" scopes: "v4/32" window: "10m" min_unknown: 6
@@ -39,7 +41,7 @@ harvest {
 }
 
 const v1::Offender* FindOffender(const v1::ListOffendersResponse& r,
-                                const std::string& key) {
+                                 const std::string& key) {
   for (const v1::Offender& o : r.offenders()) {
     if (o.key() == key) return &o;
   }
@@ -92,8 +94,8 @@ TEST(HarvestE2eTest, ThirdEdgeSeesTheEscalatedVerdict) {
 
   // While blocked, even a valid recipient gets the block reply: the
   // answers reveal nothing about which addresses exist.
-  auto blocked = Ask(server, server.NewChannel(), "edge-1", ip,
-                     {"alice@example.com"});
+  auto blocked =
+      Ask(server, server.NewChannel(), "edge-1", ip, {"alice@example.com"});
   EXPECT_EQ(blocked.client().action(), v1::CLIENT_ACTION_REJECT);
   EXPECT_EQ(blocked.verdicts(0).reply().code(), 550u);
   EXPECT_EQ(blocked.verdicts(0).reply().enhanced_status(), "5.7.1");
@@ -130,8 +132,8 @@ TEST(HarvestE2eTest, ThirdEdgeSeesTheEscalatedVerdict) {
     ASSERT_TRUE(admin->ForgetClient(&ctx, request, &response).ok());
     EXPECT_GE(response.removed(), 1u);
   }
-  auto forgiven = Ask(server, server.channel(), "edge-1", ip,
-                      {"alice@example.com"});
+  auto forgiven =
+      Ask(server, server.channel(), "edge-1", ip, {"alice@example.com"});
   EXPECT_EQ(forgiven.client().action(), v1::CLIENT_ACTION_ACCEPT);
   EXPECT_EQ(forgiven.verdicts(0).reply().code(), 250u);
   {

@@ -18,8 +18,8 @@
 #include "grpcpp/client_context.h"
 #include "grpcpp/completion_queue.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
 #include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "tests/e2e/adapter_process.h"
@@ -46,7 +46,8 @@ std::string Config(const std::string& extra = "") {
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                      SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+                      SourceDir(),
+                      R"(/deploy/examples/sample.ldif" preset: "ad" }
 )",
                       extra);
 }
@@ -108,14 +109,18 @@ TEST(HostileE2eTest, MalformedProtobufGetsInvalidArgumentNamingTheField) {
       Field(2, Field(4, "\xff")) + Field(3, "alice@example.com");
   grpc::Status s = RawUnaryCall(server.channel(), kValidate, bad_session, &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_THAT(s.error_message(), HasSubstr("context.session_id: not valid UTF-8"));
+  EXPECT_THAT(s.error_message(),
+              HasSubstr("context.session_id: not valid UTF-8"));
   // A varint cut short.
   s = RawUnaryCall(server.channel(), kValidate, std::string("\x08\xff", 2),
                    &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("request_id: truncated"));
   // A length running past the end.
-  s = RawUnaryCall(server.channel(), kValidate, std::string("\x1a\x40" "ab", 4),
+  s = RawUnaryCall(server.channel(), kValidate,
+                   std::string("\x1a\x40"
+                               "ab",
+                               4),
                    &out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(s.error_message(), HasSubstr("runs past the end"));
@@ -165,7 +170,8 @@ TEST(HostileE2eTest, MalformedStreamMessageEndsTheStreamNamingIt) {
     call->Write(buffer, reinterpret_cast<void*>(2));
     return cq.Next(&tag, &ok) && ok;
   };
-  ASSERT_TRUE(write(std::string("\x08\x07", 2) + Field(3, "alice@example.com")));
+  ASSERT_TRUE(
+      write(std::string("\x08\x07", 2) + Field(3, "alice@example.com")));
   grpc::ByteBuffer answer;
   call->Read(&answer, reinterpret_cast<void*>(3));
   ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
@@ -173,7 +179,8 @@ TEST(HostileE2eTest, MalformedStreamMessageEndsTheStreamNamingIt) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(answer.Dump(&slices).ok());
   std::string flat;
-  for (auto& s : slices) flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (auto& s : slices)
+    flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
   ASSERT_TRUE(response.ParseFromString(flat));
   EXPECT_EQ(response.request_id(), 7u);
   ASSERT_TRUE(write(Field(2, Field(1, "\xc3"))));
@@ -205,10 +212,10 @@ TEST(HostileE2eTest, PolicyRequestWithInvalidUtf8IsStillChecked) {
   ASSERT_TRUE(policy.connected());
   const auto ask = [&](const std::string& helo, const std::string& sender,
                        const std::string& rcpt) {
-    EXPECT_TRUE(policy.Send(absl::StrCat(
-        "request=smtpd_access_policy\nprotocol_state=RCPT\n"
-        "client_address=203.0.113.99\nhelo_name=",
-        helo, "\nsender=", sender, "\nrecipient=", rcpt, "\n\n")));
+    EXPECT_TRUE(policy.Send(
+        absl::StrCat("request=smtpd_access_policy\nprotocol_state=RCPT\n"
+                     "client_address=203.0.113.99\nhelo_name=",
+                     helo, "\nsender=", sender, "\nrecipient=", rcpt, "\n\n")));
     return policy.ReadUntil("\n\n");
   };
   EXPECT_EQ(ask("\xff", "a@b.c", "nobody@example.com"),
@@ -246,9 +253,10 @@ TEST(HostileE2eTest, OneBadSocketmapKeyDoesNotPoisonItsBatch) {
     for (int i = 0; i < kPerConnection; ++i) {
       const bool bad = c == 0 && i == 0;
       const bool valid = (c + i) % 2 == 0;
-      burst += Netstring(bad     ? std::string("rcpt x\xff\xfe@example.com")
-                         : valid ? std::string("rcpt alice@example.com")
-                                 : absl::StrCat("rcpt nobody", i, "@example.com"));
+      burst +=
+          Netstring(bad     ? std::string("rcpt x\xff\xfe@example.com")
+                    : valid ? std::string("rcpt alice@example.com")
+                            : absl::StrCat("rcpt nobody", i, "@example.com"));
     }
     ASSERT_TRUE(connections[c]->Send(burst));
   }
@@ -334,8 +342,8 @@ TEST(HostileE2eTest, StreamsThatNeverReadStayWithinTheMemoryBound) {
   while (absl::Now() < stop && idle_rounds < 3) {
     void* tag;
     bool ok;
-    const grpc::CompletionQueue::NextStatus next =
-        cq.AsyncNext(&tag, &ok, absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    const grpc::CompletionQueue::NextStatus next = cq.AsyncNext(
+        &tag, &ok, absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     if (next == grpc::CompletionQueue::TIMEOUT) {
       ++idle_rounds;
       continue;
@@ -384,12 +392,10 @@ TEST(HostileE2eTest, StreamsThatNeverReadStayWithinTheMemoryBound) {
   const int64_t rss_after = RssBytes(server.process().pid());
   const int64_t grown = rss_after - rss_before;
   std::cout << "never-reading streams: RSS " << rss_before / 1048576
-            << " MiB -> " << rss_after / 1048576 << " MiB (+"
-            << grown / 1048576 << " MiB); streams refused or failed: "
-            << refused_or_failed << " of " << streams.size()
-            << "; well-behaved calls (50): p50 "
-            << absl::FormatDuration(latencies[latencies.size() / 2])
-            << ", p99 "
+            << " MiB -> " << rss_after / 1048576 << " MiB (+" << grown / 1048576
+            << " MiB); streams refused or failed: " << refused_or_failed
+            << " of " << streams.size() << "; well-behaved calls (50): p50 "
+            << absl::FormatDuration(latencies[latencies.size() / 2]) << ", p99 "
             << absl::FormatDuration(latencies[latencies.size() * 99 / 100])
             << "\n";
   // 100 streams per peer: the other 200 from 127.0.0.1 are refused.
@@ -456,8 +462,8 @@ TEST(HostileE2eTest, HealthPortServesNoReflection) {
   ASSERT_TRUE(health_port.ok()) << health_port.status();
   ServerProcess server;
   ASSERT_NO_FATAL_FAILURE(StartServer(
-      server, absl::StrCat("health_listen_address: \"127.0.0.1:", *health_port,
-                           "\"")));
+      server,
+      absl::StrCat("health_listen_address: \"127.0.0.1:", *health_port, "\"")));
   // ServerReflectionRequest { list_services: "" }
   const std::string list = Field(7, "");
   const std::string method =
@@ -472,8 +478,8 @@ TEST(HostileE2eTest, HealthPortServesNoReflection) {
   grpc::Status health = RawUnaryCall(health_channel, method, list, &out);
   EXPECT_EQ(health.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   // Health itself answers there.
-  grpc::Status check = RawUnaryCall(
-      health_channel, "/grpc.health.v1.Health/Check", "", &out);
+  grpc::Status check =
+      RawUnaryCall(health_channel, "/grpc.health.v1.Health/Check", "", &out);
   EXPECT_TRUE(check.ok()) << check.error_message();
 }
 

@@ -36,9 +36,9 @@ using ::rcptguard::testing::AdapterProcess;
 using ::rcptguard::testing::BinaryDir;
 using ::rcptguard::testing::HttpGet;
 using ::rcptguard::testing::MakeTempDir;
-using ::rcptguard::testing::PostfixInstance;
 using ::rcptguard::testing::Netstring;
 using ::rcptguard::testing::PolicyRequest;
+using ::rcptguard::testing::PostfixInstance;
 using ::rcptguard::testing::RawConnection;
 using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::ServerProcess;
@@ -58,7 +58,8 @@ listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" }
 directory { ldif_files: ")",
-                      SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+                      SourceDir(),
+                      R"(/deploy/examples/sample.ldif" preset: "ad" }
 shutdown { grace_ms: 0 drain_timeout_ms: 1000 }
 harvest {
   rules { name: "tarpit" scopes: "v4/32" window: "10m" min_unknown: 3
@@ -83,13 +84,14 @@ void StartServerAndAdapter(ServerProcess& server, AdapterProcess& adapter) {
 // docs/postfix.md says).
 std::vector<std::pair<std::string, std::string>> PolicyMode(
     const AdapterProcess& adapter, bool fail_open = true) {
-  return {{"smtpd_recipient_restrictions",
-           "reject_unauth_destination, check_policy_service " +
-               adapter.policy_service()},
-          {"relay_recipient_maps", ""},
-          {"smtpd_policy_service_timeout", "10s"},
-          {"smtpd_policy_service_default_action",
-           fail_open ? "DUNNO" : "451 4.3.5 Recipient verification unavailable"}};
+  return {
+      {"smtpd_recipient_restrictions",
+       "reject_unauth_destination, check_policy_service " +
+           adapter.policy_service()},
+      {"relay_recipient_maps", ""},
+      {"smtpd_policy_service_timeout", "10s"},
+      {"smtpd_policy_service_default_action",
+       fail_open ? "DUNNO" : "451 4.3.5 Recipient verification unavailable"}};
 }
 
 std::vector<std::pair<std::string, std::string>> SocketmapMode(
@@ -214,8 +216,9 @@ TEST_F(PostfixE2eTest, PolicyDelegationValidatesAndTarpitsAHarvester) {
   smtp.Command("QUIT").IgnoreError();
 
   const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
-  EXPECT_THAT(metrics,
-              HasSubstr("rcptguard_postfix_tarpitted_total{protocol=\"policy\"} 2"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("rcptguard_postfix_tarpitted_total{protocol=\"policy\"} 2"));
   EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_outcomes_total{outcome="
                                  "\"client_reject\",protocol=\"policy\"} 2"));
   EXPECT_THAT(postfix.maillog(), HasSubstr("status=sent"));
@@ -259,8 +262,9 @@ TEST_F(PostfixE2eTest, InvalidUtf8InMailFromDoesNotSwitchCheckingOff) {
   smtp.Command("QUIT").IgnoreError();
 
   const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
-  EXPECT_THAT(metrics,
-              HasSubstr("rcptguard_postfix_fail_open_total{protocol=\"policy\"} 0"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr("rcptguard_postfix_fail_open_total{protocol=\"policy\"} 0"));
   EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_outcomes_total{outcome="
                                  "\"unknown\",protocol=\"policy\"} 1"));
   EXPECT_THAT(adapter.log(), Not(HasSubstr("upstream_failure")));
@@ -303,8 +307,7 @@ TEST_F(PostfixE2eTest, ServerStoppedFailOpenPassesTempfailDefers) {
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
   AdapterProcess open_adapter, tempfail_adapter;
   ASSERT_NO_FATAL_FAILURE(open_adapter.Start(server.target(), "fail_open"));
-  ASSERT_NO_FATAL_FAILURE(
-      tempfail_adapter.Start(server.target(), "tempfail"));
+  ASSERT_NO_FATAL_FAILURE(tempfail_adapter.Start(server.target(), "tempfail"));
   PostfixInstance postfix;
   absl::Status started = postfix.Start(PolicyMode(open_adapter));
   ASSERT_TRUE(started.ok()) << started;
@@ -326,8 +329,9 @@ TEST_F(PostfixE2eTest, ServerStoppedFailOpenPassesTempfailDefers) {
   }
   ASSERT_NO_FATAL_FAILURE(
       SendAndExpectDelivery(postfix, {"alice@example.com"}, 0));
-  EXPECT_THAT(HttpGet(open_adapter.metrics_port(), "/metrics"),
-              HasSubstr("rcptguard_postfix_fail_open_total{protocol=\"policy\"}"));
+  EXPECT_THAT(
+      HttpGet(open_adapter.metrics_port(), "/metrics"),
+      HasSubstr("rcptguard_postfix_fail_open_total{protocol=\"policy\"}"));
 
   ASSERT_TRUE(postfix.Reconfigure(SocketmapMode(open_adapter)).ok());
   ASSERT_NO_FATAL_FAILURE(
@@ -354,7 +358,6 @@ TEST_F(PostfixE2eTest, ServerStoppedFailOpenPassesTempfailDefers) {
   }
   EXPECT_THAT(tempfail_adapter.log(), HasSubstr("upstream_failure"));
 }
-
 
 TEST(PostfixAdapterTest, GarbageClosesOneConnectionTarpitHoldsNoOther) {
   ServerProcess server;
@@ -391,7 +394,8 @@ TEST(PostfixAdapterTest, GarbageClosesOneConnectionTarpitHoldsNoOther) {
   RawConnection harvester(policy_port), other(policy_port);
   ASSERT_TRUE(harvester.connected() && other.connected());
   for (int i = 0; i < 2; ++i) {
-    harvester.Send(PolicyRequest("203.0.113.50", absl::StrCat("g", i, "@example.com")));
+    harvester.Send(
+        PolicyRequest("203.0.113.50", absl::StrCat("g", i, "@example.com")));
     EXPECT_EQ(harvester.ReadUntil("\n\n"), "action=550 5.1.1 User unknown\n\n");
   }
   const absl::Time start = absl::Now();
@@ -420,8 +424,10 @@ TEST(PostfixAdapterTest, GarbageClosesOneConnectionTarpitHoldsNoOther) {
   const std::string metrics = HttpGet(adapter.metrics_port(), "/metrics");
   EXPECT_THAT(metrics, HasSubstr("rcptguard_postfix_protocol_errors_total{"
                                  "kind=\"no_equals\",protocol=\"policy\"} 1"));
-  EXPECT_THAT(metrics,
-              HasSubstr("rcptguard_postfix_connections_open{protocol=\"socketmap\"} 1"));
+  EXPECT_THAT(
+      metrics,
+      HasSubstr(
+          "rcptguard_postfix_connections_open{protocol=\"socketmap\"} 1"));
 }
 
 }  // namespace

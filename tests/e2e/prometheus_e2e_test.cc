@@ -76,11 +76,13 @@ TEST(PrometheusE2eTest, PrometheusScrapesVerdictsAndDirectoryGauges) {
     GTEST_SKIP() << "Debian's prometheus package is not installed";
   }
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrCat(R"(
+  ASSERT_NO_FATAL_FAILURE(server.Start(
+      absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
-directory { ldif_files: ")", SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+directory { ldif_files: ")",
+                   SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
 shutdown { grace_ms: 0 }
 )")));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
@@ -109,13 +111,13 @@ shutdown { grace_ms: 0 }
       ReadFile(SourceDir() + "/deploy/prometheus/prometheus.yml");
   ASSERT_FALSE(config.empty());
   config = absl::StrReplaceAll(
-      config, {{"127.0.0.1:9464", absl::StrCat("127.0.0.1:",
-                                               server.metrics_port())},
-               {"scrape_interval: 15s", "scrape_interval: 1s"},
-               {"scrape_timeout: 10s", "scrape_timeout: 1s"},
-               {"evaluation_interval: 15s", "evaluation_interval: 1s"},
-               {"rules/rcptguard.rules.yml",
-                SourceDir() + "/deploy/prometheus/rules/rcptguard.rules.yml"}});
+      config,
+      {{"127.0.0.1:9464", absl::StrCat("127.0.0.1:", server.metrics_port())},
+       {"scrape_interval: 15s", "scrape_interval: 1s"},
+       {"scrape_timeout: 10s", "scrape_timeout: 1s"},
+       {"evaluation_interval: 15s", "evaluation_interval: 1s"},
+       {"rules/rcptguard.rules.yml",
+        SourceDir() + "/deploy/prometheus/rules/rcptguard.rules.yml"}});
   ASSERT_TRUE(WriteFile(dir + "/prometheus.yml", config).ok());
   absl::StatusOr<int> free_port = testing::PickFreeLoopbackPort();
   ASSERT_TRUE(free_port.ok()) << free_port.status();
@@ -141,18 +143,22 @@ shutdown { grace_ms: 0 }
                   "rcptguard_recipients_total{domain=\"example.com\","
                   "status=\"unknown\"}"),
             "2");
-  EXPECT_EQ(Query(port, "sum(rcptguard_recipients_total{status=\"not_served\"})"),
-            "1");
-  EXPECT_EQ(Query(port, "sum(rcptguard_recipients_total{status=\"malformed\"})"),
-            "1");
+  EXPECT_EQ(
+      Query(port, "sum(rcptguard_recipients_total{status=\"not_served\"})"),
+      "1");
+  EXPECT_EQ(
+      Query(port, "sum(rcptguard_recipients_total{status=\"malformed\"})"),
+      "1");
   EXPECT_EQ(Query(port, "sum(rcptguard_monitor_would_reject_total)"), "1");
   EXPECT_EQ(Query(port, "rcptguard_directory_addresses{job=\"rcptguard\"}"),
             "280");
   EXPECT_EQ(Query(port, "count(rcptguard_directory_info)"), "1");
-  EXPECT_EQ(Query(port, "sum(rcptguard_client_verdicts_total{action=\"accept\"})"),
-            "1");
-  EXPECT_EQ(Query(port, "sum(rcptguard_edge_requests_total{edge_id=\"edge-a\"})"),
-            "1");
+  EXPECT_EQ(
+      Query(port, "sum(rcptguard_client_verdicts_total{action=\"accept\"})"),
+      "1");
+  EXPECT_EQ(
+      Query(port, "sum(rcptguard_edge_requests_total{edge_id=\"edge-a\"})"),
+      "1");
   prometheus.Stop(absl::Seconds(10));
 }
 

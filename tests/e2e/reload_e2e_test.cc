@@ -68,11 +68,14 @@ TEST(ReloadE2eTest, TwentySwapsUnderLoadLoseNothing) {
   ASSERT_NO_FATAL_FAILURE(WriteSnapshot(snapshot, "v00", true));
 
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrCat(R"(
+  ASSERT_NO_FATAL_FAILURE(
+      server.Start(absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
-fingerprint_key_file: ")", dir, R"(/key"
+fingerprint_key_file: ")",
+                                dir, R"(/key"
 domains { name: "example.com" }
-directory { snapshot_file: ")", snapshot, R"(" watch_interval: "100ms" }
+directory { snapshot_file: ")",
+                                snapshot, R"(" watch_interval: "100ms" }
 harvest { disabled: true }
 shutdown { grace_ms: 0 }
 )")));
@@ -126,8 +129,7 @@ shutdown { grace_ms: 0 }
       // Admin.Reload, which answers with the version now served.
       grpc::ClientContext ctx;
       v1::ReloadResponse response;
-      grpc::Status status =
-          admin->Reload(&ctx, v1::ReloadRequest(), &response);
+      grpc::Status status = admin->Reload(&ctx, v1::ReloadRequest(), &response);
       ASSERT_TRUE(status.ok()) << status.error_message();
       EXPECT_EQ(response.directory_version(), version);
     } else if (i % 3 == 2) {
@@ -138,11 +140,11 @@ shutdown { grace_ms: 0 }
     for (;;) {
       grpc::ClientContext ctx;
       v1::GetStatusResponse status;
-      ASSERT_TRUE(
-          admin->GetStatus(&ctx, v1::GetStatusRequest(), &status).ok());
+      ASSERT_TRUE(admin->GetStatus(&ctx, v1::GetStatusRequest(), &status).ok());
       if (status.directory_version() == version) break;
-      ASSERT_LT(absl::Now(), deadline) << "version " << version
-                                       << " never served\n" << server.log();
+      ASSERT_LT(absl::Now(), deadline)
+          << "version " << version << " never served\n"
+          << server.log();
       absl::SleepFor(absl::Milliseconds(20));
     }
   }
@@ -169,11 +171,14 @@ TEST(ReloadE2eTest, RefusedSnapshotKeepsServingAndIsReported) {
   ASSERT_TRUE(WriteFile(dir + "/key", kKeyHex).ok());
   ASSERT_NO_FATAL_FAILURE(WriteSnapshot(snapshot, "v00", true));
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrCat(R"(
+  ASSERT_NO_FATAL_FAILURE(
+      server.Start(absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
-fingerprint_key_file: ")", dir, R"(/key"
+fingerprint_key_file: ")",
+                                dir, R"(/key"
 domains { name: "example.com" }
-directory { snapshot_file: ")", snapshot, R"(" watch_interval: "0s" }
+directory { snapshot_file: ")",
+                                snapshot, R"(" watch_interval: "0s" }
 shutdown { grace_ms: 0 }
 )")));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();

@@ -27,9 +27,9 @@ namespace {
 
 using ::grpc::health::v1::HealthCheckResponse;
 using ::rcptguard::testing::BinaryDir;
-using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::MakeTempDir;
 using ::rcptguard::testing::ReadFile;
+using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::SourceDir;
 using ::rcptguard::testing::Subprocess;
 using ::rcptguard::testing::WaitForFile;
@@ -41,9 +41,11 @@ std::string SampleConfig(const std::string& ldif, int grace_ms) {
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
-directory { ldif_files: ")", ldif, R"(" preset: "ad" }
+directory { ldif_files: ")",
+                      ldif, R"(" preset: "ad" }
 limits { max_recipients_per_request: 50 }
-shutdown { grace_ms: )", grace_ms, R"( drain_timeout_ms: 5000 }
+shutdown { grace_ms: )",
+                      grace_ms, R"( drain_timeout_ms: 5000 }
 )");
 }
 
@@ -60,8 +62,8 @@ v1::ValidateRequest SampleRequest(uint64_t id) {
        {"alice@example.com", "<Bob@EXAMPLE.COM>", "nobody-here@example.com",
         "someone@elsewhere.example.net", "not an address",
         "alice+news@example.com", "alice@mail.example.com",
-        "postmaster@example.org", "nobody-here@example.org",
-        "info@example.com", "carol.former@example.com"}) {
+        "postmaster@example.org", "nobody-here@example.org", "info@example.com",
+        "carol.former@example.com"}) {
     request.add_recipients(r);
   }
   return request;
@@ -355,11 +357,11 @@ TEST(ServerE2eTest, IdleConnectionsAreClosed) {
 TEST(ServerE2eTest, BadConfigExitsNamingTheField) {
   const std::string dir = MakeTempDir("rg-e2e-bad");
   const std::string config = dir + "/bad.textproto";
-  ASSERT_TRUE(WriteFile(config, absl::StrReplaceAll(
-                                    SampleConfig(SampleLdif(), 0),
-                                    {{"name: \"example.org\"",
-                                      "name: \"exa mple.org\""}}))
-                  .ok());
+  ASSERT_TRUE(
+      WriteFile(config, absl::StrReplaceAll(SampleConfig(SampleLdif(), 0),
+                                            {{"name: \"example.org\"",
+                                              "name: \"exa mple.org\""}}))
+          .ok());
   std::string output;
   auto status = testing::RunCommand(
       {BinaryDir() + "/server/rcptguardd", "--config=" + config}, &output);
@@ -387,16 +389,14 @@ TEST(ServerE2eTest, CliChecksAndReportsStatus) {
       absl::StrCat("--server=127.0.0.1:", std::stoi(port));
   std::string output;
   // Flags may be spelled with dashes as in the docs (--client-ip).
-  auto status = testing::RunCommand({BinaryDir() + "/clients/rcptguard",
-                                     "check", "alice@example.com",
-                                     "nobody-here@example.com", target,
-                                     "--client-ip=192.0.2.55"},
-                                    &output);
+  auto status = testing::RunCommand(
+      {BinaryDir() + "/clients/rcptguard", "check", "alice@example.com",
+       "nobody-here@example.com", target, "--client-ip=192.0.2.55"},
+      &output);
   ASSERT_TRUE(status.ok());
   EXPECT_EQ(WEXITSTATUS(*status), 0) << output;
   EXPECT_THAT(output, HasSubstr("alice@example.com\tVALID\t250 2.1.5"));
-  EXPECT_THAT(output,
-              HasSubstr("nobody-here@example.com\tUNKNOWN\t550 5.1.1"));
+  EXPECT_THAT(output, HasSubstr("nobody-here@example.com\tUNKNOWN\t550 5.1.1"));
 
   status = testing::RunCommand(
       {BinaryDir() + "/clients/rcptguard", "status", target}, &output);

@@ -30,19 +30,18 @@ void ServerProcess::Start(const std::string& config_text,
   const bool transport_set =
       config_text.find("tls {") != std::string::npos ||
       config_text.find("insecure_plaintext") != std::string::npos;
-  ASSERT_TRUE(WriteFile(config, transport_set
-                                    ? config_text
-                                    : config_text + "\ninsecure_plaintext: true\n")
-                  .ok());
+  ASSERT_TRUE(
+      WriteFile(config, transport_set
+                            ? config_text
+                            : config_text + "\ninsecure_plaintext: true\n")
+          .ok());
   port_file_ = dir_ + "/port";
   log_ = dir_ + "/rcptguardd.log";
   // Metrics on a free loopback port, so tests can run side by side.
-  std::vector<std::string> argv = {BinaryDir() + "/server/rcptguardd",
-                                   "--config=" + config,
-                                   "--port_file=" + port_file_,
-                                   "--metrics_listen=127.0.0.1:0",
-                                   "--metrics_port_file=" + dir_ +
-                                       "/metrics_port"};
+  std::vector<std::string> argv = {
+      BinaryDir() + "/server/rcptguardd", "--config=" + config,
+      "--port_file=" + port_file_, "--metrics_listen=127.0.0.1:0",
+      "--metrics_port_file=" + dir_ + "/metrics_port"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ASSERT_TRUE(process_.Start(argv, log_, log_).ok());
   ASSERT_TRUE(WaitForFile(port_file_, absl::Seconds(20))) << ReadFile(log_);
@@ -58,11 +57,11 @@ std::shared_ptr<grpc::Channel> ServerProcess::NewChannel() const {
   static std::atomic<int> next{0};
   args.SetInt("rcptguard.test.channel", next.fetch_add(1));
   if (!server_name_.empty()) args.SetSslTargetNameOverride(server_name_);
-  return grpc::CreateCustomChannel(
-      target(),
-      credentials_ != nullptr ? credentials_
-                              : grpc::InsecureChannelCredentials(),
-      args);
+  return grpc::CreateCustomChannel(target(),
+                                   credentials_ != nullptr
+                                       ? credentials_
+                                       : grpc::InsecureChannelCredentials(),
+                                   args);
 }
 
 std::string ServerProcess::target() const {

@@ -13,9 +13,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "tests/e2e/adapter_process.h"
@@ -169,8 +169,8 @@ shutdown { grace_ms: 0 }
     grpc::ChannelArguments args;
     args.SetSslTargetNameOverride(kServerName);
     args.SetInt("rcptguard.test.channel", ++channels_);
-    return grpc::CreateCustomChannel(server_.target(),
-                                     Credentials(*pki_, who), args);
+    return grpc::CreateCustomChannel(server_.target(), Credentials(*pki_, who),
+                                     args);
   }
 
   static grpc::Status Validate(const std::shared_ptr<grpc::Channel>& channel,
@@ -205,8 +205,8 @@ shutdown { grace_ms: 0 }
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(10));
     v1::GetStatusResponse response;
-    return v1::Admin::NewStub(channel)->GetStatus(
-        &ctx, v1::GetStatusRequest(), &response);
+    return v1::Admin::NewStub(channel)->GetStatus(&ctx, v1::GetStatusRequest(),
+                                                  &response);
   }
 
   static std::string* pki_;
@@ -274,7 +274,8 @@ TEST_F(TlsE2eTest, LongIdentitiesAreClippedAndRefusalLogsArePerIdentity) {
   grpc::Status ops = Validate(Channel("ops"), 1);
   EXPECT_EQ(ops.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   const std::string log = server_.log();
-  EXPECT_THAT(log, HasSubstr("identity \\\"ops.example.net\\\" may not validate"))
+  EXPECT_THAT(log,
+              HasSubstr("identity \\\"ops.example.net\\\" may not validate"))
       << log;
   EXPECT_THAT(log, HasSubstr("xxxxxxxx"));
 }
@@ -305,9 +306,9 @@ TEST_F(TlsE2eTest, HealthPortAndCliWithClientCertificates) {
   EXPECT_EQ(WEXITSTATUS(*rc), 0) << output;
   // Plaintext to the TLS port fails; the health-only port answers without
   // a certificate.
-  rc = RunCommand({cli, "health", "--server=" + server_.target(),
-                   "--timeout_ms=3000"},
-                  &output);
+  rc = RunCommand(
+      {cli, "health", "--server=" + server_.target(), "--timeout_ms=3000"},
+      &output);
   EXPECT_NE(WEXITSTATUS(*rc), 0) << output;
   rc = RunCommand(
       {cli, "health", absl::StrCat("--server=127.0.0.1:", health_port_)},
@@ -320,8 +321,7 @@ TEST_F(TlsE2eTest, PostfixAdapterPresentsItsCertificate) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   const std::vector<std::string> tls = {
       "--tls", "--tls_ca=" + *pki_ + "/ca.crt",
-      "--tls_cert=" + *pki_ + "/edge1.crt",
-      "--tls_key=" + *pki_ + "/edge1.key",
+      "--tls_cert=" + *pki_ + "/edge1.crt", "--tls_key=" + *pki_ + "/edge1.key",
       "--tls_server_name=" + std::string(kServerName)};
   AdapterProcess adapter;
   ASSERT_NO_FATAL_FAILURE(
@@ -342,19 +342,19 @@ TEST_F(TlsE2eTest, PostfixAdapterPresentsItsCertificate) {
   // Without a client certificate the adapter gets no answer and applies
   // its failure policy (tempfail).
   AdapterProcess anonymous;
-  ASSERT_NO_FATAL_FAILURE(anonymous.Start(
-      server_.target(), "tempfail", "postfix-edge",
-      {"--tls", "--tls_ca=" + *pki_ + "/ca.crt",
-       "--tls_server_name=" + std::string(kServerName)}));
+  ASSERT_NO_FATAL_FAILURE(
+      anonymous.Start(server_.target(), "tempfail", "postfix-edge",
+                      {"--tls", "--tls_ca=" + *pki_ + "/ca.crt",
+                       "--tls_server_name=" + std::string(kServerName)}));
   RawConnection refused(anonymous.policy_port());
   ASSERT_TRUE(refused.Send(PolicyRequest("192.0.2.7", "alice@example.com")));
   EXPECT_THAT(refused.ReadUntil("\n\n"), HasSubstr("action=451 4.3.0"));
 }
 
 TEST_F(TlsE2eTest, RecipientBudgetPerIdentity) {
-  ASSERT_NO_FATAL_FAILURE(StartServer(
-      "limits { recipients_per_second_per_identity: 50 "
-      "rate_burst_seconds: 1 }"));
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("limits { recipients_per_second_per_identity: 50 "
+                  "rate_burst_seconds: 1 }"));
   auto edge = Channel("edge1");
   // The bucket holds 50. A request is admitted while the bucket is not in
   // debt: 100 recipients take it to -50, so the next request is refused
@@ -375,15 +375,16 @@ TEST_F(TlsE2eTest, RecipientBudgetPerIdentity) {
 // A stream is authorized once, at its first message, and every message is
 // charged to the identity's budget.
 TEST_F(TlsE2eTest, StreamsAreAuthorizedAndCharged) {
-  ASSERT_NO_FATAL_FAILURE(StartServer(
-      "limits { recipients_per_second_per_identity: 50 "
-      "rate_burst_seconds: 1 }"));
+  ASSERT_NO_FATAL_FAILURE(
+      StartServer("limits { recipients_per_second_per_identity: 50 "
+                  "rate_burst_seconds: 1 }"));
   auto stream_status = [](const std::shared_ptr<grpc::Channel>& channel,
                           const std::vector<int>& sizes, int* answered) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(10));
-    auto stream = v1::RecipientValidation::NewStub(channel)->ValidateStream(&ctx);
+    auto stream =
+        v1::RecipientValidation::NewStub(channel)->ValidateStream(&ctx);
     *answered = 0;
     for (size_t m = 0; m < sizes.size(); ++m) {
       v1::ValidateRequest request;
@@ -441,8 +442,8 @@ TEST_F(TlsE2eTest, RotatingTheClientCaDropsNoCall) {
       calls.fetch_add(1);
     }
   });
-  const std::string bundle = ReadFile(*pki_ + "/ca.crt") +
-                             ReadFile(*pki_ + "/ca2.crt");
+  const std::string bundle =
+      ReadFile(*pki_ + "/ca.crt") + ReadFile(*pki_ + "/ca2.crt");
   ASSERT_TRUE(WriteFile(*pki_ + "/client-ca.crt.tmp", bundle).ok());
   ASSERT_EQ(std::rename((*pki_ + "/client-ca.crt.tmp").c_str(),
                         (*pki_ + "/client-ca.crt").c_str()),
@@ -456,8 +457,8 @@ TEST_F(TlsE2eTest, RotatingTheClientCaDropsNoCall) {
   stop.store(true);
   load.join();
   // Put the bundle back for the other tests.
-  ASSERT_TRUE(WriteFile(*pki_ + "/client-ca.crt", ReadFile(*pki_ + "/ca.crt"))
-                  .ok());
+  ASSERT_TRUE(
+      WriteFile(*pki_ + "/client-ca.crt", ReadFile(*pki_ + "/ca.crt")).ok());
   EXPECT_TRUE(rotated) << server_.log();
   EXPECT_GT(calls.load(), 0);
   EXPECT_EQ(failures.load(), 0);
@@ -474,16 +475,16 @@ TEST(TlsConfigE2eTest, UnreadableOrNonPemTlsFilesStopTheStart) {
         {dir + "/not-pem.crt",
          "tls.cert_file: \"" + dir + "/not-pem.crt\" holds no PEM block"}}) {
     ASSERT_TRUE(
-        WriteFile(dir + "/c.textproto",
-                  absl::StrCat(R"(listen_address: "127.0.0.1:0"
+        WriteFile(
+            dir + "/c.textproto",
+            absl::StrCat(R"(listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                               SourceDir(),
-                               R"(/deploy/examples/sample.ldif" preset: "ad" }
+                         SourceDir(),
+                         R"(/deploy/examples/sample.ldif" preset: "ad" }
 tls { cert_file: ")",
-                               cert, R"(" key_file: ")", dir,
-                               R"(/k.key" client_ca_file: ")", dir,
-                               R"(/ca.crt" })"))
+                         cert, R"(" key_file: ")", dir,
+                         R"(/k.key" client_ca_file: ")", dir, R"(/ca.crt" })"))
             .ok());
     std::string output;
     absl::StatusOr<int> rc = RunCommand(
@@ -498,13 +499,14 @@ tls { cert_file: ")",
 
 TEST(TlsConfigE2eTest, PlaintextBeyondLoopbackIsRefusedAtStart) {
   const std::string dir = MakeTempDir("rg-plain");
-  ASSERT_TRUE(WriteFile(dir + "/c.textproto",
-                        absl::StrCat(R"(insecure_plaintext: true
+  ASSERT_TRUE(
+      WriteFile(dir + "/c.textproto",
+                absl::StrCat(R"(insecure_plaintext: true
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                                     SourceDir(),
-                                     R"(/deploy/examples/sample.ldif" preset: "ad" })"))
-                  .ok());
+                             SourceDir(),
+                             R"(/deploy/examples/sample.ldif" preset: "ad" })"))
+          .ok());
   std::string output;
   absl::StatusOr<int> rc = RunCommand(
       {BinaryDir() + "/server/rcptguardd", "--config=" + dir + "/c.textproto",

@@ -17,8 +17,8 @@
 
 #include "clients/cpp/client.h"
 #include "clients/postfix/policy_protocol.h"
-#include "grpcpp/support/byte_buffer.h"
 #include "common/text.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "server/directory/directory.h"
 #include "server/directory/directory_handle.h"
 #include "server/service/validator.h"
@@ -37,8 +37,8 @@ struct World {
     std::vector<directory::DomainPolicy> domains(1);
     domains[0].name = "example.com";
     domains[0].subaddress_delimiters = "+";
-    auto builder = directory::DirectoryBuilder::Create(directory::SipKey{1, 2},
-                                                       domains);
+    auto builder =
+        directory::DirectoryBuilder::Create(directory::SipKey{1, 2}, domains);
     Check(builder.ok());
     for (const char* a : {"alice@example.com", "j\xc3\xb6rg@example.com"}) {
       builder->AddAddress(a);

@@ -59,8 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       // Whatever the service says, the reply stays one line.
       rcptguard::client::RecipientResult result;
       result.source = rcptguard::client::RecipientResult::Source::kService;
-      result.verdict.set_status(
-          static_cast<rcptguard::v1::RecipientStatus>(route.query.recipient.size() % 5));
+      result.verdict.set_status(static_cast<rcptguard::v1::RecipientStatus>(
+          route.query.recipient.size() % 5));
       result.verdict.mutable_reply()->set_code(
           static_cast<uint32_t>(route.query.recipient.size() * 37 % 700));
       result.verdict.mutable_reply()->set_text(route.query.recipient);

@@ -45,8 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
       }
       Check(payload.size() <= kMax);
-      absl::StatusOr<SocketmapRequest> request =
-          ParseSocketmapRequest(payload);
+      absl::StatusOr<SocketmapRequest> request = ParseSocketmapRequest(payload);
       if (request.ok()) {
         Check(!request->name.empty() && !request->key.empty());
         Check(request->name.find(' ') == std::string::npos);

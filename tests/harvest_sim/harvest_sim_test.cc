@@ -200,7 +200,7 @@ TEST(RcptguardPolicy, PerRcptEdgeCallsOncePerRecipient) {
   EXPECT_GT(a[1].delay, absl::ZeroDuration());  // 2: tarpit
   // One transaction: the delay per recipient does not escalate per call.
   EXPECT_EQ(a[3].delay, a[1].delay);
-  EXPECT_EQ(a[4].reply, Reply::kTempfail);      // 5
+  EXPECT_EQ(a[4].reply, Reply::kTempfail);  // 5
 }
 
 // ---- Fingerprints and transaction ids

@@ -1,6 +1,6 @@
-#include <algorithm>
 #include "tests/harvest_sim/policy.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>

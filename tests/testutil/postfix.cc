@@ -43,8 +43,7 @@ bool Alive(int pid) {
 
 std::string MasterCf(int smtp_port) {
   // No chroot: the private instance has no chroot tree.
-  return absl::StrCat(
-      "127.0.0.1:", smtp_port, " inet n - n - - smtpd\n", R"(
+  return absl::StrCat("127.0.0.1:", smtp_port, " inet n - n - - smtpd\n", R"(
 pickup     unix  n - n 60   1 pickup
 cleanup    unix  n - n -    0 cleanup
 qmgr       unix  n - n 300  1 qmgr
@@ -69,7 +68,6 @@ postlog    unix-dgram n - n - 1 postlogd
 }
 
 }  // namespace
-
 
 std::string SmtpReply::ToString() const {
   return absl::StrCat(code, " ", text);
@@ -155,7 +153,8 @@ absl::StatusOr<SmtpReply> SmtpClient::Data(std::string_view message) {
   if (!go.ok()) return go;
   if (go->code != 354) return go;
   std::string body(message);
-  if (!body.empty() && body.substr(body.size() - std::min<size_t>(2, body.size())) != "\r\n") {
+  if (!body.empty() &&
+      body.substr(body.size() - std::min<size_t>(2, body.size())) != "\r\n") {
     body += "\r\n";
   }
   body += ".";
@@ -181,9 +180,9 @@ absl::Status PostfixInstance::Postfix(const std::vector<std::string>& args,
   if (!rc.ok()) return rc.status();
   if (*rc != 0) {
     // Postfix reports fatal start-up errors to syslog or its maillog only.
-    return absl::InternalError(absl::StrCat(
-        "postfix ", absl::StrJoin(args, " "), " exited with ", *rc, ": ", out,
-        "\nmaillog:\n", maillog()));
+    return absl::InternalError(
+        absl::StrCat("postfix ", absl::StrJoin(args, " "), " exited with ", *rc,
+                     ": ", out, "\nmaillog:\n", maillog()));
   }
   return absl::OkStatus();
 }
@@ -285,9 +284,8 @@ absl::Status PostfixInstance::Start(
     }
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return absl::DeadlineExceededError(
-      absl::StrCat("smtpd did not answer on port ", smtp_port_,
-                   "; maillog:\n", maillog()));
+  return absl::DeadlineExceededError(absl::StrCat(
+      "smtpd did not answer on port ", smtp_port_, "; maillog:\n", maillog()));
 }
 
 absl::Status PostfixInstance::Reconfigure(

@@ -43,7 +43,8 @@ absl::Status Subprocess::Start(const std::vector<std::string>& argv,
                                      O_WRONLY | O_CREAT | O_TRUNC, 0644);
   }
   std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const std::string& a : argv)
+    args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   // Children start with no blocked signals whatever the test runner did.
   posix_spawnattr_t attr;
@@ -115,9 +116,8 @@ absl::StatusOr<int> RunCommand(const std::vector<std::string>& argv,
   if (!status.has_value()) {
     p.Signal(SIGKILL);
     p.Wait(absl::Seconds(10));
-    return absl::DeadlineExceededError(
-        absl::StrCat(argv[0], " did not finish within ",
-                     absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat(
+        argv[0], " did not finish within ", absl::FormatDuration(timeout)));
   }
   if (output != nullptr) *output = ReadFile(out_path);
   ::unlink(out_path.c_str());
@@ -154,8 +154,8 @@ void RemoveTestDir(const std::string& dir) {
 
 std::string MakeTempDir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");
-  std::string templ =
-      absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/", prefix, "-XXXXXX");
+  std::string templ = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/",
+                                   prefix, "-XXXXXX");
   char* made = ::mkdtemp(templ.data());
   return made != nullptr ? std::string(made) : std::string();
 }

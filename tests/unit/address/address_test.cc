@@ -552,7 +552,8 @@ TEST(ParseAddressPropertyTest, SimpleFastPathAgreesOnRandomAscii) {
   for (int n = 0; n < 200000; ++n) {
     std::string input;
     const size_t len = 1 + next() % 24;
-    for (size_t i = 0; i < len; ++i) input.push_back(kBytes[next() % kBytes.size()]);
+    for (size_t i = 0; i < len; ++i)
+      input.push_back(kBytes[next() % kBytes.size()]);
     ExpectSimpleAgrees(input);
     ExpectSimpleAgrees("u" + input + ".com");
   }

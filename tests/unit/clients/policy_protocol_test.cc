@@ -37,7 +37,8 @@ Parsed Parse(const std::string& input, size_t chunk = 0,
   Parsed out;
   size_t pos = 0;
   do {
-    const size_t n = chunk == 0 ? input.size() : std::min(chunk, input.size() - pos);
+    const size_t n =
+        chunk == 0 ? input.size() : std::min(chunk, input.size() - pos);
     parser.Append(std::string_view(input).substr(pos, n));
     pos += n;
     for (;;) {
@@ -168,17 +169,17 @@ PolicyRequest Request(
 }
 
 TEST(RoutePolicyRequestTest, RcptIsLookedUpWithTheSessionContext) {
-  PolicyRoute route = RoutePolicyRequest(
-      Request({{"request", "smtpd_access_policy"},
-               {"protocol_state", "RCPT"},
-               {"client_address", "203.0.113.7"},
-               {"helo_name", "mx.example.net"},
-               {"sender", "s@example.net"},
-               {"recipient", "Alice@Example.com"},
-               {"queue_id", ""},
-               {"instance", "1a.2b.3c.0"},
-               {"server_address", "192.0.2.25"}}),
-      "");
+  PolicyRoute route =
+      RoutePolicyRequest(Request({{"request", "smtpd_access_policy"},
+                                  {"protocol_state", "RCPT"},
+                                  {"client_address", "203.0.113.7"},
+                                  {"helo_name", "mx.example.net"},
+                                  {"sender", "s@example.net"},
+                                  {"recipient", "Alice@Example.com"},
+                                  {"queue_id", ""},
+                                  {"instance", "1a.2b.3c.0"},
+                                  {"server_address", "192.0.2.25"}}),
+                         "");
   ASSERT_EQ(route.kind, PolicyRoute::Kind::kLookup);
   EXPECT_EQ(route.query.recipient, "Alice@Example.com");
   EXPECT_EQ(route.query.context.client_ip(), "203.0.113.7");
@@ -198,8 +199,8 @@ TEST(RoutePolicyRequestTest, RcptIsLookedUpWithTheSessionContext) {
 }
 
 TEST(RoutePolicyRequestTest, NoLookupOutsideRcptForSaslOrWithoutRecipient) {
-  for (const char* state : {"CONNECT", "EHLO", "MAIL", "DATA",
-                            "END-OF-MESSAGE", "VRFY", "ETRN", ""}) {
+  for (const char* state : {"CONNECT", "EHLO", "MAIL", "DATA", "END-OF-MESSAGE",
+                            "VRFY", "ETRN", ""}) {
     PolicyRoute route = RoutePolicyRequest(
         Request({{"protocol_state", state}, {"recipient", "a@example.com"}}),
         "");
@@ -207,11 +208,11 @@ TEST(RoutePolicyRequestTest, NoLookupOutsideRcptForSaslOrWithoutRecipient) {
     EXPECT_EQ(route.action, "DUNNO");
     EXPECT_EQ(route.reason, "not_rcpt");
   }
-  PolicyRoute sasl = RoutePolicyRequest(
-      Request({{"protocol_state", "RCPT"},
-               {"recipient", "nobody@example.com"},
-               {"sasl_username", "joe"}}),
-      "");
+  PolicyRoute sasl =
+      RoutePolicyRequest(Request({{"protocol_state", "RCPT"},
+                                  {"recipient", "nobody@example.com"},
+                                  {"sasl_username", "joe"}}),
+                         "");
   EXPECT_EQ(sasl.kind, PolicyRoute::Kind::kAnswer);
   EXPECT_EQ(sasl.action, "DUNNO");
   EXPECT_EQ(sasl.reason, "sasl");
@@ -241,8 +242,7 @@ TEST(AnswerPolicyTest, RecipientVerdicts) {
   EXPECT_EQ(a.action, "DUNNO");
   EXPECT_EQ(a.outcome, "valid");
   a = AnswerPolicy(
-      Service(v1::RECIPIENT_STATUS_UNKNOWN, 550, "5.1.1", "User unknown"),
-      cap);
+      Service(v1::RECIPIENT_STATUS_UNKNOWN, 550, "5.1.1", "User unknown"), cap);
   EXPECT_EQ(a.action, "550 5.1.1 User unknown");
   EXPECT_EQ(a.outcome, "unknown");
   a = AnswerPolicy(Service(v1::RECIPIENT_STATUS_UNKNOWN, 550, "5.1.1",
@@ -280,8 +280,8 @@ TEST(AnswerPolicyTest, BadOrMissingRepliesFallBackToDefaults) {
   EXPECT_EQ(a.action, "550 5.1.1 x  action=OK");
   a = AnswerPolicy(Service(v1::RECIPIENT_STATUS_UNKNOWN, 0, "9.9.9", ""), cap);
   EXPECT_EQ(a.action, "550 5.1.1 User unknown");
-  a = AnswerPolicy(
-      Service(v1::RECIPIENT_STATUS_MALFORMED, 553, "4.1.3", "bad"), cap);
+  a = AnswerPolicy(Service(v1::RECIPIENT_STATUS_MALFORMED, 553, "4.1.3", "bad"),
+                   cap);
   EXPECT_EQ(a.action, "553 5.1.3 bad");
   a = AnswerPolicy(Service(v1::RECIPIENT_STATUS_UNSPECIFIED, 0, "", ""), cap);
   EXPECT_EQ(a.action, "DUNNO");
@@ -343,7 +343,6 @@ TEST(AnswerPolicyTest, FailurePolicy) {
 TEST(FormatPolicyReplyTest, ActionLineAndEmptyLine) {
   EXPECT_EQ(FormatPolicyReply("DUNNO"), "action=DUNNO\n\n");
 }
-
 
 // A request the server refused as invalid is the recipient's fault: 501,
 // never the failure policy's DUNNO.

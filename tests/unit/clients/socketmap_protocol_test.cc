@@ -107,9 +107,8 @@ TEST(NetstringDecoderTest, ValidRequestsWholeAndByteByByte) {
   for (size_t chunk : {size_t{0}, size_t{1}, size_t{5}}) {
     Decoded d = Decode(Fixture("socketmap_valid.ns"), chunk);
     EXPECT_EQ(d.last, NetstringDecoder::Next::kNeedMore) << d.error;
-    EXPECT_EQ(d.records, (std::vector<std::string>{
-                             "rcpt alice@example.com",
-                             "rcpt nobody@example.com"}));
+    EXPECT_EQ(d.records, (std::vector<std::string>{"rcpt alice@example.com",
+                                                   "rcpt nobody@example.com"}));
   }
 }
 
@@ -159,8 +158,9 @@ client::RecipientResult Service(v1::RecipientStatus status, uint32_t code) {
 
 TEST(AnswerSocketmapTest, Verdicts) {
   const absl::Duration cap = absl::Seconds(60);
-  EXPECT_EQ(AnswerSocketmap(Service(v1::RECIPIENT_STATUS_VALID, 250), cap).reply,
-            "OK valid");
+  EXPECT_EQ(
+      AnswerSocketmap(Service(v1::RECIPIENT_STATUS_VALID, 250), cap).reply,
+      "OK valid");
   EXPECT_EQ(
       AnswerSocketmap(Service(v1::RECIPIENT_STATUS_UNKNOWN, 550), cap).reply,
       "NOTFOUND ");
@@ -204,7 +204,6 @@ TEST(AnswerSocketmapTest, FailOpenNeverAnswersNotFound) {
   a = AnswerSocketmap(r, absl::Seconds(1));
   EXPECT_EQ(a.reply, "TEMP rcptguard unavailable");
 }
-
 
 TEST(AnswerSocketmapTest, InvalidRequestIsNotFoundNotFailOpen) {
   client::RecipientResult r;

@@ -270,14 +270,15 @@ TEST(DirectoryModelTest, BatchesAgreeWithAPlainModelOfTheRules) {
     return static_cast<size_t>(state >> 33);
   };
   const std::vector<std::string> kLocals = {
-      "john.doe", "Jane",  "a-b",    "a",         "carol", "dave+x",
-      "x.y-z",    "POSTMASTER", "q_r",   "\"quoted x\"", "ü-ser", "m+n-o"};
-  const std::vector<std::string> kTags = {"", "", "", "+t", "-t", "+a-b",
-                                          "-x+y", "+", "-"};
+      "john.doe",   "Jane", "a-b",          "a",     "carol", "dave+x", "x.y-z",
+      "POSTMASTER", "q_r",  "\"quoted x\"", "ü-ser", "m+n-o"};
+  const std::vector<std::string> kTags = {"",     "",     "",  "+t", "-t",
+                                          "+a-b", "-x+y", "+", "-"};
   const std::vector<std::string> kDomains = {
-      "example.com", "EXAMPLE.com", "example.net", "alias.example.org.",
-      "dash.example", "plain.example", "monitor.example", "other.example",
-      "bad..example", "xn--bcher-kva.example"};
+      "example.com",          "EXAMPLE.com",   "example.net",
+      "alias.example.org.",   "dash.example",  "plain.example",
+      "monitor.example",      "other.example", "bad..example",
+      "xn--bcher-kva.example"};
   auto random_address = [&] {
     std::string local = kLocals[next() % kLocals.size()];
     if (local.front() != '"') local += kTags[next() % kTags.size()];
@@ -316,8 +317,8 @@ TEST(DirectoryModelTest, BatchesAgreeWithAPlainModelOfTheRules) {
     }
     r.domain_index = it->second;
     const DomainPolicy& domain = dir->domains()[it->second];
-    const std::string stripped = std::string(address::StripSubaddress(
-        parsed->local, domain.subaddress_delimiters));
+    const std::string stripped = std::string(
+        address::StripSubaddress(parsed->local, domain.subaddress_delimiters));
     const bool valid = address::IsPostmaster(parsed->local) ||
                        entries.count(parsed->local + "@" + domain.name) > 0 ||
                        entries.count(stripped + "@" + domain.name) > 0;

@@ -6,8 +6,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "gtest/gtest.h"
 #include "common/clock.h"
+#include "gtest/gtest.h"
 #include "server/harvest/harvest.h"
 
 namespace rcptguard::harvest {
@@ -78,9 +78,11 @@ TEST_P(HarvestConfigErrorTest, NamesTheField) {
 
 std::vector<BadCase> Cases() {
   return {
-      {"window_zero", [](HarvestConfig& c) { c.rules[1].window = absl::ZeroDuration(); },
+      {"window_zero",
+       [](HarvestConfig& c) { c.rules[1].window = absl::ZeroDuration(); },
        "rules[1].window: must be between 1s and 24h"},
-      {"window_too_long", [](HarvestConfig& c) { c.rules[1].window = absl::Hours(25); },
+      {"window_too_long",
+       [](HarvestConfig& c) { c.rules[1].window = absl::Hours(25); },
        "rules[1].window: must be between 1s and 24h"},
       {"window_shorter_than_bucket",
        [](HarvestConfig& c) { c.rules[0].window = absl::Seconds(30); },
@@ -90,17 +92,22 @@ std::vector<BadCase> Cases() {
        "rules[0].name: must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
       {"name_space", [](HarvestConfig& c) { c.rules[2].name = "my rule"; },
        "rules[2].name: must be 1 to 64 characters of A-Z a-z 0-9 _ . -"},
-      {"name_duplicate", [](HarvestConfig& c) { c.rules[1].name = c.rules[0].name; },
+      {"name_duplicate",
+       [](HarvestConfig& c) { c.rules[1].name = c.rules[0].name; },
        "rules[1].name: duplicate of rules[0].name"},
       {"scopes_empty", [](HarvestConfig& c) { c.rules[0].scopes.clear(); },
        "rules[0].scopes: must not be empty"},
-      {"scope_untracked", [](HarvestConfig& c) { c.rules[0].scopes[0] = "v4/16"; },
+      {"scope_untracked",
+       [](HarvestConfig& c) { c.rules[0].scopes[0] = "v4/16"; },
        "rules[0].scopes[0]: \"v4/16\" is not a tracked prefix (v4/32, v4/24, "
        "v6/128, v6/64)"},
-      {"scope_malformed", [](HarvestConfig& c) { c.rules[0].scopes[1] = "ipv6"; },
+      {"scope_malformed",
+       [](HarvestConfig& c) { c.rules[0].scopes[1] = "ipv6"; },
        "rules[0].scopes[1]: \"ipv6\" must look like v4/LEN or v6/LEN"},
       {"scope_duplicate",
-       [](HarvestConfig& c) { c.rules[0].scopes = {"v4/32", "v4/32"}; },
+       [](HarvestConfig& c) {
+         c.rules[0].scopes = {"v4/32", "v4/32"};
+       },
        "rules[0].scopes[1]: duplicate of rules[0].scopes[0]"},
       {"scope_after_prefix_removed",
        [](HarvestConfig& c) { c.v4_prefixes = {32}; },
@@ -108,11 +115,14 @@ std::vector<BadCase> Cases() {
        "v6/64)"},
       {"min_unknown_zero", [](HarvestConfig& c) { c.rules[1].min_unknown = 0; },
        "rules[1].min_unknown: must be at least 1"},
-      {"ratio_above_one", [](HarvestConfig& c) { c.rules[2].min_unknown_ratio = 1.5; },
+      {"ratio_above_one",
+       [](HarvestConfig& c) { c.rules[2].min_unknown_ratio = 1.5; },
        "rules[2].min_unknown_ratio: must be between 0 and 1"},
-      {"ratio_nan", [](HarvestConfig& c) { c.rules[2].min_unknown_ratio = std::nan(""); },
+      {"ratio_nan",
+       [](HarvestConfig& c) { c.rules[2].min_unknown_ratio = std::nan(""); },
        "rules[2].min_unknown_ratio: must be between 0 and 1"},
-      {"action_accept", [](HarvestConfig& c) { c.rules[1].action = Action::kAccept; },
+      {"action_accept",
+       [](HarvestConfig& c) { c.rules[1].action = Action::kAccept; },
        "rules[1].action: must be TARPIT, TEMPFAIL or REJECT"},
       {"base_delay_zero",
        [](HarvestConfig& c) { c.rules[0].base_delay = absl::ZeroDuration(); },
@@ -130,10 +140,14 @@ std::vector<BadCase> Cases() {
        "rules[0].penalty_duration: only TEMPFAIL and REJECT rules keep a "
        "penalty box"},
       {"penalty_too_long",
-       [](HarvestConfig& c) { c.rules[2].penalty_duration = absl::Hours(24 * 8); },
+       [](HarvestConfig& c) {
+         c.rules[2].penalty_duration = absl::Hours(24 * 8);
+       },
        "rules[2].penalty_duration: must be between 0s and 7d"},
       {"penalty_negative",
-       [](HarvestConfig& c) { c.rules[2].penalty_duration = -absl::Seconds(1); },
+       [](HarvestConfig& c) {
+         c.rules[2].penalty_duration = -absl::Seconds(1);
+       },
        "rules[2].penalty_duration: must be between 0s and 7d"},
       {"reply_text_crlf",
        [](HarvestConfig& c) { c.rules[2].reply_text = "go away\r\n250 OK"; },
@@ -152,22 +166,39 @@ std::vector<BadCase> Cases() {
       {"v4_prefixes_empty", [](HarvestConfig& c) { c.v4_prefixes.clear(); },
        "v4_prefixes: must list 1 to 4 prefix lengths"},
       {"v4_prefixes_too_many",
-       [](HarvestConfig& c) { c.v4_prefixes = {32, 28, 24, 20, 16}; },
+       [](HarvestConfig& c) {
+         c.v4_prefixes = {32, 28, 24, 20, 16};
+       },
        "v4_prefixes: must list 1 to 4 prefix lengths"},
-      {"v4_prefix_range", [](HarvestConfig& c) { c.v4_prefixes = {32, 33}; },
+      {"v4_prefix_range",
+       [](HarvestConfig& c) {
+         c.v4_prefixes = {32, 33};
+       },
        "v4_prefixes[1]: must be between 8 and 32"},
-      {"v4_prefix_duplicate", [](HarvestConfig& c) { c.v4_prefixes = {24, 24}; },
+      {"v4_prefix_duplicate",
+       [](HarvestConfig& c) {
+         c.v4_prefixes = {24, 24};
+       },
        "v4_prefixes[1]: duplicate of v4_prefixes[0]"},
-      {"v6_prefix_range", [](HarvestConfig& c) { c.v6_prefixes = {128, 8}; },
+      {"v6_prefix_range",
+       [](HarvestConfig& c) {
+         c.v6_prefixes = {128, 8};
+       },
        "v6_prefixes[1]: must be between 16 and 128"},
       {"allowlist_host_bits",
-       [](HarvestConfig& c) { c.allowlist = {"192.0.2.0/24", "10.0.0.1/8"}; },
-       "allowlist[1]: \"10.0.0.1/8\": host bits set (did you mean 10.0.0.0/8?)"},
-      {"allowlist_garbage", [](HarvestConfig& c) { c.allowlist = {"relay.example"}; },
+       [](HarvestConfig& c) {
+         c.allowlist = {"192.0.2.0/24", "10.0.0.1/8"};
+       },
+       "allowlist[1]: \"10.0.0.1/8\": host bits set (did you mean "
+       "10.0.0.0/8?)"},
+      {"allowlist_garbage",
+       [](HarvestConfig& c) { c.allowlist = {"relay.example"}; },
        "allowlist[0]: \"relay.example\" is not an IP address or CIDR"},
-      {"allowlist_length", [](HarvestConfig& c) { c.allowlist = {"10.0.0.0/33"}; },
+      {"allowlist_length",
+       [](HarvestConfig& c) { c.allowlist = {"10.0.0.0/33"}; },
        "allowlist[0]: \"10.0.0.0/33\": prefix length must be between 0 and 32"},
-      {"max_tracked_keys_zero", [](HarvestConfig& c) { c.max_tracked_keys = 0; },
+      {"max_tracked_keys_zero",
+       [](HarvestConfig& c) { c.max_tracked_keys = 0; },
        "max_tracked_keys: must be between 1 and 100000000"},
       {"shards_zero", [](HarvestConfig& c) { c.shards = 0; },
        "shards: must be between 1 and 4096"},

@@ -11,9 +11,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/clock.h"
 
 namespace rcptguard::harvest {
 namespace {
@@ -77,8 +77,8 @@ TEST_F(HarvestTest, CleanClientIsAccepted) {
 }
 
 TEST_F(HarvestTest, WindowSlides) {
-  auto d = Make(With({Rule("t", {"v4/32"}, absl::Minutes(10), 10,
-                           Action::kTarpit)}));
+  auto d = Make(
+      With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
   // 10 minutes over 60 buckets of 10 s each.
   EXPECT_EQ(d->Observe(Obs("192.0.2.1", 5)).action, Action::kAccept);
   clock_.Advance(absl::Minutes(6));
@@ -98,8 +98,8 @@ TEST_F(HarvestTest, WindowSlides) {
 }
 
 TEST_F(HarvestTest, LongIdleGapClearsTheWholeRing) {
-  auto d = Make(With({Rule("t", {"v4/32"}, absl::Minutes(10), 10,
-                           Action::kTarpit)}));
+  auto d = Make(
+      With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
   d->Observe(Obs("192.0.2.1", 9));
   clock_.Advance(absl::Hours(50));
   EXPECT_EQ(d->Observe(Obs("192.0.2.1", 9)).unknown_in_window, 9u);
@@ -111,7 +111,7 @@ TEST_F(HarvestTest, LongIdleGapClearsTheWholeRing) {
 TEST_F(HarvestTest, WindowSumsMatchAModel) {
   auto d = Make(With({Rule("never", {"v4/32"}, absl::Hours(1), 4'000'000'000u,
                            Action::kTarpit)}));
-  const int64_t width = 60;  // seconds: 1 h / 60
+  const int64_t width = 60;                        // seconds: 1 h / 60
   std::vector<std::pair<int64_t, uint32_t>> sent;  // (bucket, unknown)
   auto expected = [&](int64_t now_s) {
     const int64_t b = now_s / width;
@@ -139,10 +139,10 @@ TEST_F(HarvestTest, WindowSumsMatchAModel) {
 // The same for a short window (10 of the 60 buckets), read through a rule
 // that fires whenever that window holds anything.
 TEST_F(HarvestTest, ShortWindowSumsMatchAModel) {
-  auto d = Make(With({Rule("never", {"v4/32"}, absl::Hours(1), 4'000'000'000u,
-                           Action::kTarpit),
-                      Rule("short", {"v4/32"}, absl::Minutes(10), 1,
-                           Action::kTarpit)}));
+  auto d = Make(
+      With({Rule("never", {"v4/32"}, absl::Hours(1), 4'000'000'000u,
+                 Action::kTarpit),
+            Rule("short", {"v4/32"}, absl::Minutes(10), 1, Action::kTarpit)}));
   const int64_t width = 60;
   std::vector<std::pair<int64_t, uint32_t>> sent;
   auto sum = [&](int64_t now_s, int64_t n) {
@@ -186,9 +186,9 @@ TEST_F(HarvestTest, TarpitDelayGrowsAndCaps) {
     EXPECT_EQ(v.reply.code, 0u);
     delays.push_back(v.delay);
   }
-  EXPECT_THAT(delays, ElementsAre(absl::Seconds(1), absl::Seconds(2),
-                                  absl::Seconds(4), absl::Seconds(5),
-                                  absl::Seconds(5)));
+  EXPECT_THAT(delays,
+              ElementsAre(absl::Seconds(1), absl::Seconds(2), absl::Seconds(4),
+                          absl::Seconds(5), absl::Seconds(5)));
   // Peek reports the current level without advancing it.
   EXPECT_EQ(d->Peek("192.0.2.1").delay, absl::Seconds(5));
   EXPECT_EQ(d->Peek("192.0.2.1").delay, absl::Seconds(5));
@@ -200,8 +200,8 @@ TEST_F(HarvestTest, TarpitDelayGrowsAndCaps) {
 }
 
 TEST_F(HarvestTest, TempfailUntilTheWindowDrains) {
-  auto d = Make(With({Rule("tf", {"v4/32"}, absl::Hours(1), 25,
-                           Action::kTempfail)}));
+  auto d = Make(
+      With({Rule("tf", {"v4/32"}, absl::Hours(1), 25, Action::kTempfail)}));
   const absl::Time start = clock_.Now();
   d->Observe(Obs("198.51.100.7", 20));
   clock_.Advance(absl::Minutes(30));
@@ -259,7 +259,8 @@ TEST_F(HarvestTest, ProbingWhileBoxedExtendsTheBox) {
 }
 
 TEST_F(HarvestTest, MostSevereRuleWins) {
-  HarvestRule reject = Rule("rej", {"v4/32"}, absl::Hours(1), 20, Action::kReject);
+  HarvestRule reject =
+      Rule("rej", {"v4/32"}, absl::Hours(1), 20, Action::kReject);
   auto d = Make(With({
       Rule("tar", {"v4/32"}, absl::Minutes(10), 5, Action::kTarpit),
       Rule("tf", {"v4/32"}, absl::Hours(1), 10, Action::kTempfail),
@@ -286,8 +287,10 @@ TEST_F(HarvestTest, RatioThresholdNeedsMinTotal) {
 
   // A busy legitimate sender: plenty of unknowns, a low share.
   EXPECT_EQ(d->Observe(Obs("192.0.2.2", 10, 100)).action, Action::kAccept);
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 40, 0)).action, Action::kAccept);  // 50/150
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 50, 0)).action, Action::kReject);  // 100/200
+  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 40, 0)).action,
+            Action::kAccept);  // 50/150
+  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 50, 0)).action,
+            Action::kReject);  // 100/200
 }
 
 TEST_F(HarvestTest, RelayAttemptsAndMalformedCountInTheTotal) {
@@ -306,8 +309,8 @@ TEST_F(HarvestTest, RelayAttemptsAndMalformedCountInTheTotal) {
 }
 
 TEST_F(HarvestTest, V4SlashTwentyFourGathersItsAddresses) {
-  auto d = Make(With({Rule("net", {"v4/24"}, absl::Hours(1), 10,
-                           Action::kTempfail)}));
+  auto d = Make(
+      With({Rule("net", {"v4/24"}, absl::Hours(1), 10, Action::kTempfail)}));
   EXPECT_EQ(d->Observe(Obs("192.0.2.1", 4)).action, Action::kAccept);
   EXPECT_EQ(d->Observe(Obs("192.0.2.2", 4)).action, Action::kAccept);
   const Verdict v = d->Observe(Obs("192.0.2.3", 4));
@@ -320,8 +323,8 @@ TEST_F(HarvestTest, V4SlashTwentyFourGathersItsAddresses) {
 }
 
 TEST_F(HarvestTest, V6SlashSixtyFourGathersItsAddresses) {
-  auto d = Make(With({Rule("net", {"v6/64"}, absl::Hours(1), 10,
-                           Action::kTempfail)}));
+  auto d = Make(
+      With({Rule("net", {"v6/64"}, absl::Hours(1), 10, Action::kTempfail)}));
   d->Observe(Obs("2001:db8:1:2::1", 5));
   const Verdict v = d->Observe(Obs("2001:db8:1:2:ffff::9", 5));
   EXPECT_EQ(v.action, Action::kTempfail);
@@ -331,8 +334,8 @@ TEST_F(HarvestTest, V6SlashSixtyFourGathersItsAddresses) {
 }
 
 TEST_F(HarvestTest, Ipv4MappedCountsAsIpv4) {
-  auto d = Make(With({Rule("c", {"v4/32", "v6/128"}, absl::Hours(1), 10,
-                           Action::kTempfail)}));
+  auto d = Make(With(
+      {Rule("c", {"v4/32", "v6/128"}, absl::Hours(1), 10, Action::kTempfail)}));
   d->Observe(Obs("::ffff:192.0.2.1", 5));
   const Verdict v = d->Observe(Obs("192.0.2.1", 5));
   EXPECT_EQ(v.action, Action::kTempfail);
@@ -342,10 +345,9 @@ TEST_F(HarvestTest, Ipv4MappedCountsAsIpv4) {
 }
 
 TEST_F(HarvestTest, AllowlistedCidrsAreCountedNeverPenalized) {
-  HarvestConfig c = With({Rule("c", {"v4/32", "v6/128"}, absl::Hours(1), 5,
-                               Action::kReject),
-                          Rule("n", {"v4/24", "v6/64"}, absl::Hours(1), 5,
-                               Action::kReject)});
+  HarvestConfig c =
+      With({Rule("c", {"v4/32", "v6/128"}, absl::Hours(1), 5, Action::kReject),
+            Rule("n", {"v4/24", "v6/64"}, absl::Hours(1), 5, Action::kReject)});
   c.allowlist = {"10.1.0.0/16", "2001:db8:aa::/48", "192.0.2.10"};
   auto d = Make(c);
   for (const char* ip : {"10.1.2.3", "2001:db8:aa:1::5", "192.0.2.10"}) {
@@ -432,8 +434,8 @@ TEST_F(HarvestTest, PenaltyBoxHoldsNullSenderTrafficToo) {
 }
 
 TEST_F(HarvestTest, ExemptionsCanBeTurnedOff) {
-  HarvestConfig c = With({Rule("c", {"v4/32"}, absl::Hours(1), 1,
-                               Action::kTempfail)});
+  HarvestConfig c =
+      With({Rule("c", {"v4/32"}, absl::Hours(1), 1, Action::kTempfail)});
   c.exempt_dsn = false;
   c.exempt_authenticated = false;
   auto d = Make(c);
@@ -478,11 +480,11 @@ TEST_F(HarvestTest, ObserveOnlyPenaltyBoxPersistsLikeARealOne) {
 }
 
 TEST_F(HarvestTest, OneRuleInShadowMode) {
-  HarvestRule shadow = Rule("new-reject", {"v4/32"}, absl::Hours(1), 10,
-                            Action::kReject);
+  HarvestRule shadow =
+      Rule("new-reject", {"v4/32"}, absl::Hours(1), 10, Action::kReject);
   shadow.observe_only = true;
-  auto d = Make(With({Rule("tar", {"v4/32"}, absl::Hours(1), 5, Action::kTarpit),
-                      shadow}));
+  auto d = Make(With(
+      {Rule("tar", {"v4/32"}, absl::Hours(1), 5, Action::kTarpit), shadow}));
   const Verdict v = d->Observe(Obs("192.0.2.1", 10));
   EXPECT_EQ(v.action, Action::kTarpit);
   EXPECT_EQ(v.rule, "tar");
@@ -541,8 +543,8 @@ TEST_F(HarvestTest, GarbageClientIpIsCountedNeverBlocked) {
   auto d = Make(HarvestConfig::Defaults());
   const std::string long_ip(5000, '9');
   const std::string with_nul("192.0.2.1\0x", 11);
-  const std::vector<std::string> garbage = {"",      "abc", "1.2.3.4.5", "::g",
-                                            long_ip, with_nul, "192.0.2.1/32"};
+  const std::vector<std::string> garbage = {
+      "", "abc", "1.2.3.4.5", "::g", long_ip, with_nul, "192.0.2.1/32"};
   for (int round = 0; round < 20; ++round) {
     for (const std::string& ip : garbage) {
       const Verdict v = d->Observe(Obs(ip, 10));
@@ -567,8 +569,8 @@ TEST_F(HarvestTest, GarbageClientIpIsCountedNeverBlocked) {
 }
 
 TEST_F(HarvestTest, ForgetRemovesEveryKeyOfAnAddress) {
-  HarvestRule r = Rule("rej", {"v4/32", "v6/128"}, absl::Hours(1), 5,
-                       Action::kReject);
+  HarvestRule r =
+      Rule("rej", {"v4/32", "v6/128"}, absl::Hours(1), 5, Action::kReject);
   r.penalty_duration = absl::Hours(1);
   auto d = Make(With({r}));
   d->Observe(Obs("192.0.2.1", 5));
@@ -723,8 +725,8 @@ TEST_F(HarvestTest, ZeroRecipientObservationCreatesNothing) {
 }
 
 TEST_F(HarvestTest, ClockGoingBackwardsIsHarmless) {
-  auto d = Make(With({Rule("t", {"v4/32"}, absl::Minutes(10), 10,
-                           Action::kTarpit)}));
+  auto d = Make(
+      With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
   d->Observe(Obs("192.0.2.1", 5));
   clock_.Advance(-absl::Hours(3));
   EXPECT_EQ(d->Observe(Obs("192.0.2.1", 5)).action, Action::kTarpit);
@@ -733,8 +735,8 @@ TEST_F(HarvestTest, ClockGoingBackwardsIsHarmless) {
 }
 
 TEST_F(HarvestTest, CountsSaturateInsteadOfWrapping) {
-  auto d = Make(With({Rule("t", {"v4/32"}, absl::Minutes(10), 10,
-                           Action::kTarpit)}));
+  auto d = Make(
+      With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
   Observation o = Obs("192.0.2.1", 4'000'000'000u, 4'000'000'000u);
   o.not_served = 4'000'000'000u;
   o.malformed = 4'000'000'000u;
@@ -768,8 +770,9 @@ TEST_F(HarvestTest, ManyThreadsOnOverlappingKeys) {
       for (int i = 0; i < kPerThread; ++i) {
         const uint32_t r = rng();
         const std::string ip =
-            (r & 1) ? absl::StrCat("10.0.", r >> 8 & 3, ".", r >> 16 & 255)
-                    : absl::StrCat("2001:db8:", r >> 8 & 3, "::", r >> 16 & 255);
+            (r & 1)
+                ? absl::StrCat("10.0.", r >> 8 & 3, ".", r >> 16 & 255)
+                : absl::StrCat("2001:db8:", r >> 8 & 3, "::", r >> 16 & 255);
         Observation o = Obs(ip, r >> 24 & 3, r >> 26 & 3);
         const std::pair<int32_t, uint32_t> dom[] = {
             {static_cast<int32_t>(r >> 28 & 7), 1}};
@@ -909,7 +912,8 @@ TEST_F(HarvestV2Test, NetworkRulesNeedSeveralAddressesAndSpareEstablishedOnes) {
   EXPECT_EQ(d->Observe(fresh).action, Action::kAccept);
   // Rotation over several addresses of the /24 fires the network rule for
   // hosts that are not established...
-  for (int host = 2; host <= 6; ++host) probe(absl::StrCat("192.0.2.", host), 6);
+  for (int host = 2; host <= 6; ++host)
+    probe(absl::StrCat("192.0.2.", host), 6);
   Verdict v = probe("192.0.2.9", 1);
   EXPECT_GE(v.action, Action::kTempfail);
   EXPECT_THAT(v.rule, ::testing::StartsWith("network-"));

@@ -52,10 +52,10 @@ TEST(ParseIpTest, RefusesGarbage) {
         std::string("::g"), std::string("256.1.1.1"), std::string("01.2.3.4"),
         std::string(" 1.2.3.4"), std::string("1.2.3.4 "),
         std::string("[2001:db8::1]"), std::string("fe80::1%eth0"),
-        std::string("192.0.2.0/24"), std::string("1.2.3"),
-        std::string(":::"), long_text, with_nul, only_nul,
-        std::string("\xff\xfe")}) {
-    EXPECT_FALSE(ParseIp(bad).has_value()) << "input of " << bad.size() << " bytes";
+        std::string("192.0.2.0/24"), std::string("1.2.3"), std::string(":::"),
+        long_text, with_nul, only_nul, std::string("\xff\xfe")}) {
+    EXPECT_FALSE(ParseIp(bad).has_value())
+        << "input of " << bad.size() << " bytes";
   }
 }
 
@@ -68,9 +68,12 @@ TEST(MaskToTest, MasksHostBits) {
   auto ip6 = ParseIp("2001:db8:1:2:3:4:5:6");
   EXPECT_EQ(FormatPrefixKey(MaskTo(*ip6, 64)), "2001:db8:1:2::/64");
   EXPECT_EQ(FormatPrefixKey(MaskTo(*ip6, 56)), "2001:db8:1::/56");
-  EXPECT_EQ(MaskTo(*ParseIp("192.0.2.1"), 24), MaskTo(*ParseIp("192.0.2.254"), 24));
-  EXPECT_NE(MaskTo(*ParseIp("192.0.2.1"), 24), MaskTo(*ParseIp("192.0.3.1"), 24));
-  EXPECT_NE(MaskTo(*ParseIp("192.0.2.0"), 24), MaskTo(*ParseIp("192.0.2.0"), 32));
+  EXPECT_EQ(MaskTo(*ParseIp("192.0.2.1"), 24),
+            MaskTo(*ParseIp("192.0.2.254"), 24));
+  EXPECT_NE(MaskTo(*ParseIp("192.0.2.1"), 24),
+            MaskTo(*ParseIp("192.0.3.1"), 24));
+  EXPECT_NE(MaskTo(*ParseIp("192.0.2.0"), 24),
+            MaskTo(*ParseIp("192.0.2.0"), 32));
 }
 
 TEST(MaskToTest, UnparsableKey) {

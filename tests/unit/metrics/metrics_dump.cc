@@ -30,8 +30,11 @@ int main() {
   m.RecordEdgeRequest("mx1");
   m.RecordReload(ReloadKind::kSuccess, "", absl::Milliseconds(40));
   const absl::Time now = absl::Now();
-  m.SetDirectory({.version = "dump-1", .addresses = 300, .domains = 2,
-                  .built_at = now - absl::Minutes(5), .loaded_at = now});
+  m.SetDirectory({.version = "dump-1",
+                  .addresses = 300,
+                  .domains = 2,
+                  .built_at = now - absl::Minutes(5),
+                  .loaded_at = now});
   m.SetHarvestSampler([] { return HarvestSample{.tracked_keys = 1}; });
   const std::string text = SerializeText(m.collectables());
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -55,7 +55,8 @@ std::unique_ptr<ServerMetrics> MustCreate(MetricsOptions options) {
 }
 
 std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines = absl::StrSplit(text, '\n', absl::SkipEmpty());
+  std::vector<std::string> lines =
+      absl::StrSplit(text, '\n', absl::SkipEmpty());
   return lines;
 }
 
@@ -229,12 +230,18 @@ TEST(ServerMetricsTest, DirectoryInfoVersionIsReplacedOnReload) {
   FakeClock clock;
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
-  metrics->SetDirectory({.version = "v1", .addresses = 10, .domains = 1,
-                         .built_at = clock.Now(), .loaded_at = clock.Now()});
+  metrics->SetDirectory({.version = "v1",
+                         .addresses = 10,
+                         .domains = 1,
+                         .built_at = clock.Now(),
+                         .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
              R"(rcptguard_directory_info{version="v1"} 1)");
-  metrics->SetDirectory({.version = "v2", .addresses = 11, .domains = 1,
-                         .built_at = clock.Now(), .loaded_at = clock.Now()});
+  metrics->SetDirectory({.version = "v2",
+                         .addresses = 11,
+                         .domains = 1,
+                         .built_at = clock.Now(),
+                         .loaded_at = clock.Now()});
   const std::string text = SerializeText(metrics->collectables());
   ExpectLine(text, R"(rcptguard_directory_info{version="v2"} 1)");
   EXPECT_THAT(text, Not(HasSubstr(R"(version="v1")")));
@@ -246,7 +253,9 @@ TEST(ServerMetricsTest, SnapshotAgeIsComputedAtScrapeTime) {
   FakeClock clock;
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
-  metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
+  metrics->SetDirectory({.version = "v1",
+                         .addresses = 1,
+                         .domains = 1,
                          .built_at = clock.Now() - absl::Minutes(1),
                          .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
@@ -255,7 +264,9 @@ TEST(ServerMetricsTest, SnapshotAgeIsComputedAtScrapeTime) {
   ExpectLine(SerializeText(metrics->collectables()),
              "rcptguard_directory_snapshot_age_seconds 3660");
   // A built_at in the future (clock skew) reads as age 0, not negative.
-  metrics->SetDirectory({.version = "v2", .addresses = 1, .domains = 1,
+  metrics->SetDirectory({.version = "v2",
+                         .addresses = 1,
+                         .domains = 1,
                          .built_at = clock.Now() + absl::Minutes(5),
                          .loaded_at = clock.Now()});
   ExpectLine(SerializeText(metrics->collectables()),
@@ -314,9 +325,9 @@ TEST(ServerMetricsTest, EdgeIdsAreCappedFirstComeFirstServed) {
   for (const char* id : {"mx1", "mx2", "mx1", "mx3", "mx4", "mx5", "mx2"}) {
     metrics->RecordEdgeRequest(id);
   }
-  metrics->RecordEdgeRequest(std::string(65, 'x'));    // too long
-  metrics->RecordEdgeRequest("caf\xc3\xa9");           // not ASCII
-  metrics->RecordEdgeRequest("line\nbreak");           // control character
+  metrics->RecordEdgeRequest(std::string(65, 'x'));  // too long
+  metrics->RecordEdgeRequest("caf\xc3\xa9");         // not ASCII
+  metrics->RecordEdgeRequest("line\nbreak");         // control character
   const std::string text = SerializeText(metrics->collectables());
   ExpectLines(text, {
                         R"(rcptguard_edge_requests_total{edge_id="mx1"} 2)",
@@ -412,8 +423,9 @@ TEST(ServerMetricsTest, NonAsciiEdgeIdsArePercentEncoded) {
                   R"(rcptguard_edge_requests_total{edge_id="50%25"} 1)",
               });
   // Printable ASCII is kept, escaped as the text format wants.
-  ExpectLine(text,
-             R"(rcptguard_edge_requests_total{edge_id="good \"quoted\" \\ edge"} 1)");
+  ExpectLine(
+      text,
+      R"(rcptguard_edge_requests_total{edge_id="good \"quoted\" \\ edge"} 1)");
   for (char c : text) EXPECT_LT(static_cast<unsigned char>(c), 0x80);
 }
 
@@ -560,7 +572,8 @@ TEST_F(FakeProcTest, ParsesProcFiles) {
         "Units     \n"
         "Max open files            4096                 524288               "
         "files     \n");
-  for (const char* fd : {"0", "1", "2", "7"}) Write(std::string("self/fd/") + fd, "");
+  for (const char* fd : {"0", "1", "2", "7"})
+    Write(std::string("self/fd/") + fd, "");
   const ProcessStats stats = ReadProcessStats(root_, /*ticks=*/100,
                                               /*page_size=*/4096);
   EXPECT_EQ(stats.cpu_seconds, 4.0);
@@ -631,8 +644,11 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
                                 std::string("mx\xff"), std::string(300, 'a')}) {
     metrics->RecordEdgeRequest(id);
   }
-  metrics->SetDirectory({.version = "v1", .addresses = 1, .domains = 1,
-                         .built_at = clock.Now(), .loaded_at = clock.Now()});
+  metrics->SetDirectory({.version = "v1",
+                         .addresses = 1,
+                         .domains = 1,
+                         .built_at = clock.Now(),
+                         .loaded_at = clock.Now()});
   metrics->SetHarvestSampler([] { return HarvestSample{}; });
   const std::string text = SerializeText(metrics->collectables());
 
@@ -643,7 +659,8 @@ TEST(ExpositionTest, PromtoolCheckMetricsHasNoWarnings) {
             static_cast<ssize_t>(text.size()));
   close(fd);
   std::string output;
-  const int rc = RunShell(absl::StrCat("promtool check metrics < ", path), &output);
+  const int rc =
+      RunShell(absl::StrCat("promtool check metrics < ", path), &output);
   unlink(path);
   EXPECT_EQ(rc, 0) << output;
   EXPECT_EQ(output, "") << "promtool warnings:\n" << output;
@@ -658,15 +675,19 @@ TEST(HttpEndpointTest, ServesMetricsOnAPickedPort) {
   auto metrics = MustCreate(std::move(options));
   ASSERT_NE(metrics, nullptr);
   metrics->RecordRecipient(RecipientStatus::kUnknown, 0, 3);
-  auto server = exposition::StartHttpEndpoint("127.0.0.1:0", metrics->collectables());
+  auto server =
+      exposition::StartHttpEndpoint("127.0.0.1:0", metrics->collectables());
   ASSERT_TRUE(server.ok()) << server.status();
   const int port = (*server)->port();
   ASSERT_GT(port, 0);
   const std::string response = HttpGet(port, "/metrics");
   EXPECT_THAT(response, HasSubstr("200 OK"));
-  EXPECT_THAT(response, HasSubstr(R"(rcptguard_build_info{version="1.2.3"} 1)"));
-  EXPECT_THAT(response, HasSubstr(
-      R"(rcptguard_recipients_total{domain="example.com",status="unknown"} 3)"));
+  EXPECT_THAT(response,
+              HasSubstr(R"(rcptguard_build_info{version="1.2.3"} 1)"));
+  EXPECT_THAT(
+      response,
+      HasSubstr(
+          R"(rcptguard_recipients_total{domain="example.com",status="unknown"} 3)"));
   EXPECT_THAT(response, HasSubstr("rcptguard_edge_requests_total"));
   EXPECT_THAT(response, HasSubstr("process_open_fds"));
 
@@ -771,31 +792,33 @@ TEST(HttpEndpointTest, RegistryOverload) {
 }
 
 TEST(HttpEndpointTest, ColonPortListensOnEveryInterface) {
-  auto server =
-      exposition::StartHttpEndpoint(":0", std::make_shared<prometheus::Registry>());
+  auto server = exposition::StartHttpEndpoint(
+      ":0", std::make_shared<prometheus::Registry>());
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->port(), 0);
   EXPECT_THAT(HttpGet((*server)->port(), "/metrics"), HasSubstr("200 OK"));
 }
 
 TEST(HttpEndpointTest, BadAddresses) {
-  auto no_port = exposition::StartHttpEndpoint("127.0.0.1", std::shared_ptr<prometheus::Registry>());
+  auto no_port = exposition::StartHttpEndpoint(
+      "127.0.0.1", std::shared_ptr<prometheus::Registry>());
   ASSERT_FALSE(no_port.ok());
   EXPECT_EQ(no_port.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(no_port.status().message()), HasSubstr("has no port"));
+  EXPECT_THAT(std::string(no_port.status().message()),
+              HasSubstr("has no port"));
 
-  auto bad_port = exposition::StartHttpEndpoint("127.0.0.1:http",
-                                     std::make_shared<prometheus::Registry>());
+  auto bad_port = exposition::StartHttpEndpoint(
+      "127.0.0.1:http", std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(bad_port.ok());
   EXPECT_EQ(bad_port.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(bad_port.status().message()), HasSubstr("bad port"));
 
-  auto first = exposition::StartHttpEndpoint("127.0.0.1:0",
-                                  std::make_shared<prometheus::Registry>());
+  auto first = exposition::StartHttpEndpoint(
+      "127.0.0.1:0", std::make_shared<prometheus::Registry>());
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string taken = absl::StrCat("127.0.0.1:", (*first)->port());
-  auto second =
-      exposition::StartHttpEndpoint(taken, std::make_shared<prometheus::Registry>());
+  auto second = exposition::StartHttpEndpoint(
+      taken, std::make_shared<prometheus::Registry>());
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(second.status().message()),

@@ -52,9 +52,9 @@ TEST(RateLimiterTest, TokenBucketPerIdentityWithDebt) {
   FakeClock clock(absl::FromUnixSeconds(1000));
   RateLimiter limiter(100, 2, &clock);  // holds 200
   EXPECT_TRUE(limiter.Admit("a", 150));
-  EXPECT_TRUE(limiter.Admit("a", 150));  // 50 left: admitted into debt
-  EXPECT_FALSE(limiter.Admit("a", 1));   // -100
-  EXPECT_TRUE(limiter.Admit("b", 200));  // its own bucket
+  EXPECT_TRUE(limiter.Admit("a", 150));    // 50 left: admitted into debt
+  EXPECT_FALSE(limiter.Admit("a", 1));     // -100
+  EXPECT_TRUE(limiter.Admit("b", 200));    // its own bucket
   clock.Advance(absl::Milliseconds(500));  // +50: still -50
   EXPECT_FALSE(limiter.Admit("a", 1));
   clock.Advance(absl::Milliseconds(600));  // +60: +10

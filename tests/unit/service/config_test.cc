@@ -40,8 +40,8 @@ TEST(ConfigTest, ValidConfigGetsDefaultsAndResolvedPaths) {
 
 TEST(ConfigTest, ExplicitZeroGraceIsKept) {
   auto config = ParseConfig(
-      std::string(kValid) + "shutdown { grace_ms: 0 drain_timeout_ms: 0 }",
-      "t", "");
+      std::string(kValid) + "shutdown { grace_ms: 0 drain_timeout_ms: 0 }", "t",
+      "");
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->shutdown().grace_ms(), 0u);
   EXPECT_EQ(config->shutdown().drain_timeout_ms(), 0u);
@@ -306,9 +306,9 @@ INSTANTIATE_TEST_SUITE_P(
     });
 
 TEST(ConfigTest, TransportMustBeChosen) {
-  auto config = ParseConfig(std::string(kValid).substr(
-                                0, std::string(kValid).find("insecure")),
-                            "t", "");
+  auto config = ParseConfig(
+      std::string(kValid).substr(0, std::string(kValid).find("insecure")), "t",
+      "");
   ASSERT_FALSE(config.ok());
   EXPECT_EQ(config.status().message(),
             "t: tls: required (mutual TLS); for a loopback demo set "

@@ -110,8 +110,10 @@ TEST(FingerprintKeyTest, ReadsRawAndHexKeys) {
   const std::string dir = MakeTempDir("rg-key");
   v1::ServerConfig config;
   config.set_fingerprint_key_file(dir + "/raw.key");
-  ASSERT_TRUE(WriteFile(dir + "/raw.key", std::string(
-      "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f", 16))
+  ASSERT_TRUE(WriteFile(dir + "/raw.key",
+                        std::string("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09"
+                                    "\x0a\x0b\x0c\x0d\x0e\x0f",
+                                    16))
                   .ok());
   auto raw = LoadFingerprintKey(config);
   ASSERT_TRUE(raw.ok()) << raw.status();

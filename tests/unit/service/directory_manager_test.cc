@@ -35,8 +35,7 @@ directory::SipKey Key() {
 // Writes a snapshot with `com` addresses in example.com and `org` in
 // example.org.
 void WriteDirectory(const std::string& path, const std::string& version,
-                    int com, int org,
-                    const directory::SipKey& key = Key()) {
+                    int com, int org, const directory::SipKey& key = Key()) {
   std::vector<directory::DomainPolicy> domains(2);
   domains[0].name = "example.com";
   domains[1].name = "example.org";

@@ -15,9 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/pem.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/pem.h"
 
 namespace rcptguard {
 namespace {

@@ -119,7 +119,8 @@ TEST_F(ValidatorTest, TooManyRecipientsIsInvalidArgument) {
   v1::ValidateResponse response;
   absl::Status status = validator_.Validate(request, &response);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(status.message(), "recipients: 5 exceeds the limit of 4 per request");
+  EXPECT_EQ(status.message(),
+            "recipients: 5 exceeds the limit of 4 per request");
 }
 
 TEST_F(ValidatorTest, OversizeAddressIsInvalidArgumentNamingIt) {

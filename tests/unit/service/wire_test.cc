@@ -36,7 +36,10 @@ TEST(DescribeMalformedTest, NamesTheFieldAndWhatIsWrong) {
   EXPECT_EQ(DescribeMalformed(Field(3, "a@b.c") + std::string("\x18\x01", 2),
                               Request()),
             "recipients[1]: wire type varint, expected length-delimited");
-  EXPECT_EQ(DescribeMalformed(std::string("\x1a\x40" "ab", 4), Request()),
+  EXPECT_EQ(DescribeMalformed(std::string("\x1a\x40"
+                                          "ab",
+                                          4),
+                              Request()),
             "recipients[0]: length 64 runs past the end of the message");
   EXPECT_EQ(DescribeMalformed(std::string("\x08", 1), Request()),
             "request_id: truncated");
