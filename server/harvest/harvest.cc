@@ -564,7 +564,16 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
     if (r.traffic != Traffic::kNormal && r.traffic != Traffic::kNullSender) {
       return Bad(f + ".traffic", "must be NORMAL or NULL_SENDER");
     }
+    if (r.accept_all &&
+        (r.action != Action::kAccept || r.traffic != Traffic::kNullSender)) {
+      return Bad(f + ".action", "ACCEPT_ALL is for NULL_SENDER rules only");
+    }
     switch (r.action) {
+      case Action::kAccept:
+        if (!r.accept_all) {
+          return Bad(f + ".action", "must be TARPIT, TEMPFAIL or REJECT");
+        }
+        break;
       case Action::kTarpit:
         if (r.base_delay < absl::Milliseconds(1) ||
             r.base_delay > absl::Minutes(5)) {
@@ -982,13 +991,15 @@ HarvestConfig HarvestConfig::Defaults() {
   network_reject.penalty_duration = absl::Hours(1);
   c.rules.push_back(std::move(network_reject));
 
-  HarvestRule null_client = rule("null-sender-tempfail", client, absl::Hours(1),
-                                 10, 0.5, Action::kTempfail);
+  HarvestRule null_client = rule("null-sender-accept-all", client,
+                                 absl::Hours(1), 10, 0.5, Action::kAccept);
   null_client.traffic = Traffic::kNullSender;
+  null_client.accept_all = true;
   c.rules.push_back(std::move(null_client));
-  HarvestRule null_network = rule("null-sender-network-tempfail", network,
-                                  absl::Hours(1), 20, 0.5, Action::kTempfail);
+  HarvestRule null_network = rule("null-sender-network-accept-all", network,
+                                  absl::Hours(1), 20, 0.5, Action::kAccept);
   null_network.traffic = Traffic::kNullSender;
+  null_network.accept_all = true;
   null_network.min_distinct_clients = 3;
   c.rules.push_back(std::move(null_network));
   return c;
@@ -1063,8 +1074,7 @@ class Detector::Impl {
       if (i == 0) {
         // Judged on what the client sent before this transaction, so the
         // answer does not depend on whether these recipients exist.
-        const uint32_t total = e.total.total();
-        established = total > 0 && uint64_t{e.total.unknown} * 10 < total;
+        established = Established(e, e.total, now_ns);
       }
       AddObservation(e, obs, traffic, i == 0 ? 0 : keys[0].hash, now_ns);
       e.last_seen_ns = now_ns;
@@ -1277,6 +1287,14 @@ class Detector::Impl {
     size_t hash = 0;
     uint8_t prefix = 0;
   };
+
+  // Whether the client of narrowest key `e`, whose longest window holds
+  // `all`, is established: its window has recipients, under a tenth
+  // unknown.
+  static bool Established(const Entry& e, const Tally& all, int64_t now_ns) {
+    const uint32_t total = all.total();
+    return total > 0 && uint64_t{all.unknown} * 10 < total;
+  }
 
   // Counts `obs` into `e` (advanced to now) as `traffic`. `narrow_hash`:
   // for a network key, the hash of the client's own key, recorded in the
@@ -1541,9 +1559,14 @@ class Detector::Impl {
       Candidate cand;
       cand.action = cr.rule.action;
       cand.rule = r;
-      cand.unknown = cum[p.window_of[r]].unknown;
+      cand.unknown = cr.rule.traffic == Traffic::kNullSender
+                         ? SumSlots(e, epoch, cr.slots).null_unknown
+                         : cum[p.window_of[r]].unknown;
       cand.key = e.key;
-      if (cr.rule.action != Action::kTarpit) {
+      if (cr.rule.action == Action::kAccept) {
+        // accept_all: no block; it wins over a plain ACCEPT by its count.
+        cand.unknown = std::max<uint32_t>(cand.unknown, 1);
+      } else if (cr.rule.action != Action::kTarpit) {
         cand.blocked_until_ns =
             cr.rule.traffic == Traffic::kNormal
                 ? WindowExpiry(e, epoch, cr, cand.unknown)
@@ -1612,8 +1635,7 @@ class Detector::Impl {
       if (i == 0) {
         narrow_unknown = cum[p.longest()].unknown;
         const Tally all = SumAll(e, epoch);
-        established =
-            all.total() > 0 && uint64_t{all.unknown} * 10 < all.total();
+        established = Established(e, all, now_ns);
       }
       if (judged) {
         applied.spare = p.network && established;
@@ -1636,6 +1658,13 @@ class Detector::Impl {
     v.key = narrow;
     v.unknown_in_window = narrow_unknown;
     const Candidate& enf = best[kEnforced];
+    if (enf.action == Action::kAccept && enf.rule >= 0) {
+      // An accept_all rule: no block, every recipient answered accepted.
+      v.accept_all = true;
+      v.rule = c_.rules[enf.rule].rule.name;
+      v.key = enf.key;
+      v.unknown_in_window = enf.unknown;
+    }
     if (enf.action != Action::kAccept) {
       const CompiledRule& cr = c_.rules[enf.rule];
       v.action = enf.action;
@@ -1648,8 +1677,8 @@ class Detector::Impl {
     }
     const Candidate& obs = best[kObserved];
     v.observed_action = obs.action;
-    if (obs.action != Action::kAccept)
-      v.observed_rule = c_.rules[obs.rule].rule.name;
+    if (obs.rule >= 0) v.observed_rule = c_.rules[obs.rule].rule.name;
+    v.observed_accept_all = obs.action == Action::kAccept && obs.rule >= 0;
     return v;
   }
 

@@ -124,6 +124,13 @@ struct HarvestRule {
   uint32_t min_distinct_unknown = 0;
   uint32_t min_distinct_clients = 0;
   Traffic traffic = Traffic::kNormal;
+  // NULL_SENDER rules only, with action ACCEPT: while the rule fires, the
+  // client's null-sender transactions are answered as if every recipient
+  // were accepted (Verdict::accept_all). A bounce to an unknown address
+  // cannot bounce again, so accepting it and dropping it later is safe;
+  // a harvester posing as a bounce learns nothing, and a mail server that
+  // relays bounces to forged addresses is neither deferred nor refused.
+  bool accept_all = false;
 
   Action action = Action::kTarpit;
 
@@ -264,6 +271,12 @@ struct Verdict {
   std::string observed_rule;
 
   Exemption exempt = Exemption::kNone;
+
+  // An accept_all rule fired (and nothing more severe): answer every
+  // recipient of this transaction as accepted, whatever the directory says
+  // (`rule` names it). The observed_* fields say the same in shadow mode.
+  bool accept_all = false;
+  bool observed_accept_all = false;
 };
 
 // Counts of recipients by outcome over a window.

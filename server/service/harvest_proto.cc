@@ -110,6 +110,10 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
         case v1::HARVEST_ACTION_REJECT:
           rule.action = harvest::Action::kReject;
           break;
+        case v1::HARVEST_ACTION_ACCEPT_ALL:
+          rule.action = harvest::Action::kAccept;
+          rule.accept_all = true;
+          break;
         default:
           return absl::InvalidArgumentError(
               absl::StrCat(field,

@@ -72,6 +72,18 @@ void ReplyPolicy::Decide(const directory::LookupResult& result,
   }
 }
 
+void ReplyPolicy::AcceptAll(v1::ValidateResponse* response) const {
+  static const std::string kValid(kValidText), kEmpty;
+  for (v1::RecipientVerdict& v : *response->mutable_verdicts()) {
+    if (v.status() != v1::RECIPIENT_STATUS_UNKNOWN) continue;
+    v.set_monitor_only(true);
+    v1::SmtpReply* reply = v.mutable_reply();
+    reply->set_code(250);
+    reply->set_enhanced_status("2.1.5");
+    reply->set_text(Pick(kEmpty, server_replies_.valid(), kValid));
+  }
+}
+
 void ReplyPolicy::ApplyClientVerdict(const v1::ClientVerdict& client,
                                      v1::ValidateResponse* response) {
   if (client.action() != v1::CLIENT_ACTION_TEMPFAIL &&

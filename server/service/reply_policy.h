@@ -55,6 +55,12 @@ class ReplyPolicy {
   static void ApplyClientVerdict(const v1::ClientVerdict& client,
                                  v1::ValidateResponse* response);
 
+  // Harvest detection's accept_all (null-sender rules): every UNKNOWN
+  // verdict is answered as accepted, 250 2.1.5 with monitor_only, as a
+  // MONITOR domain answers it, so that the answers tell valid from unknown
+  // nothing. Other verdicts are left as they are.
+  void AcceptAll(v1::ValidateResponse* response) const;
+
  private:
   const v1::ReplyTexts server_replies_;
 };

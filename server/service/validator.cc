@@ -89,6 +89,7 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   FillClientVerdict(verdict, client);
   metrics_.RecordClientVerdict(verdict.action, verdict.rule);
   ReplyPolicy::ApplyClientVerdict(*client, response);
+  if (verdict.accept_all) replies_.AcceptAll(response);
   return absl::OkStatus();
 }
 

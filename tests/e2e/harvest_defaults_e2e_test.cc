@@ -61,20 +61,32 @@ shutdown { grace_ms: 0 }
 };
 
 // A harvester posing as a bounce (MAIL FROM:<>, one recipient per
-// transaction) used to get a true answer to every probe. Now the
-// null-sender rules stop answering it after a handful.
-TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterIsStopped) {
-  int truthful = 0;
+// transaction) used to get a true answer to every probe. Now, after a
+// handful, every recipient of its null-sender transactions is answered as
+// accepted: it cannot tell a valid address from an unknown one any more.
+TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterLearnsNothing) {
+  int truthful = 0;  // 550 5.1.1 answers: "this address does not exist"
   v1::ValidateResponse last;
   for (int i = 0; i < 60; ++i) {
     last = Ask("203.0.113.66", "", absl::StrCat("s", i),
                {absl::StrCat("guess", i, "@example.com")});
-    truthful += Truthful(last) ? 1 : 0;
+    truthful += last.verdicts(0).reply().code() == 550 ? 1 : 0;
   }
-  EXPECT_LE(truthful, 12);
-  EXPECT_EQ(last.client().action(), v1::CLIENT_ACTION_TEMPFAIL);
-  EXPECT_EQ(last.client().rule(), "null-sender-tempfail");
-  EXPECT_EQ(last.verdicts(0).reply().code(), 451u);
+  EXPECT_LE(truthful, 10);
+  EXPECT_EQ(last.client().action(), v1::CLIENT_ACTION_ACCEPT);
+  EXPECT_EQ(last.client().rule(), "null-sender-accept-all");
+  EXPECT_EQ(last.verdicts(0).status(), v1::RECIPIENT_STATUS_UNKNOWN);
+  EXPECT_TRUE(last.verdicts(0).monitor_only());
+  EXPECT_EQ(last.verdicts(0).reply().code(), 250u);
+  // A valid address gets the same answer: nothing to learn.
+  const v1::ValidateResponse valid =
+      Ask("203.0.113.66", "", "s-valid", {"alice@example.com"});
+  EXPECT_EQ(valid.verdicts(0).reply().code(), 250u);
+  // Its normal mail is judged apart and answered truthfully.
+  const v1::ValidateResponse normal =
+      Ask("203.0.113.66", "someone@sender.example", "s-normal",
+          {"nobody-here@example.com"});
+  EXPECT_EQ(normal.verdicts(0).reply().code(), 550u);
 }
 
 // A provider relays backscatter (bounces to forged, unknown addresses) and

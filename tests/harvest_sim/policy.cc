@@ -64,6 +64,7 @@ class Rcptguard final : public Policy {
       harvest_sim::Answer a;
       switch (v.action) {
         case harvest::Action::kAccept:
+          if (v.accept_all) a.reply = Reply::kMasked;
           break;
         case harvest::Action::kTarpit:
           if (i == 0) a.delay = v.delay;

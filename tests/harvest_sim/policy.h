@@ -42,7 +42,10 @@
 
 namespace rcptguard::harvest_sim {
 
-enum class Reply : uint8_t { kTruthful, kTempfail, kReject };
+// kMasked: accepted (250) whatever the recipient is, so the answer tells
+// nothing (rcptguard's ACCEPT_ALL for null-sender traffic); neither a
+// deferral nor a refusal for the sender.
+enum class Reply : uint8_t { kTruthful, kTempfail, kReject, kMasked };
 
 struct Answer {
   Reply reply = Reply::kTruthful;

@@ -44,9 +44,11 @@ TEST(HarvestConfigTest, DefaultsMatchTheDocumentedNumbers) {
   EXPECT_EQ(c.rules[4].name, "network-reject");
   EXPECT_EQ(c.rules[4].min_distinct_unknown, 60u);
   EXPECT_EQ(c.rules[4].min_distinct_clients, 5u);
-  EXPECT_EQ(c.rules[5].name, "null-sender-tempfail");
+  EXPECT_EQ(c.rules[5].name, "null-sender-accept-all");
   EXPECT_EQ(c.rules[5].traffic, Traffic::kNullSender);
-  EXPECT_EQ(c.rules[6].name, "null-sender-network-tempfail");
+  EXPECT_EQ(c.rules[5].action, Action::kAccept);
+  EXPECT_TRUE(c.rules[5].accept_all);
+  EXPECT_EQ(c.rules[6].name, "null-sender-network-accept-all");
   EXPECT_EQ(c.domain_attack_action, Action::kTempfail);
 }
 
