@@ -64,4 +64,16 @@ std::vector<directory::DomainPolicy> DomainPolicies(
   return policies;
 }
 
+ldif::AttributeMapping MappingFromProto(const v1::AttributeMapping& m) {
+  ldif::AttributeMapping mapping;
+  mapping.address_attributes.assign(m.address_attributes().begin(),
+                                    m.address_attributes().end());
+  mapping.proxy_attributes.assign(m.proxy_attributes().begin(),
+                                  m.proxy_attributes().end());
+  mapping.object_classes.assign(m.object_classes().begin(),
+                                m.object_classes().end());
+  mapping.active_directory_account_rules = m.active_directory_account_rules();
+  return mapping;
+}
+
 }  // namespace rcptguard::directory_config

@@ -31,6 +31,7 @@
 #include "rcptguard/v1/config.pb.h"
 #include "server/directory/directory.h"
 #include "server/directory/siphash.h"
+#include "server/ldif/mapping.h"
 
 namespace rcptguard::directory_config {
 
@@ -47,6 +48,10 @@ absl::StatusOr<directory::SipKey> LoadFingerprintKey(
     const v1::ServerConfig& config);
 
 // The served domains of the config as directory policies, in config order.
+// A custom attribute mapping of the config (directory.mapping) as the LDIF
+// mapper takes it; include_disabled_accounts is left at its default.
+ldif::AttributeMapping MappingFromProto(const v1::AttributeMapping& m);
+
 std::vector<directory::DomainPolicy> DomainPolicies(
     const v1::ServerConfig& config);
 

@@ -17,14 +17,7 @@ absl::StatusOr<ldif::AttributeMapping> MappingFromConfig(
     const v1::DirectorySource& source) {
   ldif::AttributeMapping mapping;
   if (source.has_mapping()) {
-    const v1::AttributeMapping& m = source.mapping();
-    mapping.address_attributes.assign(m.address_attributes().begin(),
-                                      m.address_attributes().end());
-    mapping.proxy_attributes.assign(m.proxy_attributes().begin(),
-                                    m.proxy_attributes().end());
-    mapping.object_classes.assign(m.object_classes().begin(),
-                                  m.object_classes().end());
-    mapping.active_directory_account_rules = m.active_directory_account_rules();
+    mapping = directory_config::MappingFromProto(source.mapping());
   } else {
     RG_ASSIGN_OR_RETURN(ldif::Preset preset,
                         ldif::ParsePreset(source.preset()));

@@ -801,15 +801,8 @@ TEST_F(HarvestTest, ManyThreadsOnOverlappingKeys) {
 namespace rcptguard::harvest {
 namespace {
 
-class HarvestV2Test : public ::testing::Test {
- protected:
-  std::unique_ptr<Detector> Make(HarvestConfig config, size_t domains = 0) {
-    auto d = Detector::Create(std::move(config), &clock_, domains);
-    EXPECT_TRUE(d.ok()) << d.status();
-    return d.ok() ? *std::move(d) : nullptr;
-  }
-  FakeClock clock_{absl::FromUnixSeconds(1'700'006'400)};
-};
+// The fixture of the tests above (same clock and detector factory).
+using HarvestV2Test = HarvestTest;
 
 // One departed address asked about all day is one distinct unknown
 // recipient, not a dictionary (issue 13: "repeats are not harvesting").
