@@ -11,7 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/flag_spelling.h"
 #include "common/log.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
 #include "server/service/server.h"
 
 ABSL_FLAG(std::string, config, "", "Path of the text-format ServerConfig.");

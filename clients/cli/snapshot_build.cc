@@ -31,13 +31,13 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "rcptguard/v1/config.pb.h"
+#include "server/config/config.h"
 #include "server/directory/directory.h"
 #include "server/directory/siphash.h"
 #include "server/directory_config/directory_config.h"
 #include "server/ldap/ldap_export.h"
 #include "server/ldif/ldif.h"
 #include "server/ldif/mapping.h"
-#include "server/service/config.h"
 #include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::cli::internal {

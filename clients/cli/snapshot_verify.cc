@@ -16,9 +16,9 @@
 #include "clients/cli/snapshot_flags.h"
 #include "clients/cli/snapshot_util.h"
 #include "rcptguard/v1/config.pb.h"
+#include "server/config/config.h"
 #include "server/directory/siphash.h"
 #include "server/directory_config/directory_config.h"
-#include "server/service/config.h"
 #include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::cli::internal {

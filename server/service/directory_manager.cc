@@ -12,7 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/strings.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
 #include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
 

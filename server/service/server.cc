@@ -22,10 +22,10 @@
 #include "grpcpp/security/tls_credentials_options.h"
 #include "grpcpp/server_builder.h"
 #include "server/address/address.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
+#include "server/config/harvest_proto.h"
 #include "server/service/directory_loader.h"
 #include "server/service/grpc_status.h"
-#include "server/service/harvest_proto.h"
 #include "server/service/metrics_enums.h"
 #include "server/service/wire.h"
 

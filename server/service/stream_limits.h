@@ -21,7 +21,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
 
 namespace rcptguard::service {
 

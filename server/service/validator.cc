@@ -8,7 +8,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
 
 namespace rcptguard::service {
 

@@ -2,7 +2,7 @@
 
 #include "common/clock.h"
 #include "gtest/gtest.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
 
 namespace rcptguard::service {
 namespace {

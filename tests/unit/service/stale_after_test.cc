@@ -6,7 +6,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "gtest/gtest.h"
-#include "server/service/config.h"
+#include "server/config/config.h"
 #include "server/service/directory_manager.h"
 #include "server/service/validator.h"
 #include "tests/testutil/subprocess.h"

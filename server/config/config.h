@@ -8,8 +8,8 @@
 //   "/etc/rcptguard/config.textproto:12:3: Message type ... has no field ..."
 //
 // Thread safety: pure functions, safe to call from any thread.
-#ifndef RCPTGUARD_SERVER_SERVICE_CONFIG_H_
-#define RCPTGUARD_SERVER_SERVICE_CONFIG_H_
+#ifndef RCPTGUARD_SERVER_CONFIG_CONFIG_H_
+#define RCPTGUARD_SERVER_CONFIG_CONFIG_H_
 
 #include <string>
 #include <string_view>
@@ -91,4 +91,4 @@ absl::Duration ConfigDuration(const std::string& text,
 
 }  // namespace rcptguard::service
 
-#endif  // RCPTGUARD_SERVER_SERVICE_CONFIG_H_
+#endif  // RCPTGUARD_SERVER_CONFIG_CONFIG_H_

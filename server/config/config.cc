@@ -1,4 +1,4 @@
-#include "server/service/config.h"
+#include "server/config/config.h"
 
 #include <cstdint>
 #include <limits>
@@ -15,7 +15,7 @@
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/address/address.h"
-#include "server/service/harvest_proto.h"
+#include "server/config/harvest_proto.h"
 
 namespace rcptguard::service {
 namespace {

@@ -3,8 +3,8 @@
 // config file, e.g. "harvest.rules[1].window: invalid duration \"10 min\"".
 //
 // Thread safety: pure function.
-#ifndef RCPTGUARD_SERVER_SERVICE_HARVEST_PROTO_H_
-#define RCPTGUARD_SERVER_SERVICE_HARVEST_PROTO_H_
+#ifndef RCPTGUARD_SERVER_CONFIG_HARVEST_PROTO_H_
+#define RCPTGUARD_SERVER_CONFIG_HARVEST_PROTO_H_
 
 #include "absl/status/statusor.h"
 #include "rcptguard/v1/config.pb.h"
@@ -17,4 +17,4 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
 
 }  // namespace rcptguard::service
 
-#endif  // RCPTGUARD_SERVER_SERVICE_HARVEST_PROTO_H_
+#endif  // RCPTGUARD_SERVER_CONFIG_HARVEST_PROTO_H_

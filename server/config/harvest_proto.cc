@@ -1,4 +1,4 @@
-#include "server/service/harvest_proto.h"
+#include "server/config/harvest_proto.h"
 
 #include <string>
 

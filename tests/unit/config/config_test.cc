@@ -1,4 +1,4 @@
-#include "server/service/config.h"
+#include "server/config/config.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
