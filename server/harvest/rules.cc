@@ -275,7 +275,6 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
   return c;
 }
 
-
 std::string_view ActionName(Action action) {
   switch (action) {
     case Action::kAccept:

@@ -1,5 +1,5 @@
-// Internal to server/harvest: the configuration compiled for the detector, shared by its files.
-// Not an API: only server/harvest/*.cc include it.
+// Internal to server/harvest: the configuration compiled for the detector,
+// shared by its files. Not an API: only server/harvest/*.cc include it.
 //
 // Thread safety: as documented on each type; Shard and DomainState guard
 // themselves with their own mutexes.

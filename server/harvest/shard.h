@@ -1,5 +1,6 @@
-// Internal to server/harvest: the detector's sharded state: tracked keys and domain sketches, shared by its files.
-// Not an API: only server/harvest/*.cc include it.
+// Internal to server/harvest: the detector's sharded state: tracked keys and
+// domain sketches, shared by its files. Not an API: only server/harvest/*.cc
+// include it.
 //
 // Thread safety: as documented on each type; Shard and DomainState guard
 // themselves with their own mutexes.
@@ -230,7 +231,6 @@ struct DomainState {
     return static_cast<int>(m < 0 ? m + kDomainBuckets : m);
   }
 };
-
 
 }  // namespace rcptguard::harvest
 

@@ -1,5 +1,6 @@
-// Internal to server/harvest: a tracked key's counts: windows, slots, sketches, candidates, shared by its files.
-// Not an API: only server/harvest/*.cc include it.
+// Internal to server/harvest: a tracked key's counts: windows, slots, sketches,
+// candidates, shared by its files. Not an API: only server/harvest/*.cc include
+// it.
 //
 // Thread safety: as documented on each type; Shard and DomainState guard
 // themselves with their own mutexes.
@@ -33,7 +34,6 @@
 #include "server/harvest/harvest.h"
 
 namespace rcptguard::harvest {
-
 
 // Fixed memory per key: one ring of kRingBuckets buckets spanning the
 // longest rule window; every rule sums its newest ceil(window / width).
@@ -278,8 +278,8 @@ inline void AdvanceRing(Entry& e, int64_t epoch) {
 // out[j] = counts of the newest windows[j] buckets as of `epoch`, for
 // windows sorted ascending. Reads only, so it also serves Peek on a ring
 // that was not advanced (then buckets past the head count as empty).
-inline void SumWindows(const Entry& e, int64_t epoch, const std::vector<int>& windows,
-                Tally* out) {
+inline void SumWindows(const Entry& e, int64_t epoch,
+                       const std::vector<int>& windows, Tally* out) {
   const int64_t top = std::max(epoch, e.head_epoch);
   const int64_t oldest_live = e.head_epoch - kRingBuckets + 1;
   Tally run{};
@@ -389,7 +389,6 @@ inline SmtpReplyText DefaultReply(Action action) {
       return {};
   }
 }
-
 
 }  // namespace rcptguard::harvest
 
