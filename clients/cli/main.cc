@@ -265,17 +265,23 @@ int Offenders(const std::vector<char*>& args) {
     std::printf("%s", ToJson(response).c_str());
     return 0;
   }
-  std::printf("%-40s %8s %8s %8s %8s  %-9s %s\n", "CLIENT", "UNKNOWN", "VALID",
-              "RELAY", "MALFORM", "ACTION", "RULE");
+  // UNKNOWN..MALFORM: normal traffic; NULL-UNK: unknown recipients of
+  // null-sender transactions; DISTINCT: estimated distinct unknown
+  // recipients (both); CLIENTS: addresses with unknowns inside a network.
+  std::printf("%-40s %8s %8s %8s %8s %8s %8s %7s  %-9s %s\n", "CLIENT",
+              "UNKNOWN", "VALID", "RELAY", "MALFORM", "NULL-UNK", "DISTINCT",
+              "CLIENTS", "ACTION", "RULE");
   for (const auto& o : response.offenders()) {
     std::string action = ActionName(o.verdict().action());
     if (o.observed_action() != o.verdict().action()) {
       absl::StrAppend(&action, " (observed ", ActionName(o.observed_action()),
                       ")");
     }
-    std::printf("%-40s %8u %8u %8u %8u  %-9s %s\n", o.key().c_str(),
+    std::printf("%-40s %8u %8u %8u %8u %8u %8u %7u  %-9s %s\n", o.key().c_str(),
                 o.unknown(), o.valid(), o.not_served(), o.malformed(),
-                action.c_str(), o.verdict().rule().c_str());
+                o.null_sender_unknown(), o.distinct_unknown(),
+                o.distinct_clients(), action.c_str(),
+                o.verdict().rule().c_str());
   }
   return 0;
 }

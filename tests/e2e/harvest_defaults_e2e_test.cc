@@ -2,6 +2,8 @@
 // harvest rules: the cases of issue 13 that the old defaults got wrong,
 // each with the verdicts an administrator should expect. (The full
 // labelled-traffic comparison is tests/harvest_sim.)
+#include <sys/wait.h>
+
 #include <string>
 #include <vector>
 
@@ -82,6 +84,19 @@ TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterLearnsNothing) {
   const v1::ValidateResponse valid =
       Ask("203.0.113.66", "", "s-valid", {"alice@example.com"});
   EXPECT_EQ(valid.verdicts(0).reply().code(), 250u);
+  // ListOffenders (and the CLI) say why: null-sender unknowns and the
+  // distinct estimate. (The verdict listed is the key's verdict for normal
+  // mail, which the bounces do not touch.)
+  std::string output;
+  absl::StatusOr<int> rc =
+      testing::RunCommand({testing::BinaryDir() + "/clients/rcptguard",
+                           "offenders", "5", "--server=" + server_.target()},
+                          &output);
+  ASSERT_TRUE(rc.ok()) << rc.status();
+  EXPECT_EQ(WEXITSTATUS(*rc), 0) << output;
+  EXPECT_THAT(output, ::testing::HasSubstr("NULL-UNK"));
+  EXPECT_THAT(output, ::testing::ContainsRegex(
+                          "203\\.0\\.113\\.66/32 +0 +0 +0 +0 +6[0-9] +[0-9]+"));
   // Its normal mail is judged apart and answered truthfully.
   const v1::ValidateResponse normal =
       Ask("203.0.113.66", "someone@sender.example", "s-normal",
