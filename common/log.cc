@@ -146,4 +146,16 @@ void Log(LogLevel level, std::string_view event,
   (void)unused;
 }
 
+bool LogLimiter::Allow(int64_t* left_out) {
+  const int64_t window = absl::ToUnixSeconds(absl::Now()) / period_;
+  int64_t last = last_window_.load(std::memory_order_relaxed);
+  if (window == last || !last_window_.compare_exchange_strong(
+                            last, window, std::memory_order_relaxed)) {
+    held_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  *left_out = held_.exchange(0, std::memory_order_relaxed);
+  return true;
+}
+
 }  // namespace rcptguard

@@ -13,6 +13,7 @@
 #ifndef RCPTGUARD_COMMON_LOG_H_
 #define RCPTGUARD_COMMON_LOG_H_
 
+#include <atomic>
 #include <initializer_list>
 #include <string>
 #include <string_view>
@@ -57,6 +58,25 @@ inline void LogError(std::string_view event,
                      std::initializer_list<LogField> fields = {}) {
   Log(LogLevel::kError, event, fields);
 }
+
+// Lets at most one log line through per period and counts the ones held
+// back, for events a client can cause in a loop (malformed requests,
+// libprotobuf's own warnings). Usually a function-local static.
+//
+// Thread safety: Allow() may be called from any thread.
+class LogLimiter {
+ public:
+  explicit LogLimiter(int64_t period_seconds) : period_(period_seconds) {}
+
+  // True when a line may be written now; then *left_out is how many were
+  // held back since the last one let through.
+  bool Allow(int64_t* left_out);
+
+ private:
+  const int64_t period_;
+  std::atomic<int64_t> last_window_{0};
+  std::atomic<int64_t> held_{0};
+};
 
 }  // namespace rcptguard
 

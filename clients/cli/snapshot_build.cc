@@ -79,26 +79,7 @@ struct BuildPlan {
   std::string source;
 };
 
-// Collects the first text-format error with its position.
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  explicit FirstErrorCollector(std::string source)
-      : source_(std::move(source)) {}
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (error_.empty()) {
-      error_ =
-          absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message);
-    }
-  }
-  void AddWarning(int, google::protobuf::io::ColumnNumber,
-                  const std::string&) override {}
-  const std::string& error() const { return error_; }
-
- private:
-  std::string source_;
-  std::string error_;
-};
+using service::FirstErrorCollector;
 
 using directory_config::MappingFromProto;
 

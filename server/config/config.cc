@@ -20,26 +20,6 @@
 namespace rcptguard::service {
 namespace {
 
-// Collects the first text-format error with its position.
-class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  explicit FirstErrorCollector(std::string_view source) : source_(source) {}
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    if (error_.empty()) {
-      error_ =
-          absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message);
-    }
-  }
-  void AddWarning(int, google::protobuf::io::ColumnNumber,
-                  const std::string&) override {}
-  const std::string& error() const { return error_; }
-
- private:
-  std::string source_;
-  std::string error_;
-};
-
 std::string ResolvePath(std::string_view base_dir, const std::string& path) {
   if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
   return absl::StrCat(ToAbsl(base_dir), "/", path);
@@ -448,6 +428,15 @@ absl::StatusOr<v1::ServerConfig> LoadConfig(const std::string& path) {
     base_dir = path.substr(0, slash == 0 ? 1 : slash);
   }
   return ParseConfig(*text, path, base_dir);
+}
+
+void FirstErrorCollector::AddError(int line,
+                                   google::protobuf::io::ColumnNumber column,
+                                   const std::string& message) {
+  if (error_.empty()) {
+    error_ =
+        absl::StrCat(source_, ":", line + 1, ":", column + 1, ": ", message);
+  }
 }
 
 }  // namespace rcptguard::service

@@ -16,9 +16,26 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "google/protobuf/io/tokenizer.h"
 #include "rcptguard/v1/config.pb.h"
 
 namespace rcptguard::service {
+
+// Collects the first text-format parse error with its position,
+// "SOURCE:LINE:COLUMN: message", for config and mapping files.
+class FirstErrorCollector : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit FirstErrorCollector(std::string_view source) : source_(source) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column,
+                const std::string& message) override;
+  void AddWarning(int, google::protobuf::io::ColumnNumber,
+                  const std::string&) override {}
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string source_;
+  std::string error_;
+};
 
 // Defaults: ApplyDefaults (called by ParseConfig) is the one place that
 // fills them in; the rest of the server reads the config as filled in and

@@ -20,20 +20,12 @@ namespace {
 // count of those left out (a client may send them in a loop).
 void LogMalformed(const grpc::ServerContextBase& context,
                   const absl::Status& why) {
-  static std::atomic<int64_t> last_window{0};
-  static std::atomic<int64_t> skipped{0};
-  const int64_t window = absl::ToUnixSeconds(absl::Now()) / 10;
-  int64_t last = last_window.load(std::memory_order_relaxed);
-  if (window == last || !last_window.compare_exchange_strong(
-                            last, window, std::memory_order_relaxed)) {
-    skipped.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  LogWarning(
-      "request_malformed",
-      {{"reason", ToStd(why.message())},
-       {"peer", context.peer()},
-       {"similar_left_out", skipped.exchange(0, std::memory_order_relaxed)}});
+  static LogLimiter* const limiter = new LogLimiter(10);
+  int64_t left_out = 0;
+  if (!limiter->Allow(&left_out)) return;
+  LogWarning("request_malformed", {{"reason", ToStd(why.message())},
+                                   {"peer", context.peer()},
+                                   {"similar_left_out", left_out}});
 }
 
 // A protobuf arena whose first block is a per-thread buffer: a Validate

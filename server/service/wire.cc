@@ -202,9 +202,6 @@ absl::Status SerializeMessage(const google::protobuf::Message& message,
 
 namespace {
 
-std::atomic<int64_t> protobuf_log_window{0};
-std::atomic<int64_t> protobuf_log_skipped{0};
-
 void ProtobufLogHandler(google::protobuf::LogLevel level, const char* file,
                         int line, const std::string& message) {
   if (level == google::protobuf::LOGLEVEL_FATAL) {
@@ -212,15 +209,9 @@ void ProtobufLogHandler(google::protobuf::LogLevel level, const char* file,
              {{"file", file}, {"line", line}, {"message", message}});
     return;
   }
-  const int64_t window = absl::ToUnixSeconds(absl::Now()) / 10;
-  int64_t last = protobuf_log_window.load(std::memory_order_relaxed);
-  if (window == last || !protobuf_log_window.compare_exchange_strong(
-                            last, window, std::memory_order_relaxed)) {
-    protobuf_log_skipped.fetch_add(1, std::memory_order_relaxed);
-    return;
-  }
-  const int64_t skipped =
-      protobuf_log_skipped.exchange(0, std::memory_order_relaxed);
+  static LogLimiter* const limiter = new LogLimiter(10);
+  int64_t skipped = 0;
+  if (!limiter->Allow(&skipped)) return;
   LogWarning("protobuf", {{"message", message},
                           {"file", file},
                           {"line", line},
