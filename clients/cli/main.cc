@@ -133,6 +133,15 @@ std::string ActionName(rcptguard::v1::ClientAction a) {
   return name;
 }
 
+// ActionName, with "ACCEPT_ALL" for an ACCEPT a harvest rule decided
+// (every recipient answered accepted).
+std::string VerdictActionName(const rcptguard::v1::ClientVerdict& v) {
+  if (v.action() == rcptguard::v1::CLIENT_ACTION_ACCEPT && !v.rule().empty()) {
+    return "ACCEPT_ALL";
+  }
+  return ActionName(v.action());
+}
+
 int Check(const std::vector<char*>& args) {
   if (args.size() < 3) {
     std::fprintf(stderr, "usage: rcptguard check ADDR...\n");
@@ -267,21 +276,28 @@ int Offenders(const std::vector<char*>& args) {
   }
   // UNKNOWN..MALFORM: normal traffic; NULL-UNK: unknown recipients of
   // null-sender transactions; DISTINCT: estimated distinct unknown
-  // recipients (both); CLIENTS: addresses with unknowns inside a network.
-  std::printf("%-40s %8s %8s %8s %8s %8s %8s %7s  %-9s %s\n", "CLIENT",
+  // recipients (both); CLIENTS: addresses with unknowns inside a network;
+  // ACTION, RULE: the verdict for normal mail; NULL-SENDER: the verdict for
+  // a null-sender transaction (ACTION/RULE), "-" when it is a plain ACCEPT.
+  std::printf("%-40s %8s %8s %8s %8s %8s %8s %7s  %-10s %-20s %s\n", "CLIENT",
               "UNKNOWN", "VALID", "RELAY", "MALFORM", "NULL-UNK", "DISTINCT",
-              "CLIENTS", "ACTION", "RULE");
+              "CLIENTS", "ACTION", "RULE", "NULL-SENDER");
   for (const auto& o : response.offenders()) {
-    std::string action = ActionName(o.verdict().action());
+    std::string action = VerdictActionName(o.verdict());
     if (o.observed_action() != o.verdict().action()) {
       absl::StrAppend(&action, " (observed ", ActionName(o.observed_action()),
                       ")");
     }
-    std::printf("%-40s %8u %8u %8u %8u %8u %8u %7u  %-9s %s\n", o.key().c_str(),
-                o.unknown(), o.valid(), o.not_served(), o.malformed(),
-                o.null_sender_unknown(), o.distinct_unknown(),
+    const auto& null = o.null_sender_verdict();
+    const std::string null_text =
+        null.rule().empty()
+            ? "-"
+            : absl::StrCat(VerdictActionName(null), "/", null.rule());
+    std::printf("%-40s %8u %8u %8u %8u %8u %8u %7u  %-10s %-20s %s\n",
+                o.key().c_str(), o.unknown(), o.valid(), o.not_served(),
+                o.malformed(), o.null_sender_unknown(), o.distinct_unknown(),
                 o.distinct_clients(), action.c_str(),
-                o.verdict().rule().c_str());
+                o.verdict().rule().c_str(), null_text.c_str());
   }
   return 0;
 }

@@ -120,6 +120,18 @@ absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
                            ".action: must be HARVEST_ACTION_TARPIT, "
                            "HARVEST_ACTION_TEMPFAIL or HARVEST_ACTION_REJECT"));
       }
+      switch (r.new_client_action()) {
+        case v1::HARVEST_ACTION_UNSPECIFIED:
+          break;
+        case v1::HARVEST_ACTION_ACCEPT_ALL:
+          rule.new_client_accept_all = true;
+          break;
+        default:
+          return absl::InvalidArgumentError(
+              absl::StrCat(field,
+                           ".new_client_action: must be "
+                           "HARVEST_ACTION_ACCEPT_ALL or unset"));
+      }
       if (r.factor() != 0) rule.factor = r.factor();
       rule.observe_only = r.observe_only();
       rule.reply_text = r.reply_text();

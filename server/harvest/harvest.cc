@@ -98,6 +98,7 @@ class Detector::Impl {
         // Judged on what the client sent before this transaction, so the
         // answer does not depend on whether these recipients exist.
         established = Established(e, e.total, now_ns);
+        applied.new_client = e.total.total() == 0;
       }
       AddObservation(e, obs, traffic, i == 0 ? 0 : keys[0].hash, now_ns);
       e.last_seen_ns = now_ns;
@@ -182,16 +183,24 @@ class Detector::Impl {
         const TrackedPrefix& p = c_.prefixes[e.prefix];
         Tally cum[kMaxRules];
         SumWindows(e, epoch, p.windows, cum);
-        Candidate best[kModes];
         const bool unparsable = e.prefix == c_.unparsable;
-        if (!unparsable) {
-          Applied applied;  // as a normal transaction of no recipients
-          JudgeKey(e, p, cum, Fired(e, p, cum, epoch, applied), epoch, now_ns,
-                   applied, best);
+        for (const Traffic traffic : {Traffic::kNormal, Traffic::kNullSender}) {
+          Candidate best[kModes];
+          if (!unparsable) {
+            // As a transaction of this traffic with no recipients, from a
+            // client that is not new.
+            Applied applied;
+            applied.traffic = traffic;
+            applied.new_client = false;
+            JudgeKey(e, p, cum, Fired(e, p, cum, epoch, applied), epoch, now_ns,
+                     applied, best);
+          }
+          (traffic == Traffic::kNormal ? item.o.verdict
+                                       : item.o.null_sender_verdict) =
+              MakeVerdict(
+                  best, e.key, cum[p.longest()].unknown,
+                  unparsable ? Exemption::kUnparsableIp : Exemption::kNone);
         }
-        item.o.verdict = MakeVerdict(
-            best, e.key, cum[p.longest()].unknown,
-            unparsable ? Exemption::kUnparsableIp : Exemption::kNone);
         heap.push(std::move(item));
         if (heap.size() > n) heap.pop();
       }
@@ -303,6 +312,10 @@ class Detector::Impl {
     uint32_t recipients = 0;  // in this call, all outcomes
     // A network key judging an established client: its rules do not apply.
     bool spare = false;
+    // The client sent no recipients before this call (its own key's ring
+    // is empty): network rules with new_client_accept_all answer it
+    // accept-all.
+    bool new_client = true;
   };
 
   struct KeyRef {
@@ -563,6 +576,13 @@ class Detector::Impl {
     return (e.head_epoch + cr.buckets) * c_.bucket_ns;
   }
 
+  // Whether rule `cr`, judging network key `p`, answers this call
+  // accept-all because the client was never seen before.
+  static bool FirstContact(const TrackedPrefix& p, const CompiledRule& cr,
+                           const Applied& applied) {
+    return p.network && applied.new_client && cr.rule.new_client_accept_all;
+  }
+
   // Folds this key's firing rules and penalty boxes into best[].
   void JudgeKey(const Entry& e, const TrackedPrefix& p, const Tally* cum,
                 uint64_t fired, int64_t epoch, int64_t now_ns,
@@ -574,19 +594,21 @@ class Detector::Impl {
       const int r = p.rules[i];
       const CompiledRule& cr = c_.rules[r];
       const int first = cr.shadow ? kObserved : kEnforced;
+      const bool first_contact = FirstContact(p, cr, applied);
+      const Action action = first_contact ? Action::kAccept : cr.rule.action;
       bool can_win = false;
       for (int m = first; m < kModes; ++m) {
-        can_win = can_win || cr.rule.action >= best[m].action;
+        can_win = can_win || Severity(action, true) >= Severity(best[m]);
       }
       if (!can_win) continue;
       Candidate cand;
-      cand.action = cr.rule.action;
+      cand.action = action;
       cand.rule = r;
       cand.unknown = cr.rule.traffic == Traffic::kNullSender
                          ? SumSlots(e, epoch, cr.slots).null_unknown
                          : cum[p.window_of[r]].unknown;
       cand.key = e.key;
-      if (cr.rule.action == Action::kAccept) {
+      if (action == Action::kAccept) {
         // accept_all: no block; it wins over a plain ACCEPT by its count.
         cand.unknown = std::max<uint32_t>(cand.unknown, 1);
       } else if (cr.rule.action != Action::kTarpit) {
@@ -597,7 +619,7 @@ class Detector::Impl {
                       kSlotBuckets * c_.bucket_ns;
       }
       for (int m = first; m < kModes; ++m) {
-        if (cr.rule.action == Action::kTarpit) {
+        if (action == Action::kTarpit) {
           // Each recipient of the call costs the transaction's delay.
           const absl::Duration each = cr.Delay(e.streak[m]);
           cand.delay =
@@ -623,6 +645,11 @@ class Detector::Impl {
       cand.unknown = w < 0 ? 0 : cum[w].unknown;
       cand.blocked_until_ns = pen.until_ns;
       cand.key = e.key;
+      if (FirstContact(p, c_.rules[pen.rule], applied)) {
+        cand.action = Action::kAccept;
+        cand.unknown = std::max<uint32_t>(cand.unknown, 1);
+        cand.blocked_until_ns = 0;
+      }
       if (Beats(cand, best[m])) best[m] = cand;
     }
   }
@@ -659,6 +686,7 @@ class Detector::Impl {
         narrow_unknown = cum[p.longest()].unknown;
         const Tally all = SumAll(e, epoch);
         established = Established(e, all, now_ns);
+        applied.new_client = all.total() == 0;
       }
       if (judged) {
         applied.spare = p.network && established;

@@ -131,6 +131,19 @@ struct HarvestRule {
   // a harvester posing as a bounce learns nothing, and a mail server that
   // relays bounces to forged addresses is neither deferred nor refused.
   bool accept_all = false;
+  // Network scopes only (v4/24, v6/64): a client never seen before (no
+  // recipients of its own in the detector's windows) whose network this rule
+  // judges is answered as if every recipient were accepted
+  // (Verdict::accept_all) instead of getting `action`. During a harvest
+  // that rotates through fresh addresses of a network, such a client is
+  // either the attacker's next address or a legitimate neighbour sending
+  // for the first time; nothing rcptguard sees tells them apart. Deferring
+  // it defers the neighbour's mail; answering its valid recipients
+  // truthfully tells the attacker which guesses exist. Accepting every
+  // recipient does neither: the attacker learns nothing and the
+  // neighbour's mail goes through. The client's next transaction is judged
+  // on what it sent (docs/harvest.md: first contact).
+  bool new_client_accept_all = false;
 
   Action action = Action::kTarpit;
 
@@ -296,7 +309,10 @@ struct Offender {
   uint32_t distinct_unknown = 0;  // estimate, both kinds of traffic
   uint32_t distinct_clients = 0;  // narrower keys with unknowns (networks)
   absl::Time last_seen = absl::InfinitePast();
-  Verdict verdict;  // this key's own verdict, as of now
+  Verdict verdict;  // this key's own verdict for normal mail, as of now
+  // ...and for a null-sender transaction (rules of NULL_SENDER traffic,
+  // and boxes opened for normal traffic, which hold everything).
+  Verdict null_sender_verdict;
 };
 
 struct DetectorStats {

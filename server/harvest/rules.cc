@@ -133,6 +133,17 @@ absl::StatusOr<Compiled> Compile(const HarvestConfig& config) {
         (r.action != Action::kAccept || r.traffic != Traffic::kNullSender)) {
       return Bad(f + ".action", "ACCEPT_ALL is for NULL_SENDER rules only");
     }
+    if (r.new_client_accept_all) {
+      bool network = false;
+      for (const int prefix : rule_prefixes[i]) {
+        network = network || c.prefixes[prefix].network;
+      }
+      if (!network || r.traffic != Traffic::kNormal || r.accept_all) {
+        return Bad(f + ".new_client_action",
+                   "ACCEPT_ALL is for NORMAL rules with a network scope "
+                   "(e.g. v4/24) only");
+      }
+    }
     switch (r.action) {
       case Action::kAccept:
         if (!r.accept_all) {
@@ -326,11 +337,13 @@ HarvestConfig HarvestConfig::Defaults() {
   HarvestRule network_tempfail = rule(
       "network-tempfail", network, absl::Hours(1), 20, 0.2, Action::kTempfail);
   network_tempfail.min_distinct_clients = 3;
+  network_tempfail.new_client_accept_all = true;
   c.rules.push_back(std::move(network_tempfail));
   HarvestRule network_reject =
       rule("network-reject", network, absl::Hours(1), 60, 0.5, Action::kReject);
   network_reject.min_distinct_clients = 5;
   network_reject.penalty_duration = absl::Hours(1);
+  network_reject.new_client_accept_all = true;
   c.rules.push_back(std::move(network_reject));
 
   HarvestRule null_client = rule("null-sender-accept-all", client,

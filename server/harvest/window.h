@@ -350,11 +350,33 @@ struct Candidate {
   PrefixKey key;
 };
 
+// How severe a candidate of `action` is: ACCEPT, TARPIT, accept-all (an
+// ACCEPT decided by a rule), TEMPFAIL, REJECT. Accept-all wins over a
+// tarpit: a tarpit still answers truthfully, and accept-all exists to
+// answer without telling anything (a null-sender harvester, a fresh
+// address in a network under attack).
+inline int Severity(Action action, bool by_rule) {
+  switch (action) {
+    case Action::kAccept:
+      return by_rule ? 2 : 0;
+    case Action::kTarpit:
+      return 1;
+    case Action::kTempfail:
+      return 3;
+    case Action::kReject:
+      return 4;
+  }
+  return 0;
+}
+inline int Severity(const Candidate& c) {
+  return Severity(c.action, c.rule >= 0);
+}
+
 // Strict order: severity, then the longer block, the longer delay, the more
 // unknown recipients. Ties keep the earlier (narrower) key.
 inline bool Beats(const Candidate& a, const Candidate& b) {
-  return std::tie(a.action, a.blocked_until_ns, a.delay, a.unknown) >
-         std::tie(b.action, b.blocked_until_ns, b.delay, b.unknown);
+  return std::tuple(Severity(a), a.blocked_until_ns, a.delay, a.unknown) >
+         std::tuple(Severity(b), b.blocked_until_ns, b.delay, b.unknown);
 }
 
 inline bool ValidRuleName(const std::string& name) {

@@ -108,6 +108,8 @@ absl::Status AdminService::DoListOffenders(
     out->set_distinct_clients(o.distinct_clients);
     *out->mutable_last_seen() = ToProtoTimestamp(o.last_seen);
     FillClientVerdict(o.verdict, out->mutable_verdict());
+    FillClientVerdict(o.null_sender_verdict,
+                      out->mutable_null_sender_verdict());
     out->set_observed_action(ToProtoClientAction(o.verdict.observed_action));
   }
   return absl::OkStatus();

@@ -84,9 +84,9 @@ TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterLearnsNothing) {
   const v1::ValidateResponse valid =
       Ask("203.0.113.66", "", "s-valid", {"alice@example.com"});
   EXPECT_EQ(valid.verdicts(0).reply().code(), 250u);
-  // ListOffenders (and the CLI) say why: null-sender unknowns and the
-  // distinct estimate. (The verdict listed is the key's verdict for normal
-  // mail, which the bounces do not touch.)
+  // ListOffenders (and the CLI) say why: null-sender unknowns, the
+  // distinct estimate and the null-sender verdict; the key's verdict for
+  // normal mail, which the bounces do not touch, stays ACCEPT.
   std::string output;
   absl::StatusOr<int> rc =
       testing::RunCommand({testing::BinaryDir() + "/clients/rcptguard",
@@ -95,8 +95,10 @@ TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterLearnsNothing) {
   ASSERT_TRUE(rc.ok()) << rc.status();
   EXPECT_EQ(WEXITSTATUS(*rc), 0) << output;
   EXPECT_THAT(output, ::testing::HasSubstr("NULL-UNK"));
-  EXPECT_THAT(output, ::testing::ContainsRegex(
-                          "203\\.0\\.113\\.66/32 +0 +0 +0 +0 +6[0-9] +[0-9]+"));
+  EXPECT_THAT(output,
+              ::testing::ContainsRegex(
+                  "203\\.0\\.113\\.66/32 +0 +0 +0 +0 +6[0-9] +[0-9]+ +0 +"
+                  "ACCEPT +ACCEPT_ALL/null-sender-accept-all"));
   // Its normal mail is judged apart and answered truthfully.
   const v1::ValidateResponse normal =
       Ask("203.0.113.66", "someone@sender.example", "s-normal",
@@ -157,6 +159,45 @@ TEST_F(HarvestDefaultsE2eTest, NeighbourInTheSame24IsNotPenalized) {
   EXPECT_EQ(neighbour.client().action(), v1::CLIENT_ACTION_ACCEPT);
   EXPECT_EQ(neighbour.client().delay_ms(), 0u);
   EXPECT_EQ(neighbour.verdicts(0).reply().code(), 250u);
+}
+
+// A harvester rotating through fresh addresses of a /64: once the network
+// rule fires, a fresh address is answered accept-all (its guesses tell
+// nothing), an address that has guessed before is deferred, and a
+// neighbour's first mail from that /64 is accepted, not deferred.
+TEST_F(HarvestDefaultsE2eTest, RotationInA64TellsNothingAndSparesTheNeighbour) {
+  int host = 1;
+  auto guesses = [](int h) {
+    std::vector<std::string> out;
+    for (int k = 0; k < 6; ++k) {
+      out.push_back(absl::StrCat("rot", h, "-", k, "@example.com"));
+    }
+    return out;
+  };
+  for (; host <= 6; ++host) {
+    Ask(absl::StrCat("2001:db8:5:5::", host), "x@spam.example",
+        absl::StrCat("r", host), guesses(host));
+  }
+  const std::string fresh = "2001:db8:5:5::99";
+  v1::ValidateResponse r = Ask(fresh, "x@spam.example", "r-fresh", guesses(99));
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_ACCEPT);
+  EXPECT_EQ(r.client().rule(), "network-tempfail");
+  for (const auto& v : r.verdicts()) {
+    EXPECT_EQ(v.status(), v1::RECIPIENT_STATUS_UNKNOWN);
+    EXPECT_EQ(v.reply().code(), 250u);
+  }
+  r = Ask(fresh, "x@spam.example", "r-again", {"alice@example.com"});
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_TEMPFAIL);
+  EXPECT_EQ(r.verdicts(0).reply().code(), 451u);
+
+  const std::string neighbour = "2001:db8:5:5::25";
+  r = Ask(neighbour, "orders@neighbour.example", "n1", {"alice@example.com"});
+  EXPECT_EQ(r.verdicts(0).reply().code(), 250u);
+  EXPECT_EQ(r.client().delay_ms(), 0u);
+  r = Ask(neighbour, "orders@neighbour.example", "n2", {"alice@example.com"});
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_ACCEPT);
+  EXPECT_EQ(r.client().rule(), "");
+  EXPECT_EQ(r.verdicts(0).reply().code(), 250u);
 }
 
 }  // namespace

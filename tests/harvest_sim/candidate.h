@@ -1,7 +1,8 @@
-// The harvest configuration issue 13's bar is checked against
-// (harvest_sim_test's CandidateMeetsTheBar). Today it is the shipped
-// defaults, which do not meet the bar; it becomes the new defaults when the
-// redesigned rules land.
+// A place to try a change to the harvest defaults: `harvest_sim
+// --candidate` prints it in a column beside HarvestConfig::Defaults() and
+// checks it against issue 13's bar. Edit it locally to tune; what ships is
+// HarvestConfig::Defaults(), which harvest_sim_test's DefaultsMeetTheBar
+// checks.
 //
 // Thread safety: a pure function.
 #ifndef RCPTGUARD_TESTS_HARVEST_SIM_CANDIDATE_H_

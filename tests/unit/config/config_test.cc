@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/config/harvest_proto.h"
 
 namespace rcptguard::service {
 namespace {
@@ -168,6 +169,20 @@ INSTANTIATE_TEST_SUITE_P(
                 "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
                 "scopes: \"v4/32\" window: \"10m\" min_unknown: 3 } }",
                 "harvest.rules[0].action: must be HARVEST_ACTION_TARPIT"},
+        BadCase{"BadNewClientAction",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/24\" window: \"10m\" min_unknown: 3 "
+                "action: HARVEST_ACTION_TEMPFAIL "
+                "new_client_action: HARVEST_ACTION_REJECT } }",
+                "harvest.rules[0].new_client_action: must be "
+                "HARVEST_ACTION_ACCEPT_ALL or unset"},
+        BadCase{"NewClientActionOnAClientScope",
+                "domains { name: \"a.com\" } harvest { rules { name: \"x\" "
+                "scopes: \"v4/32\" window: \"10m\" min_unknown: 3 "
+                "action: HARVEST_ACTION_TEMPFAIL "
+                "new_client_action: HARVEST_ACTION_ACCEPT_ALL } }",
+                "harvest.rules[0].new_client_action: ACCEPT_ALL is for NORMAL "
+                "rules with a network scope (e.g. v4/24) only"},
         BadCase{"BadPreset",
                 "domains { name: \"a.com\" } directory { ldif_files: \"a\" "
                 "preset: \"exchange\" }",
@@ -391,6 +406,24 @@ TEST(ConfigTest, DurationMillisForGrpcClampsInsteadOfWrapping) {
   EXPECT_EQ(DurationMillisForGrpc(-absl::InfiniteDuration()), 0);
   // Every validated value passes unchanged: the largest is 24h.
   EXPECT_EQ(DurationMillisForGrpc(absl::Hours(24)), 86400000);
+}
+
+TEST(ConfigTest, NewClientActionReachesTheHarvestRule) {
+  auto config =
+      ParseConfig(R"(domains { name: "a.com" } insecure_plaintext: true
+      directory { ldif_files: "a" preset: "ad" }
+      harvest { rules { name: "net" scopes: "v4/24" window: "1h"
+                        min_unknown: 20 action: HARVEST_ACTION_TEMPFAIL
+                        new_client_action: HARVEST_ACTION_ACCEPT_ALL }
+                rules { name: "net-strict" scopes: "v6/64" window: "1h"
+                        min_unknown: 20 action: HARVEST_ACTION_TEMPFAIL } })",
+                  "t", "");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto harvest = service::HarvestConfigFromProto(config->harvest());
+  ASSERT_TRUE(harvest.ok()) << harvest.status();
+  ASSERT_EQ(harvest->rules.size(), 2u);
+  EXPECT_TRUE(harvest->rules[0].new_client_accept_all);
+  EXPECT_FALSE(harvest->rules[1].new_client_accept_all);
 }
 
 // Issue 19: `rcptguardd --check_config` on a FIFO hung in open(2).

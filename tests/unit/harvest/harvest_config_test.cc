@@ -41,9 +41,12 @@ TEST(HarvestConfigTest, DefaultsMatchTheDocumentedNumbers) {
   EXPECT_EQ(c.rules[2].penalty_duration, absl::Hours(1));
   EXPECT_EQ(c.rules[3].name, "network-tempfail");
   EXPECT_EQ(c.rules[3].min_distinct_clients, 3u);
+  EXPECT_TRUE(c.rules[3].new_client_accept_all);
   EXPECT_EQ(c.rules[4].name, "network-reject");
   EXPECT_EQ(c.rules[4].min_distinct_unknown, 60u);
   EXPECT_EQ(c.rules[4].min_distinct_clients, 5u);
+  EXPECT_TRUE(c.rules[4].new_client_accept_all);
+  EXPECT_FALSE(c.rules[0].new_client_accept_all);
   EXPECT_EQ(c.rules[5].name, "null-sender-accept-all");
   EXPECT_EQ(c.rules[5].traffic, Traffic::kNullSender);
   EXPECT_EQ(c.rules[5].action, Action::kAccept);
@@ -157,6 +160,14 @@ std::vector<BadCase> Cases() {
       {"reply_text_long",
        [](HarvestConfig& c) { c.rules[2].reply_text = std::string(201, 'x'); },
        "rules[2].reply_text: must be printable ASCII, at most 200 characters"},
+      {"new_client_on_client_scope",
+       [](HarvestConfig& c) { c.rules[1].new_client_accept_all = true; },
+       "rules[1].new_client_action: ACCEPT_ALL is for NORMAL rules with a "
+       "network scope (e.g. v4/24) only"},
+      {"new_client_on_null_sender",
+       [](HarvestConfig& c) { c.rules[6].new_client_accept_all = true; },
+       "rules[6].new_client_action: ACCEPT_ALL is for NORMAL rules with a "
+       "network scope (e.g. v4/24) only"},
       {"too_many_rules",
        [](HarvestConfig& c) {
          for (int i = 0; i < 40; ++i) {

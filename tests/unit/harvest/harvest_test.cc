@@ -907,11 +907,67 @@ TEST_F(HarvestV2Test, NetworkRulesNeedSeveralAddressesAndSpareEstablishedOnes) {
   // hosts that are not established...
   for (int host = 2; host <= 6; ++host)
     probe(absl::StrCat("192.0.2.", host), 6);
+  // ...a host never seen before is answered accept-all (it may be the
+  // attacker's next address or a neighbour's first mail: neither is told
+  // anything nor deferred)...
   Verdict v = probe("192.0.2.9", 1);
+  EXPECT_EQ(v.action, Action::kAccept);
+  EXPECT_TRUE(v.accept_all);
+  EXPECT_THAT(v.rule, ::testing::StartsWith("network-"));
+  // ...and once it has sent unknown recipients, it is held.
+  v = probe("192.0.2.9", 1);
   EXPECT_GE(v.action, Action::kTempfail);
+  EXPECT_FALSE(v.accept_all);
   EXPECT_THAT(v.rule, ::testing::StartsWith("network-"));
   // ...never for the established neighbour.
   EXPECT_EQ(d->Observe(clean).action, Action::kAccept);
+  EXPECT_FALSE(d->Observe(clean).accept_all);
+}
+
+// The first transaction of a host never seen before, inside a network under
+// attack: accept-all, even when its own rules would tarpit it (a tarpit
+// still answers truthfully); a neighbour whose first mail held valid
+// recipients is established from then on. With new_client_accept_all off,
+// the same host is deferred.
+TEST_F(HarvestV2Test, FirstContactInANetworkUnderAttackIsAnsweredAcceptAll) {
+  for (const bool lenient : {true, false}) {
+    SCOPED_TRACE(lenient);
+    HarvestConfig c = HarvestConfig::Defaults();
+    for (HarvestRule& r : c.rules) {
+      if (r.name.rfind("network-", 0) == 0) r.new_client_accept_all = lenient;
+    }
+    auto d = Make(c);
+    uint64_t next = 1;
+    auto probe = [&](const std::string& ip, uint32_t n) {
+      std::vector<uint64_t> fps;
+      for (uint32_t k = 0; k < n; ++k) fps.push_back(next++);
+      Observation o;
+      o.client_ip = ip;
+      o.unknown = n;
+      o.unknown_fingerprints = fps;
+      return d->Observe(o);
+    };
+    for (int host = 1; host <= 6; ++host) {
+      probe(absl::StrCat("2001:db8:5:5::", host), 6);
+    }
+    // A fresh attacker address with ten guesses: its own tarpit rule fires
+    // too, yet the answer tells nothing.
+    Verdict v = probe("2001:db8:5:5::99", 10);
+    EXPECT_EQ(v.accept_all, lenient);
+    EXPECT_EQ(v.action, lenient ? Action::kAccept : Action::kTempfail);
+    // The neighbour's first mail.
+    Observation first;
+    first.client_ip = "2001:db8:5:5::25";
+    first.valid = 2;
+    v = d->Observe(first);
+    EXPECT_EQ(v.accept_all, lenient);
+    EXPECT_EQ(v.action, lenient ? Action::kAccept : Action::kTempfail);
+    if (lenient) {
+      v = d->Observe(first);
+      EXPECT_EQ(v.action, Action::kAccept);
+      EXPECT_FALSE(v.accept_all);
+    }
+  }
 }
 
 // A domain under attack from many addresses, each probing a little: clients
