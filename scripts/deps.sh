@@ -10,6 +10,13 @@ cd "$(dirname "$0")/.."
 lists=(deploy/packages-build.txt)
 if [[ "${1:-build}" == "test" ]]; then lists+=(deploy/packages-test.txt); fi
 mapfile -t wanted < <(cat "${lists[@]}" | sed -e 's/#.*//' -e '/^\s*$/d')
+# Node.js runs Haraka and its plugin in the tests: Debian's nodejs and npm,
+# only when no node is installed (a machine may carry another packaging of
+# Node, e.g. NodeSource's nodejs, which bundles npm and conflicts with
+# Debian's npm).
+if [[ "${1:-build}" == "test" ]] && ! command -v node >/dev/null; then
+  wanted+=(nodejs npm)
+fi
 
 missing=()
 for p in "${wanted[@]}"; do

@@ -33,6 +33,9 @@ else
   scripts/build.sh "$dir"
 fi
 
+# Haraka and the plugin's npm dependencies from the npm registry, for the
+# Haraka tests (which would run this themselves; quick when installed).
+scripts/haraka_env.sh "${RG_HARAKA_DIR:-$dir/haraka-env}" >/dev/null
 (cd "$dir" && ctest --output-on-failure -j "$(nproc)" --timeout 600)
 if [[ $mode == normal ]]; then
   scripts/fuzz.sh "${RG_FUZZ_SECONDS:-10}" build-fuzz

@@ -18,8 +18,8 @@ namespace rcptguard::metrics {
 namespace {
 
 constexpr std::string_view kMethodNames[kMethodCount] = {
-    "Validate",      "ValidateStream", "GetStatus",
-    "ListOffenders", "ForgetClient",   "Reload"};
+    "Validate",     "ValidateStream", "GetStatus",       "ListOffenders",
+    "ForgetClient", "Reload",         "GetServedDomains"};
 constexpr std::string_view kRecipientStatusNames[kRecipientStatusCount] = {
     "valid", "unknown", "not_served", "malformed"};
 constexpr std::string_view kActionNames[kClientActionCount] = {

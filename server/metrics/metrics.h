@@ -105,8 +105,9 @@ enum class Method : uint8_t {
   kListOffenders = 3,
   kForgetClient = 4,
   kReload = 5,
+  kGetServedDomains = 6,
 };
-inline constexpr size_t kMethodCount = 6;
+inline constexpr size_t kMethodCount = 7;
 std::string_view MethodName(Method method);
 
 // Label `reason` of rcptguard_access_refused_total.

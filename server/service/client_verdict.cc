@@ -83,13 +83,20 @@ harvest::Verdict ObserveRequest(
   return detector.Observe(obs);
 }
 
+uint32_t DelayCapMs(const v1::ValidateRequest& request) {
+  const uint32_t asked = request.max_delay_ms();
+  return asked == 0 ? kMaxDelayMs : std::min(asked, kMaxDelayMs);
+}
+
 void FillClientVerdict(const harvest::Verdict& verdict,
-                       v1::ClientVerdict* client) {
+                       v1::ClientVerdict* client, uint32_t max_delay_ms) {
   client->set_action(ToProtoClientAction(verdict.action));
   client->set_rule(verdict.rule);
   client->set_unknown_in_window(verdict.unknown_in_window);
-  client->set_delay_ms(
-      static_cast<uint32_t>(absl::ToInt64Milliseconds(verdict.delay)));
+  const int64_t delay_ms =
+      std::max<int64_t>(0, absl::ToInt64Milliseconds(verdict.delay));
+  client->set_delay_ms(static_cast<uint32_t>(
+      std::min<int64_t>(delay_ms, std::min(max_delay_ms, kMaxDelayMs))));
   if (verdict.blocked_until != absl::InfinitePast()) {
     *client->mutable_blocked_until() = ToProtoTimestamp(verdict.blocked_until);
   }
@@ -98,6 +105,15 @@ void FillClientVerdict(const harvest::Verdict& verdict,
     client->mutable_reply()->set_enhanced_status(verdict.reply.enhanced_status);
     client->mutable_reply()->set_text(verdict.reply.text);
   }
+}
+
+v1::HarvestSkip HarvestSkipFor(const harvest::Verdict& verdict,
+                               const v1::SmtpContext& ctx) {
+  if (verdict.exempt != harvest::Exemption::kUnparsableIp) {
+    return v1::HARVEST_SKIP_UNSPECIFIED;
+  }
+  return ctx.client_ip().empty() ? v1::HARVEST_SKIP_NO_CLIENT_IP
+                                 : v1::HARVEST_SKIP_UNPARSABLE_CLIENT_IP;
 }
 
 }  // namespace rcptguard::service

@@ -38,9 +38,26 @@ harvest::Verdict ObserveRequest(
 uint64_t TransactionId(const v1::SmtpContext& ctx,
                        std::string_view edge_identity);
 
-// Translates a harvest verdict into the API's ClientVerdict.
+// The longest ClientVerdict.delay_ms the API ever carries (5 minutes, the
+// bound of a rule's max_delay); documented in validation.proto.
+inline constexpr uint32_t kMaxDelayMs = 300000;
+
+// The delay cap for `request`: its max_delay_ms when set and smaller than
+// kMaxDelayMs, else kMaxDelayMs.
+uint32_t DelayCapMs(const v1::ValidateRequest& request);
+
+// Translates a harvest verdict into the API's ClientVerdict; delay_ms is
+// capped at `max_delay_ms` (and always at kMaxDelayMs).
 void FillClientVerdict(const harvest::Verdict& verdict,
-                       v1::ClientVerdict* client);
+                       v1::ClientVerdict* client,
+                       uint32_t max_delay_ms = kMaxDelayMs);
+
+// Why harvest detection could not judge the request with context `ctx`
+// whose verdict is `verdict`: NO_CLIENT_IP or UNPARSABLE_CLIENT_IP when the
+// detector found no address to count (Exemption::kUnparsableIp),
+// UNSPECIFIED otherwise.
+v1::HarvestSkip HarvestSkipFor(const harvest::Verdict& verdict,
+                               const v1::SmtpContext& ctx);
 
 }  // namespace rcptguard::service
 

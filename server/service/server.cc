@@ -27,6 +27,7 @@
 #include "server/service/directory_loader.h"
 #include "server/service/grpc_status.h"
 #include "server/service/metrics_enums.h"
+#include "server/service/reflection_v1.h"
 #include "server/service/wire.h"
 
 namespace rcptguard::service {
@@ -245,6 +246,8 @@ absl::Status Server::Start() {
     credentials = grpc::InsecureServerCredentials();
   }
   builder.AddListeningPort(config_.listen_address(), credentials, &port_);
+  // grpc.reflection.v1 beside gRPC's own v1alpha plugin.
+  builder.SetOption(std::make_unique<ReflectionV1Option>());
   builder.RegisterService(&validation_service_);
   builder.RegisterService(&admin_service_);
   const v1::Limits& limits = config_.limits();
@@ -324,6 +327,9 @@ void Server::Shutdown() {
     shutting_down_ = true;
   }
   SetServing(false);
+  // Answers from now on say `draining`: stream clients move new requests
+  // elsewhere before GOAWAY and the drain deadline.
+  validation_service_.SetDraining();
   const absl::Duration grace =
       absl::Milliseconds(config_.shutdown().grace_ms());
   const absl::Duration drain =

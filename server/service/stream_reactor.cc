@@ -65,6 +65,7 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
   if (status.ok()) {
     response_.Clear();
     status = service_->validator_->Validate(request_, &response_, **identity_);
+    if (status.ok() && service_->draining()) response_.set_draining(true);
   }
   uint64_t size = 0;
   if (status.ok()) {

@@ -113,7 +113,33 @@ grpc::ServerUnaryReactor* RecipientValidationService::Validate(
     status = Charge(*context, *identity, request->recipients_size());
   }
   if (status.ok()) status = validator_->Validate(*request, response, *identity);
+  if (status.ok() && draining()) response->set_draining(true);
   if (status.ok()) status = SerializeMessage(*response, response_bytes);
+  timer.Done(status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RecipientValidationService::GetServedDomains(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
+    grpc::ByteBuffer* response_bytes) {
+  CallTimer timer(metrics_, metrics::Method::kGetServedDomains);
+  v1::GetServedDomainsRequest request;
+  v1::ServedDomains response;
+  // Edges (validate) need the list for their failure policy; readers may
+  // see it in Admin.GetStatus anyway.
+  absl::Status status = absl::OkStatus();
+  if (access_ != nullptr) {
+    status = access_->Authorize(*context, Role::kValidate).status();
+    if (status.code() == absl::StatusCode::kPermissionDenied) {
+      status = access_->Authorize(*context, Role::kRead).status();
+    }
+    if (!status.ok()) status = Refuse(metrics_, *context, status);
+  }
+  if (status.ok()) status = ParseMessage(*request_bytes, &request);
+  if (status.ok()) status = validator_->ServedDomains(&response);
+  if (status.ok()) status = SerializeMessage(response, response_bytes);
   timer.Done(status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status));

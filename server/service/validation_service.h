@@ -1,5 +1,6 @@
-// The RecipientValidation gRPC service: Validate (unary) and ValidateStream
-// (bidirectional, stream_reactor.h).
+// The RecipientValidation gRPC service: Validate (unary), ValidateStream
+// (bidirectional, stream_reactor.h) and GetServedDomains (unary, for the
+// edges' failure policy; any identity that may validate may ask).
 //
 // Each handler, for each request: authorizes the caller (access.h; the
 // refusal is counted and logged), parses the raw request bytes itself
@@ -16,6 +17,7 @@
 #ifndef RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
 #define RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 
@@ -32,7 +34,8 @@ namespace rcptguard::service {
 class RecipientValidationService final
     : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
           v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
-              v1::RecipientValidation::Service>> {
+              v1::RecipientValidation::WithRawCallbackMethod_GetServedDomains<
+                  v1::RecipientValidation::Service>>> {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
@@ -47,6 +50,14 @@ class RecipientValidationService final
                                      grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ValidateStream(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* GetServedDomains(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+      grpc::ByteBuffer* response) override;
+
+  // From now on every answer has `draining` set (the server is shutting
+  // down: edges move their new requests elsewhere). Safe from any thread.
+  void SetDraining() { draining_.store(true, std::memory_order_relaxed); }
+  bool draining() const { return draining_.load(std::memory_order_relaxed); }
 
   // Octets of stream answers waiting to be written, over all streams.
   uint64_t buffered_response_bytes() const { return budget_.used(); }
@@ -77,6 +88,7 @@ class RecipientValidationService final
   // Thread-safe themselves; shared by every stream.
   mutable StreamCounter streams_;
   mutable BufferBudget budget_;
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace rcptguard::service

@@ -81,15 +81,34 @@ absl::Status Validator::Validate(const v1::ValidateRequest& request,
   v1::ClientVerdict* client = response->mutable_client();
   if (detector_ == nullptr) {
     client->set_action(v1::CLIENT_ACTION_ACCEPT);
+    client->set_harvest_skipped(v1::HARVEST_SKIP_DISABLED);
     metrics_.RecordClientVerdict(harvest::Action::kAccept, "");
     return absl::OkStatus();
   }
   const harvest::Verdict verdict = ObserveRequest(
       *detector_, request, absl::MakeConstSpan(results), edge_identity);
-  FillClientVerdict(verdict, client);
+  FillClientVerdict(verdict, client, DelayCapMs(request));
+  client->set_harvest_skipped(HarvestSkipFor(verdict, request.context()));
   metrics_.RecordClientVerdict(verdict.action, verdict.rule);
   ReplyPolicy::ApplyClientVerdict(*client, response);
   if (verdict.accept_all) replies_.AcceptAll(response);
+  return absl::OkStatus();
+}
+
+absl::Status Validator::ServedDomains(v1::ServedDomains* out) const {
+  std::shared_ptr<const directory::Directory> dir = handle_->Get();
+  if (dir == nullptr) {
+    return absl::UnavailableError("no directory loaded yet");
+  }
+  out->set_directory_version(dir->info().version);
+  out->set_stale(stale_after_ > absl::ZeroDuration() &&
+                 clock_->Now() - dir->info().built_at > stale_after_);
+  for (const directory::DomainPolicy& p : dir->domains()) {
+    v1::ServedDomain* d = out->add_domains();
+    d->set_name(p.name);
+    d->set_monitor(p.mode == directory::DomainMode::kMonitor);
+    for (const std::string& alias : p.aliases) d->add_aliases(alias);
+  }
   return absl::OkStatus();
 }
 

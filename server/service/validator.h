@@ -56,6 +56,10 @@ class Validator {
                         v1::ValidateResponse* response,
                         std::string_view edge_identity = {}) const;
 
+  // The served domains, their aliases and modes, from the directory being
+  // served (GetServedDomains). Unavailable when none is loaded yet.
+  absl::Status ServedDomains(v1::ServedDomains* out) const;
+
  private:
   // InvalidArgument naming the limit when `request` is over one.
   absl::Status CheckLimits(const v1::ValidateRequest& request) const;

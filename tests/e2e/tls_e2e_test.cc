@@ -280,6 +280,25 @@ TEST_F(TlsE2eTest, LongIdentitiesAreClippedAndRefusalLogsArePerIdentity) {
   EXPECT_THAT(log, HasSubstr("xxxxxxxx"));
 }
 
+// An edge may learn the served domains (for its failure policy), as may
+// readers and admins; a certificate from another CA gets nothing.
+TEST_F(TlsE2eTest, ServedDomainsForEdgesAndReaders) {
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  auto served = [&](const std::string& who) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(10));
+    v1::ServedDomains answer;
+    grpc::Status s = v1::RecipientValidation::NewStub(Channel(who))
+                         ->GetServedDomains(&ctx, {}, &answer);
+    if (s.ok()) EXPECT_EQ(answer.domains(0).name(), "example.com");
+    return s.error_code();
+  };
+  EXPECT_EQ(served("edge1"), grpc::StatusCode::OK);
+  EXPECT_EQ(served("ops"), grpc::StatusCode::OK);
+  EXPECT_EQ(served("foreign"), grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST_F(TlsE2eTest, HealthPortAndCliWithClientCertificates) {
   ASSERT_NO_FATAL_FAILURE(StartServer());
   std::string output;

@@ -226,3 +226,129 @@ TEST(ValidatorStaleTest, AgeIsToldByTheInjectedClock) {
 
 }  // namespace
 }  // namespace rcptguard::service
+
+namespace rcptguard::service {
+namespace {
+
+// A detector whose one rule tarpits a /32 from its first unknown recipient,
+// 10 s per recipient.
+std::unique_ptr<harvest::Detector> TarpitDetector() {
+  harvest::HarvestConfig config = harvest::HarvestConfig::Defaults();
+  config.rules.clear();
+  harvest::HarvestRule r;
+  r.name = "t";
+  r.scopes = {"v4/32", "v6/128"};
+  r.window = absl::Minutes(10);
+  r.min_unknown = 1;
+  r.action = harvest::Action::kTarpit;
+  r.base_delay = absl::Seconds(10);
+  r.max_delay = absl::Seconds(10);
+  config.rules.push_back(r);
+  auto d = harvest::Detector::Create(std::move(config), RealClock::Get(), 2);
+  EXPECT_TRUE(d.ok()) << d.status();
+  return std::move(*d);
+}
+
+class ValidatorHarvestTest : public ::testing::Test {
+ protected:
+  ValidatorHarvestTest()
+      : config_(Config()),
+        detector_(TarpitDetector()),
+        validator_(config_, &handle_, detector_.get()) {
+    handle_.Replace(MakeDirectory());
+  }
+  v1::ValidateResponse Ask(const std::string& ip, uint32_t max_delay_ms = 0) {
+    v1::ValidateRequest request;
+    request.mutable_context()->set_client_ip(ip);
+    request.mutable_context()->set_mail_from("s@sender.example");
+    request.set_max_delay_ms(max_delay_ms);
+    request.add_recipients("nobody@example.com");
+    v1::ValidateResponse response;
+    EXPECT_TRUE(validator_.Validate(request, &response).ok());
+    return response;
+  }
+  v1::ServerConfig config_;
+  directory::DirectoryHandle handle_;
+  std::unique_ptr<harvest::Detector> detector_;
+  Validator validator_;
+};
+
+TEST_F(ValidatorHarvestTest, MissingClientIpSaysHarvestDefenceDidNotRun) {
+  const v1::ValidateResponse r = Ask("");
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_ACCEPT);
+  EXPECT_EQ(r.client().harvest_skipped(), v1::HARVEST_SKIP_NO_CLIENT_IP);
+}
+
+TEST_F(ValidatorHarvestTest, UnparsableClientIpSaysHarvestDefenceDidNotRun) {
+  const v1::ValidateResponse r = Ask("not-an-ip");
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_ACCEPT);
+  EXPECT_EQ(r.client().harvest_skipped(),
+            v1::HARVEST_SKIP_UNPARSABLE_CLIENT_IP);
+}
+
+TEST_F(ValidatorHarvestTest, JudgedRequestHasNoSkipReason) {
+  const v1::ValidateResponse r = Ask("192.0.2.7");
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_TARPIT);
+  EXPECT_EQ(r.client().harvest_skipped(), v1::HARVEST_SKIP_UNSPECIFIED);
+  EXPECT_EQ(r.client().delay_ms(), 10000u);
+}
+
+TEST_F(ValidatorHarvestTest, DelayIsCappedAtTheEdgesMaximum) {
+  const v1::ValidateResponse r = Ask("192.0.2.8", 2500);
+  EXPECT_EQ(r.client().action(), v1::CLIENT_ACTION_TARPIT);
+  EXPECT_EQ(r.client().delay_ms(), 2500u);
+}
+
+TEST(ValidatorNoDetectorTest, HarvestDisabledIsSaid) {
+  v1::ServerConfig config = Config();
+  directory::DirectoryHandle handle;
+  handle.Replace(MakeDirectory());
+  Validator validator(config, &handle);
+  v1::ValidateRequest request;
+  request.mutable_context()->set_client_ip("192.0.2.1");
+  request.add_recipients("alice@example.com");
+  v1::ValidateResponse response;
+  ASSERT_TRUE(validator.Validate(request, &response).ok());
+  EXPECT_EQ(response.client().harvest_skipped(), v1::HARVEST_SKIP_DISABLED);
+}
+
+TEST(DelayCapTest, ApiMaximumHolds) {
+  v1::ValidateRequest request;
+  EXPECT_EQ(DelayCapMs(request), kMaxDelayMs);
+  request.set_max_delay_ms(25000);
+  EXPECT_EQ(DelayCapMs(request), 25000u);
+  request.set_max_delay_ms(kMaxDelayMs + 1);
+  EXPECT_EQ(DelayCapMs(request), kMaxDelayMs);
+  harvest::Verdict verdict;
+  verdict.action = harvest::Action::kTarpit;
+  verdict.delay = absl::Minutes(9);  // more than any rule may give
+  v1::ClientVerdict client;
+  FillClientVerdict(verdict, &client);
+  EXPECT_EQ(client.delay_ms(), kMaxDelayMs);
+}
+
+TEST_F(ValidatorTest, ServedDomainsListsNamesAliasesAndModes) {
+  v1::ServedDomains out;
+  ASSERT_TRUE(validator_.ServedDomains(&out).ok());
+  EXPECT_EQ(out.directory_version(), "v-test");
+  EXPECT_FALSE(out.stale());
+  ASSERT_EQ(out.domains_size(), 2);
+  EXPECT_EQ(out.domains(0).name(), "example.com");
+  EXPECT_THAT(out.domains(0).aliases(),
+              ::testing::ElementsAre("alias.example.com"));
+  EXPECT_FALSE(out.domains(0).monitor());
+  EXPECT_EQ(out.domains(1).name(), "example.org");
+  EXPECT_TRUE(out.domains(1).monitor());
+}
+
+TEST(ValidatorNoDirectoryTest, ServedDomainsUnavailableUntilLoaded) {
+  v1::ServerConfig config = Config();
+  directory::DirectoryHandle handle;
+  Validator validator(config, &handle);
+  v1::ServedDomains out;
+  EXPECT_EQ(validator.ServedDomains(&out).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace rcptguard::service

@@ -1,0 +1,72 @@
+// Loads rcptguard's API (validation.proto) with @grpc/proto-loader, and the
+// enum values by name from the loaded definition.
+//
+// Haraka runs plugins in a vm context, where protobufjs' conversion options
+// `enums: String` and `longs: String` are silently ignored (they are
+// compared with the host realm's String constructor): enums always arrive
+// as numbers and uint64 as Long objects or numbers. So nothing here relies
+// on those options: enum numbers are looked up by name in the loaded
+// definition, and longs go through toNumber().
+'use strict'
+
+const fs = require('node:fs')
+const path = require('node:path')
+const protoLoader = require('@grpc/proto-loader')
+
+const FILE = 'rcptguard/v1/validation.proto'
+
+// The folder holding rcptguard/v1/validation.proto: the package's own copy
+// (made by `npm pack`), else the repository's (a checkout).
+function protoDir(override) {
+  const candidates = []
+  if (override) candidates.push(override)
+  candidates.push(path.resolve(__dirname, '..', 'proto'))
+  candidates.push(path.resolve(__dirname, '..', '..', '..', 'proto'))
+  for (const dir of candidates) {
+    if (fs.existsSync(path.join(dir, FILE))) return dir
+  }
+  throw new Error(`rcptguard: ${FILE} not found in ${candidates.join(', ')}`)
+}
+
+// { NAME: number } for the enum `fullName` of a proto-loader definition.
+function enumValues(definition, fullName) {
+  const e = definition[fullName]
+  if (!e || !e.type || !Array.isArray(e.type.value)) {
+    throw new Error(`rcptguard: enum ${fullName} not in the loaded proto`)
+  }
+  const out = {}
+  for (const v of e.type.value) out[v.name] = v.number
+  return out
+}
+
+function load(override) {
+  const dir = protoDir(override)
+  const definition = protoLoader.loadSync(FILE, {
+    keepCase: true,
+    defaults: true,
+    oneofs: false,
+    includeDirs: [dir],
+  })
+  return {
+    dir,
+    definition,
+    service: definition['rcptguard.v1.RecipientValidation'],
+    RecipientStatus: enumValues(definition, 'rcptguard.v1.RecipientStatus'),
+    ClientAction: enumValues(definition, 'rcptguard.v1.ClientAction'),
+    HarvestSkip: enumValues(definition, 'rcptguard.v1.HarvestSkip'),
+  }
+}
+
+// A uint64 as decoded in or out of a vm context: number, string or Long.
+function toNumber(v) {
+  if (v === undefined || v === null) return 0
+  if (typeof v === 'number') return v
+  if (typeof v === 'string') return Number(v)
+  if (typeof v.toNumber === 'function') return v.toNumber()
+  if (typeof v.low === 'number' && typeof v.high === 'number') {
+    return (v.high >>> 0) * 4294967296 + (v.low >>> 0)
+  }
+  return Number(v)
+}
+
+module.exports = { load, enumValues, toNumber, protoDir, FILE }

@@ -1,0 +1,116 @@
+'use strict'
+
+const test = require('node:test')
+const assert = require('node:assert')
+const protos = require('../lib/protos')
+const { RcptguardClient } = require('../lib/client')
+const { startFake, verdict } = require('./fake_server')
+
+const p = protos.load()
+const RS = p.RecipientStatus
+
+function request(rcpt) {
+  return {
+    context: { client_ip: '192.0.2.1', session_id: 's1' },
+    recipients: [Buffer.from(rcpt)],
+  }
+}
+
+// Valid when the recipient starts with "ok", unknown otherwise.
+function byName(req) {
+  const r = req.recipients[0].toString()
+  return r.startsWith('ok')
+    ? verdict(RS.RECIPIENT_STATUS_VALID, 250, '2.1.5', `OK ${r}`)
+    : verdict(RS.RECIPIENT_STATUS_UNKNOWN, 550, '5.1.1', `unknown ${r}`)
+}
+
+for (const transport of ['stream', 'unary']) {
+  test(`${transport}: answers are matched to their requests`, async () => {
+    const fake = await startFake(byName)
+    const c = new RcptguardClient({ servers: [fake.target], protos: p, transport, timeout_ms: 2000 })
+    try {
+      const names = Array.from({ length: 50 }, (_, i) => (i % 3 ? `ok${i}` : `no${i}`))
+      const answers = await Promise.all(names.map((n) => c.validate(request(n))))
+      answers.forEach((a, i) => assert.strictEqual(a.verdicts[0].reply.text.split(' ')[1], names[i]))
+      assert.strictEqual(answers[1].verdicts[0].status, RS.RECIPIENT_STATUS_VALID)
+      assert.strictEqual(answers[0].verdicts[0].reply.code, 550)
+      if (transport === 'stream') assert.strictEqual(fake.state.streams, 1)
+    } finally {
+      c.close()
+      fake.stop()
+    }
+  })
+}
+
+test('a frozen server fails its lookups at the deadline, then at once', async () => {
+  const fake = await startFake(byName)
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 300, retry_ms: 60000 })
+  try {
+    await c.validate(request('ok1'))
+    fake.state.frozen = true
+    const start = Date.now()
+    const results = await Promise.allSettled([c.validate(request('ok2')), c.validate(request('ok3'))])
+    assert.ok(results.every((r) => r.status === 'rejected'))
+    assert.strictEqual(results[0].reason.code, 'deadline')
+    const took = Date.now() - start
+    assert.ok(took >= 250 && took < 2000, `took ${took} ms`)
+    const fast = Date.now()
+    await assert.rejects(c.validate(request('ok4')), (e) => e.code === 'down')
+    assert.ok(Date.now() - fast < 50)
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
+
+test('servers are used round robin, and a dead one is skipped', async () => {
+  const a = await startFake(byName)
+  const b = await startFake(byName)
+  const c = new RcptguardClient({ servers: [a.target, b.target], protos: p, timeout_ms: 1000 })
+  try {
+    for (let i = 0; i < 10; i++) await c.validate(request(`ok${i}`))
+    assert.strictEqual(a.state.requests.length, 5)
+    assert.strictEqual(b.state.requests.length, 5)
+    a.stop()
+    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => c.validate(request(`ok${i}`))))
+    // Those sent to the dead server are tried again on the live one.
+    const failed = results.filter((r) => r.status === 'rejected').length
+    assert.strictEqual(failed, 0)
+    for (let i = 0; i < 10; i++) await c.validate(request(`ok${i}`))
+    assert.ok(b.state.requests.length >= 18)
+  } finally {
+    c.close()
+    b.stop()
+  }
+})
+
+test('a draining answer retires the stream: the next lookup opens a new one', async () => {
+  const fake = await startFake(byName)
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 1000 })
+  try {
+    await c.validate(request('ok1'))
+    fake.state.draining = true
+    const a = await c.validate(request('ok2'))
+    assert.strictEqual(a.draining, true)
+    fake.state.draining = false
+    await c.validate(request('ok3'))
+    assert.strictEqual(fake.state.streams, 2)
+    assert.strictEqual(c.events.stream_retired, 1)
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
+
+test('served domains come from GetServedDomains', async () => {
+  const fake = await startFake(byName, { domains: [{ name: 'example.com', aliases: ['mail.example.com'], monitor: false }] })
+  const c = new RcptguardClient({ servers: [fake.target], protos: p })
+  try {
+    const answer = await c.servedDomains()
+    assert.strictEqual(answer.domains[0].name, 'example.com')
+    assert.deepStrictEqual(answer.domains[0].aliases, ['mail.example.com'])
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
