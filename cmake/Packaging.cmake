@@ -145,6 +145,8 @@ from LDIF files or a live LDAP export.")
 
 set(CPACK_DEBIAN_POSTFIX_PACKAGE_NAME rcptguard-postfix)
 set(CPACK_DEBIAN_POSTFIX_PACKAGE_ENHANCES "postfix")
+# The documentation its unit and man page point to.
+set(CPACK_DEBIAN_POSTFIX_PACKAGE_RECOMMENDS "rcptguard")
 set(CPACK_COMPONENT_POSTFIX_DESCRIPTION
     "Postfix policy and socketmap adapter for rcptguard
 rcptguard-postfix serves Postfix's policy delegation protocol
