@@ -35,13 +35,14 @@ RUN apt-get update \
       libgtest-dev \
       libgmock-dev \
       libbenchmark-dev \
+      libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cmake -G Ninja -S . -B /build -DCMAKE_BUILD_TYPE=Release -DRG_BENCHMARKS=OFF \
  && cmake --build /build --target rcptguardd rcptguard \
  && strip /build/server/rcptguardd /build/clients/rcptguard \
- && /build/server/rcptguardd --check_config \
+ && /build/server/rcptguardd --check_config --nocheck_files \
       --config=/src/deploy/container/rcptguard.textproto
 
 # ---- Runtime ----
@@ -54,16 +55,21 @@ RUN apt-get update \
       libabsl20220623 \
       libc-ares2 \
       libc6 \
+      libcap2 \
       libcivetweb1 \
       libffi8 \
       libgcc-s1 \
+      libgcrypt20 \
       libgmp10 \
       libgnutls30 \
+      libgpg-error0 \
       libgrpc++1.51 \
       libgrpc29 \
       libhogweed6 \
       libidn2-0 \
       libldap-2.5-0 \
+      liblz4-1 \
+      liblzma5 \
       libnettle8 \
       libp11-kit0 \
       libprometheus-cpp-core1.0 \
@@ -73,8 +79,10 @@ RUN apt-get update \
       libsasl2-2 \
       libssl3 \
       libstdc++6 \
+      libsystemd0 \
       libtasn1-6 \
       libunistring2 \
+      libzstd1 \
       zlib1g \
       # group: extras
       # CA bundle for LDAPS (snapshot build --ca_file) and TLS peers.

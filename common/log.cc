@@ -1,8 +1,11 @@
 #include "common/log.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -14,6 +17,36 @@ namespace {
 
 std::atomic<int> min_level{static_cast<int>(LogLevel::kInfo)};
 std::atomic<bool> json_output{false};
+// -1: not decided yet (JOURNAL_STREAM is looked at on first use).
+std::atomic<int> syslog_prefix{-1};
+
+// systemd.exec(5): JOURNAL_STREAM is "DEVICE:INODE" of the stream it
+// connected to stderr; only when they match is stderr still the journal
+// (not a file the process or a child redirected it to).
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  unsigned long long dev = 0;
+  unsigned long long ino = 0;
+  if (std::sscanf(stream, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st;
+  if (::fstat(STDERR_FILENO, &st) != 0) return false;
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+bool SyslogPrefixOn() {
+  int on = syslog_prefix.load(std::memory_order_relaxed);
+  if (on < 0) {
+    on = StderrIsJournal() ? 1 : 0;
+    int expected = -1;
+    if (!syslog_prefix.compare_exchange_strong(expected, on,
+                                               std::memory_order_relaxed)) {
+      on = expected;
+    }
+  }
+  return on == 1;
+}
 
 constexpr std::string_view LevelName(LogLevel level) {
   switch (level) {
@@ -45,55 +78,8 @@ bool NeedsQuotes(std::string_view v) {
   return false;
 }
 
-// Escapes `v` for a quoted logfmt or JSON string: the result is valid
-// UTF-8 whatever `v` holds (octets outside well-formed UTF-8 sequences
-// become \u00HH, i.e. the Latin-1 character of that octet), cut at
-// kMaxValueBytes.
 void AppendEscaped(std::string& out, std::string_view v) {
-  const size_t total = v.size();
-  if (v.size() > kMaxValueBytes) v = v.substr(0, kMaxValueBytes);
-  for (size_t i = 0; i < v.size(); ++i) {
-    const char c = v[i];
-    const unsigned char b = static_cast<unsigned char>(c);
-    if (b >= 0x80) {
-      const size_t n = Utf8SequenceLength(v.substr(i));
-      if (n == 0) {
-        absl::StrAppend(&out, "\\u00", absl::Hex(b, absl::kZeroPad2));
-      } else {
-        out.append(v.substr(i, n));
-        i += n - 1;
-      }
-      continue;
-    }
-    if (b == 0x7F) {
-      out += "\\u007f";
-      continue;
-    }
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(&out, "\\u00", absl::Hex(c, absl::kZeroPad2));
-        } else {
-          out += c;
-        }
-    }
-  }
-  if (total > kMaxValueBytes) absl::StrAppend(&out, "...(", total, " octets)");
+  AppendJsonEscaped(out, v, kMaxValueBytes);
 }
 
 }  // namespace
@@ -105,6 +91,25 @@ void SetLogJson(bool json) {
   json_output.store(json, std::memory_order_relaxed);
 }
 
+void SetSyslogPrefix(bool on) {
+  syslog_prefix.store(on ? 1 : 0, std::memory_order_relaxed);
+}
+
+std::string_view SyslogPrefix(LogLevel level) {
+  if (!SyslogPrefixOn()) return "";
+  switch (level) {
+    case LogLevel::kDebug:
+      return "<7>";
+    case LogLevel::kInfo:
+      return "<6>";
+    case LogLevel::kWarning:
+      return "<4>";
+    case LogLevel::kError:
+      return "<3>";
+  }
+  return "<6>";
+}
+
 void Log(LogLevel level, std::string_view event,
          std::initializer_list<LogField> fields) {
   if (static_cast<int>(level) < min_level.load(std::memory_order_relaxed)) {
@@ -112,7 +117,7 @@ void Log(LogLevel level, std::string_view event,
   }
   const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
                                           absl::UTCTimeZone());
-  std::string line;
+  std::string line(SyslogPrefix(level));
   if (json_output.load(std::memory_order_relaxed)) {
     absl::StrAppend(&line, "{\"ts\":\"", ts, "\",\"level\":\"",
                     ToAbsl(LevelName(level)), "\",\"event\":\"");

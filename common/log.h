@@ -8,6 +8,12 @@
 // Values containing spaces, quotes or '=' are quoted. Never log a full
 // recipient address at info level: log its domain or fingerprint.
 //
+// Under systemd, when stderr is the journal (JOURNAL_STREAM names stderr's
+// device and inode, systemd.exec(5)), each line starts with its syslog
+// priority as sd-daemon(3) prefixes it: <3> error, <4> warning, <6> info,
+// <7> debug. journald strips the prefix and stores the priority, so
+// `journalctl -p err -u rcptguardd` shows the errors.
+//
 // Thread safety: safe to call from any thread; each line is written with one
 // write(2) so lines from different threads do not interleave.
 #ifndef RCPTGUARD_COMMON_LOG_H_
@@ -42,6 +48,13 @@ struct LogField {
 void SetMinLogLevel(LogLevel level);
 // Emit JSON objects instead of key=value pairs.
 void SetLogJson(bool json);
+
+// Syslog priority prefixes on or off, overriding the JOURNAL_STREAM
+// detection (tests).
+void SetSyslogPrefix(bool on);
+// "<3>" etc. for `level` when prefixes are on, else "": for the few lines a
+// program writes to stderr itself (fatal start-up errors).
+std::string_view SyslogPrefix(LogLevel level);
 
 void Log(LogLevel level, std::string_view event,
          std::initializer_list<LogField> fields = {});

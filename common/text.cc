@@ -77,4 +77,54 @@ std::string SafeText(std::string_view s, size_t max_bytes) {
   return out;
 }
 
+void AppendJsonEscaped(std::string& out, std::string_view v, size_t max_bytes) {
+  const size_t total = v.size();
+  if (max_bytes > 0 && v.size() > max_bytes) v = v.substr(0, max_bytes);
+  for (size_t i = 0; i < v.size(); ++i) {
+    const char c = v[i];
+    const unsigned char b = static_cast<unsigned char>(c);
+    if (b >= 0x80) {
+      const size_t n = Utf8SequenceLength(v.substr(i));
+      if (n == 0) {
+        absl::StrAppend(&out, "\\u00", absl::Hex(b, absl::kZeroPad2));
+      } else {
+        out.append(v.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (b < 0x20 || b == 0x7F) {
+          absl::StrAppend(&out, "\\u00", absl::Hex(b, absl::kZeroPad2));
+        } else {
+          out += c;
+        }
+    }
+  }
+  if (v.size() < total) absl::StrAppend(&out, "...(", total, " octets)");
+}
+
+std::string JsonQuote(std::string_view s) {
+  std::string out = "\"";
+  AppendJsonEscaped(out, s);
+  out += '"';
+  return out;
+}
+
 }  // namespace rcptguard

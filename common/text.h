@@ -31,6 +31,19 @@ size_t Utf8SequenceLength(std::string_view s);
 // "...(N octets)" with the original length is appended.
 std::string SafeText(std::string_view s, size_t max_bytes = 256);
 
+// Appends `s` escaped for the inside of a JSON string (RFC 8259; also the
+// quoted values of logfmt log lines): '"', '\\' and control characters
+// escaped, and octets outside well-formed UTF-8 sequences as \u00HH (the
+// Latin-1 character of that octet), so the result is valid UTF-8 and valid
+// JSON whatever `s` holds. When `s` is longer than `max_bytes` (0: no
+// limit), only its first `max_bytes` octets are escaped and
+// "...(N octets)" is appended.
+void AppendJsonEscaped(std::string& out, std::string_view s,
+                       size_t max_bytes = 0);
+
+// `s` as a quoted JSON string (AppendJsonEscaped between quotes).
+std::string JsonQuote(std::string_view s);
+
 }  // namespace rcptguard
 
 #endif  // RCPTGUARD_COMMON_TEXT_H_

@@ -1,15 +1,18 @@
-// rcptguard: command-line client for rcptguardd.
+// rcptguard: command-line client for rcptguardd, and the snapshot tools.
 //
-//   rcptguard check ADDR... [--client-ip IP] [--server HOST:PORT] [--json]
-//   rcptguard status [--server HOST:PORT] [--json]
-//   rcptguard health [--server HOST:PORT]     exit 0 when SERVING
-//   rcptguard offenders [N] [--server HOST:PORT] [--json]
-//   rcptguard forget IP|CIDR [--server HOST:PORT]
+//   rcptguard check ADDR... [--client_ip IP] [--mail_from ADDR] [--json]
+//   rcptguard status [--json]
+//   rcptguard health                       exit 0 when SERVING
+//   rcptguard offenders [N] [--json]
+//   rcptguard forget IP|CIDR
 //   rcptguard reload [--force]
+//   rcptguard snapshot keygen|build|verify|inspect ...  (snapshot_command.h)
 //
-// Every command talks to the server through the client library
-// (clients/cpp/client.h), with TLS when --tls is given (--tls-ca,
-// --tls-cert/--tls-key for mutual TLS, --tls-server-name).
+// Every server command talks to the server through the client library
+// (clients/cpp/client.h), with TLS when --tls is given (--tls_ca,
+// --tls_cert/--tls_key for mutual TLS, --tls_server_name). Each command
+// accepts only its own flags (kCommands below); `rcptguard COMMAND --help`
+// prints its usage and flags. Exit codes: kExitUsageText.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -17,15 +20,19 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "clients/cli/json_output.h"
 #include "clients/cli/snapshot_command.h"
 #include "clients/cpp/client.h"
 #include "common/flag_spelling.h"
-#include "google/protobuf/util/json_util.h"
+#include "common/program.h"
+#include "common/text.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/create_channel.h"
@@ -59,15 +66,193 @@ namespace {
 using rcptguard::v1::Admin;
 using rcptguard::v1::RecipientValidation;
 
-constexpr char kUsage[] =
-    "rcptguard COMMAND [ARGS] [--server HOST:PORT] [--json] [--tls ...]\n"
-    "commands:\n"
-    "  check ADDR...   validate recipients (--client-ip, --mail-from)\n"
-    "  status          show the served directory\n"
-    "  offenders [N]   clients with the most unknown recipients\n"
-    "  forget IP|CIDR  clear a client's harvest state\n"
-    "  reload          load the directory source now (--force)\n"
-    "  health          exit 0 when the server is SERVING\n";
+constexpr char kExitUsageText[] =
+    "exit status: 0 success; 1 check: a recipient is not VALID, health: "
+    "the server is not SERVING, snapshot: a failed build, verification or "
+    "I/O; 2 a usage error; 3 the server did not answer or refused the "
+    "call.\n";
+
+// The flags every command that talks to rcptguardd takes.
+const std::vector<std::string>& ConnectionFlags() {
+  static const auto* flags = new std::vector<std::string>{
+      "server",  "timeout_ms",     "tls", "tls_ca", "tls_cert",
+      "tls_key", "tls_server_name"};
+  return *flags;
+}
+
+struct Command {
+  std::string name;       // "check", "snapshot build"
+  std::string synopsis;   // operands and flags after the name
+  std::string summary;    // one line for the command list
+  std::string details;    // more for COMMAND --help ("" if none)
+  bool connects = false;  // takes ConnectionFlags()
+  std::vector<std::string> flags;
+
+  std::vector<std::string> AllFlags() const {
+    std::vector<std::string> all = flags;
+    if (connects) {
+      all.insert(all.end(), ConnectionFlags().begin(), ConnectionFlags().end());
+    }
+    return all;
+  }
+};
+
+const std::vector<Command>& Commands() {
+  static const auto* commands = new std::vector<Command>{
+      {"check",
+       "ADDR... [--client_ip IP] [--mail_from ADDR] [--json]",
+       "validate recipients; exit 1 when any is not VALID",
+       "Asks rcptguardd about each address, as an edge would; without "
+       "--client_ip the lookup is dry (feeds no harvest counters). Prints "
+       "one line per recipient (address, status, SMTP reply), then the "
+       "client verdict and the directory version; --json prints one object "
+       "whose verdicts each carry their \"recipient\".\n"
+       "Exit status, like `postmap -q`: 0 when every recipient is VALID, 1 "
+       "when any is UNKNOWN, NOT_SERVED or MALFORMED, 2 a usage error, 3 "
+       "no answer from the server.\n",
+       true,
+       {"client_ip", "mail_from", "json"}},
+      {"status", "[--json]", "show the served directory", "", true, {"json"}},
+      {"health",
+       "",
+       "exit 0 when the server is SERVING (1 when not)",
+       "",
+       true,
+       {}},
+      {"offenders",
+       "[N] [--json]",
+       "clients with the most unknown recipients (N: 1..1000)",
+       "",
+       true,
+       {"json"}},
+      {"forget", "IP|CIDR", "clear a client's harvest state", "", true, {}},
+      {"reload",
+       "[--force]",
+       "load the directory source now",
+       "--force loads past the shrink and missing-domain guards.\n",
+       true,
+       {"force"}},
+      {"snapshot keygen",
+       "--out FILE [--force]",
+       "make a fingerprint key file",
+       "Never overwrites a key unless --force is given.\n",
+       false,
+       {"out", "force"}},
+      {"snapshot build",
+       "(--from_ldif FILE[,FILE...] | --from_ldap URI) "
+       "(--preset ad|openldap | --mapping FILE) "
+       "(--domains a.com,b.org | --config SERVER_CONFIG) "
+       "--key FILE --out FILE [flags]",
+       "build a snapshot from LDIF exports or a live LDAP export",
+       "Writes the snapshot atomically, only after the whole source was "
+       "read and it holds an address in a served domain. With --config, "
+       "the domains, key, mapping and output path come from rcptguardd's "
+       "config. See docs/snapshots.md.\n",
+       false,
+       {"out", "from_ldif", "from_ldap", "preset", "mapping",
+        "include_disabled_accounts", "domains", "config", "key",
+        "snapshot_version", "source", "base_dn", "filter", "bind_dn",
+        "password_file", "start_tls", "ca_file", "page_size", "timeout"}},
+      {"snapshot verify",
+       "FILE [--key FILE | --config SERVER_CONFIG]",
+       "check a snapshot's checksum (and its key)",
+       "",
+       false,
+       {"key", "config"}},
+      {"snapshot inspect",
+       "FILE [--json]",
+       "show what a snapshot holds (counts, domains, key id)",
+       "",
+       false,
+       {"json"}},
+  };
+  return *commands;
+}
+
+const Command* FindCommand(std::string_view name) {
+  for (const Command& c : Commands()) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+// The synopsis wrapped, continuation lines indented; ends with a newline.
+std::string SynopsisLines(const Command& c) {
+  const std::string wrapped = rcptguard::WrapText(c.synopsis, 6);
+  return wrapped.size() > 6 ? wrapped.substr(6) : "\n";
+}
+
+std::string TopUsage() {
+  std::string text =
+      "usage: rcptguard COMMAND [ARGS] [FLAGS]\n"
+      "Command-line client for rcptguardd, and the snapshot tools.\n\n"
+      "commands:\n";
+  for (const Command& c : Commands()) {
+    absl::StrAppend(&text, "  ", absl::StrFormat("%-18s", c.name), "  ",
+                    c.summary, "\n");
+  }
+  absl::StrAppend(&text, "\n",
+                  rcptguard::WrapText(absl::StrCat(
+                      "`rcptguard COMMAND --help` prints a command's usage "
+                      "and flags; flags may be spelled --client_ip or "
+                      "--client-ip. The docs: rcptguard(1), "
+                      "docs/snapshots.md.\n",
+                      kExitUsageText)));
+  return text;
+}
+
+std::string CommandUsage(const Command& c) {
+  std::string text = absl::StrCat("usage: rcptguard ", c.name, " ",
+                                  SynopsisLines(c), c.summary, ".\n");
+  if (!c.details.empty()) {
+    absl::StrAppend(&text, "\n", rcptguard::WrapText(c.details));
+  }
+  if (!c.flags.empty()) {
+    absl::StrAppend(&text, "\nflags:\n", rcptguard::DescribeFlags(c.flags));
+  }
+  if (c.connects) {
+    absl::StrAppend(&text, "\nconnection flags:\n",
+                    rcptguard::DescribeFlags(ConnectionFlags()));
+  }
+  if (c.name.rfind("snapshot ", 0) == 0) {
+    absl::StrAppend(&text,
+                    "\nexit status: 0 success, 1 a failed build, "
+                    "verification or I/O, 2 a usage error.\n");
+  } else if (c.name != "check") {
+    absl::StrAppend(&text, "\n", rcptguard::WrapText(kExitUsageText));
+  }
+  return text;
+}
+
+std::string SnapshotUsage() {
+  std::string text =
+      "usage: rcptguard snapshot SUBCOMMAND [ARGS] [FLAGS]\n\n"
+      "subcommands:\n";
+  for (const Command& c : Commands()) {
+    if (c.name.rfind("snapshot ", 0) != 0) continue;
+    absl::StrAppend(&text, "  rcptguard ", c.name, " ", SynopsisLines(c),
+                    "      ", c.summary, "\n");
+  }
+  absl::StrAppend(&text,
+                  "\n`rcptguard snapshot SUBCOMMAND --help` prints its "
+                  "flags. See docs/snapshots.md.\n");
+  return text;
+}
+
+// The command named by the positional arguments ("check",
+// "snapshot build"), or "" / "snapshot" when none is complete.
+std::string CommandName(const std::vector<std::string>& positional) {
+  if (positional.empty()) return "";
+  if (positional[0] != "snapshot") return positional[0];
+  if (positional.size() < 2) return "snapshot";
+  return absl::StrCat("snapshot ", positional[1]);
+}
+
+// Abseil's own flags (--flagfile, ...) apply to every command.
+bool IsLibraryFlag(const std::string& name) {
+  return name == "flagfile" || name == "fromenv" || name == "tryfromenv" ||
+         name == "undefok";
+}
 
 rcptguard::client::ClientOptions Options() {
   rcptguard::client::ClientOptions o;
@@ -102,14 +287,7 @@ int RpcFailed(const char* what, const grpc::Status& status) {
   return 3;
 }
 
-std::string ToJson(const google::protobuf::Message& m) {
-  std::string out;
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.add_whitespace = true;
-  opts.preserve_proto_field_names = true;
-  (void)google::protobuf::util::MessageToJsonString(m, &out, opts);
-  return out;
-}
+using rcptguard::cli::ToJson;
 
 std::string StatusName(rcptguard::v1::RecipientStatus s) {
   switch (s) {
@@ -144,7 +322,8 @@ std::string VerdictActionName(const rcptguard::v1::ClientVerdict& v) {
 
 int Check(const std::vector<char*>& args) {
   if (args.size() < 3) {
-    std::fprintf(stderr, "usage: rcptguard check ADDR...\n");
+    std::fprintf(stderr, "rcptguard check: give at least one ADDR\n%s",
+                 CommandUsage(*FindCommand("check")).c_str());
     return 2;
   }
   rcptguard::v1::ValidateRequest request;
@@ -172,9 +351,29 @@ int Check(const std::vector<char*>& args) {
                      std::string(answer.status().message())));
   }
   const rcptguard::v1::ValidateResponse& response = *answer;
+  // Like `postmap -q`: 1 when a key is not found.
+  int exit_code = 0;
+  for (const auto& v : response.verdicts()) {
+    if (v.status() != rcptguard::v1::RECIPIENT_STATUS_VALID) exit_code = 1;
+  }
+  if (response.verdicts_size() != request.recipients_size()) exit_code = 3;
   if (absl::GetFlag(FLAGS_json)) {
-    std::printf("%s", ToJson(response).c_str());
-    return 0;
+    std::string out = "{\"verdicts\": [";
+    for (int i = 0; i < response.verdicts_size(); ++i) {
+      if (i > 0) out += ", ";
+      absl::StrAppend(&out, "{\"recipient\": ",
+                      rcptguard::JsonQuote(i < request.recipients_size()
+                                               ? request.recipients(i)
+                                               : std::string()),
+                      ", ");
+      rcptguard::cli::AppendJsonMembers(out, response.verdicts(i));
+      out += '}';
+    }
+    out += "], ";
+    rcptguard::cli::AppendJsonMembers(out, response, "verdicts");
+    out += "}\n";
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return exit_code;
   }
   for (int i = 0; i < response.verdicts_size(); ++i) {
     const auto& v = response.verdicts(i);
@@ -199,7 +398,7 @@ int Check(const std::vector<char*>& args) {
   }
   std::printf("%s\n", client.c_str());
   std::printf("directory\t%s\n", response.directory_version().c_str());
-  return 0;
+  return exit_code;
 }
 
 int Status() {
@@ -358,15 +557,72 @@ int Health() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(kUsage);
+  rcptguard::InitCommandLine("rcptguard", TopUsage(), {"clients/cli/"});
   rcptguard::AcceptDashedFlagNames(argc, argv);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
-  if (args.size() < 2) {
-    std::fprintf(stderr, "%s", kUsage);
+  const rcptguard::CommandLine line = rcptguard::ScanCommandLine(argc, argv);
+  const std::string name = CommandName(line.positional);
+  const Command* command = FindCommand(name);
+
+  switch (rcptguard::FindHelpRequest(argc, argv)) {
+    case rcptguard::HelpRequest::kNone:
+      break;
+    case rcptguard::HelpRequest::kVersion:
+      std::printf("%s\n", rcptguard::VersionLine("rcptguard").c_str());
+      return 0;
+    case rcptguard::HelpRequest::kHelp:
+    case rcptguard::HelpRequest::kHelpFull:
+      if (command != nullptr) {
+        std::printf("%s", CommandUsage(*command).c_str());
+      } else if (name.rfind("snapshot", 0) == 0) {
+        std::printf("%s", SnapshotUsage().c_str());
+      } else if (rcptguard::FindHelpRequest(argc, argv) ==
+                 rcptguard::HelpRequest::kHelpFull) {
+        return rcptguard::HandleHelpAndVersion(argc, argv);
+      } else {
+        std::printf("%s\nconnection flags (every command but snapshot):\n%s",
+                    TopUsage().c_str(),
+                    rcptguard::DescribeFlags(ConnectionFlags()).c_str());
+      }
+      return 0;
+  }
+  if (command == nullptr) {
+    if (name.empty()) {
+      std::fprintf(stderr, "%s", TopUsage().c_str());
+    } else if (name == "snapshot") {
+      std::fprintf(stderr, "%s", SnapshotUsage().c_str());
+    } else if (name.rfind("snapshot ", 0) == 0) {
+      std::fprintf(stderr, "rcptguard snapshot: unknown subcommand '%s'\n%s",
+                   line.positional[1].c_str(), SnapshotUsage().c_str());
+    } else {
+      std::fprintf(stderr, "rcptguard: unknown command '%s'\n%s", name.c_str(),
+                   TopUsage().c_str());
+    }
     return 2;
   }
-  const std::string command = args[1];
-  if (command == "snapshot") return rcptguard::cli::RunSnapshotCommand(args);
+  // A flag of another command is a mistake (e.g. `health --force`), not
+  // something to ignore silently. Unknown flags are Abseil's to refuse.
+  const std::vector<std::string> allowed = command->AllFlags();
+  for (const std::string& flag : line.flags) {
+    if (IsLibraryFlag(flag) || absl::FindCommandLineFlag(flag) == nullptr ||
+        std::find(allowed.begin(), allowed.end(), flag) != allowed.end()) {
+      continue;
+    }
+    std::fprintf(
+        stderr,
+        "rcptguard %s: --%s does not apply to this command; its "
+        "flags: %s (rcptguard %s --help)\n",
+        name.c_str(), flag.c_str(),
+        allowed.empty()
+            ? "none"
+            : absl::StrCat("--", absl::StrJoin(allowed, ", --")).c_str(),
+        name.c_str());
+    return 2;
+  }
+
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (name.rfind("snapshot ", 0) == 0) {
+    return rcptguard::cli::RunSnapshotCommand(args);
+  }
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       rcptguard::client::MakeChannel(Options());
   if (!channel.ok()) {
@@ -375,13 +631,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   ChannelSlot() = *std::move(channel);
-  if (command == "check") return Check(args);
-  if (command == "status") return Status();
-  if (command == "health") return Health();
-  if (command == "offenders") return Offenders(args);
-  if (command == "forget") return Forget(args);
-  if (command == "reload") return Reload();
-  std::fprintf(stderr, "rcptguard: unknown command '%s'\n%s", command.c_str(),
-               kUsage);
+  if (name == "check") return Check(args);
+  if (name == "status") return Status();
+  if (name == "health") return Health();
+  if (name == "offenders") return Offenders(args);
+  if (name == "forget") return Forget(args);
+  if (name == "reload") return Reload();
   return 2;
 }

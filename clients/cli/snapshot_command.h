@@ -27,11 +27,13 @@
 //   * `keygen` never overwrites a key unless --force is given; with --force
 //     the old key is replaced atomically (rename), never truncated in place.
 //
-// Flags are Abseil flags, so their names are spelled with underscores
-// (--from_ldif, not --from-ldif; Abseil does not map one to the other).
-// Flags that can be given several times (--from_ldif, --base_dn) keep every
-// occurrence. `--json` (inspect) and `--force` (keygen) are the flags of the
-// same names defined in main.cc.
+// Flags are Abseil flags (main.cc also accepts them spelled with dashes,
+// --from-ldif). Each subcommand takes only its own flags; main.cc's command
+// table says which, refuses the others, and prints the usage for
+// `rcptguard snapshot SUBCOMMAND --help`. Flags that can be given several
+// times (--from_ldif, --base_dn) keep every occurrence. `--json` (inspect)
+// and `--force` (keygen) are the flags of the same names defined in
+// main.cc.
 //
 // Thread safety: RunSnapshotCommand is a command-line entry point; call it
 // once, from main, after absl::ParseCommandLine.

@@ -16,42 +16,14 @@
 #include "clients/cli/snapshot_command.h"
 #include "clients/cli/snapshot_flags.h"
 #include "clients/cli/snapshot_util.h"
+#include "common/text.h"
 #include "server/directory/directory.h"
 #include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::cli::internal {
 namespace {
 
-std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += absl::StrFormat("\\u%04x", c);
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
+std::string JsonString(std::string_view s) { return JsonQuote(s); }
 
 const char* ModeName(directory::DomainMode mode) {
   return mode == directory::DomainMode::kMonitor ? "monitor" : "enforce";

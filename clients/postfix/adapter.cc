@@ -531,9 +531,8 @@ class Adapter::Impl {
     // service's: only the failure-policy answers count as upstream failures.
     if (r.source == client::RecipientResult::Source::kFailOpen ||
         r.source == client::RecipientResult::Source::kTempfail) {
-      metrics_->Count(
-          metrics_->upstream_failures,
-          absl::AsciiStrToLower(absl::StatusCodeToString(r.error.code())));
+      metrics_->Count(metrics_->upstream_failures,
+                      absl::StatusCodeToString(r.error.code()));
       if (r.source == client::RecipientResult::Source::kFailOpen) {
         m.fail_open->Increment();
       }

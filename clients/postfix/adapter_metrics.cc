@@ -146,8 +146,9 @@ absl::StatusOr<std::unique_ptr<AdapterMetrics>> AdapterMetrics::Register(
       pp.open = &open.Add({{"protocol", name}});
     }
     for (int code = 1; code <= 16; ++code) {
-      const std::string label = absl::AsciiStrToLower(
-          absl::StatusCodeToString(static_cast<absl::StatusCode>(code)));
+      // Upper case, as rcptguardd's rcptguard_grpc_requests_total{code}.
+      const std::string label =
+          absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
       m->upstream_failures[label] = &failures.Add({{"code", label}});
     }
     m->refused = &refused.Add({});

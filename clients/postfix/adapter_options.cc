@@ -1,6 +1,7 @@
 #include "clients/postfix/adapter_options.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -53,10 +54,18 @@ absl::Status ValidateAdapterOptions(const AdapterOptions& o) {
     return absl::InvalidArgumentError(
         "nothing to serve: set policy_listen and/or socketmap_listen");
   }
-  for (const std::string* l : {&o.policy_listen, &o.socketmap_listen}) {
+  for (const auto& [name, l] : {std::pair<const char*, const std::string*>{
+                                    "policy_listen", &o.policy_listen},
+                                {"socketmap_listen", &o.socketmap_listen}}) {
     if (l->empty()) continue;
     absl::StatusOr<ListenAddress> a = ParseListenAddress(*l);
-    if (!a.ok()) return a.status();
+    if (!a.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": ", a.status().message()));
+    }
+  }
+  if (o.unix_socket_mode < 0 || o.unix_socket_mode > 0777) {
+    return absl::InvalidArgumentError("unix_socket_mode: must be 0..0777");
   }
   if (o.socketmap_name.empty() ||
       o.socketmap_name.find_first_of(" \t\r\n") != std::string::npos) {
@@ -84,10 +93,11 @@ absl::Status ValidateAdapterOptions(const AdapterOptions& o) {
   if (o.idle_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("idle_timeout: must be positive");
   }
-  if (o.max_tarpit_delay < absl::ZeroDuration() ||
-      o.drain_timeout < absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(
-        "max_tarpit_delay, drain_timeout: must not be negative");
+  if (o.max_tarpit_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_tarpit_delay: must not be negative");
+  }
+  if (o.drain_timeout < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("drain_timeout: must not be negative");
   }
   return absl::OkStatus();
 }

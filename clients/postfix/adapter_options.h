@@ -40,8 +40,10 @@ struct AdapterOptions {
   std::string socketmap_listen;
   // The map name in socketmap:inet:HOST:PORT:NAME.
   std::string socketmap_name = "rcpt";
-  // Permissions of unix sockets (Postfix's smtpd runs as `postfix`).
-  int unix_socket_mode = 0666;
+  // Permissions of unix sockets: owner and group (run the adapter with
+  // the `postfix` group, or put the socket in a folder smtpd can reach);
+  // never every local user.
+  int unix_socket_mode = 0660;
   PolicyLimits policy_limits;
   size_t max_netstring = kMaxNetstringBytes;
   // Connections beyond this are accepted and closed at once (counted).
@@ -58,6 +60,9 @@ struct AdapterOptions {
   std::string edge_id;
 };
 
+// The first problem, as "OPTION: reason" with OPTION the flag name
+// (e.g. "max_line: must be 64..1048576"), so that the caller can say where
+// the option was set.
 absl::Status ValidateAdapterOptions(const AdapterOptions& options);
 
 }  // namespace rcptguard::postfix

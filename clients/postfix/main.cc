@@ -6,7 +6,10 @@
 // scalar settings and no nested structure, and its config must not depend
 // on the server's schema. `--config=FILE` reads `name = value` lines whose
 // names are the flag names; flags given on the command line win over the
-// file. See docs/postfix.md.
+// file. A bad value names where it was set: FILE:LINE for the config file,
+// --name for the command line. `--check_config` validates everything
+// (values, listen addresses, the TLS files exist and are readable) and
+// exits 0 without starting. See docs/postfix.md and rcptguard-postfix(8).
 #include <signal.h>
 #include <sys/resource.h>
 
@@ -20,10 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
@@ -31,9 +34,13 @@
 #include "clients/cpp/client.h"
 #include "clients/postfix/adapter.h"
 #include "common/exposition/http_endpoint.h"
+#include "common/exposition/process_collector.h"
 #include "common/file.h"
+#include "common/flag_spelling.h"
 #include "common/log.h"
+#include "common/program.h"
 #include "common/strings.h"
+#include "prometheus/gauge.h"
 #include "prometheus/registry.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -48,8 +55,9 @@ ABSL_FLAG(std::string, socketmap_listen, "",
           "Socketmap listener, inet:HOST:PORT or unix:/PATH; empty: off.");
 ABSL_FLAG(std::string, socketmap_name, "rcpt",
           "Map name Postfix uses: socketmap:inet:HOST:PORT:NAME.");
-ABSL_FLAG(std::string, unix_socket_mode, "0666",
-          "Octal permissions of unix listeners.");
+ABSL_FLAG(std::string, unix_socket_mode, "0660",
+          "Octal permissions of unix listeners (owner and group: run with "
+          "the group Postfix's smtpd has, or use a folder only it reaches).");
 ABSL_FLAG(std::string, failure_policy, "fail_open",
           "When rcptguard does not answer in time: fail_open (policy DUNNO, "
           "socketmap OK) or tempfail (policy 451 4.3.0, socketmap TEMP).");
@@ -88,17 +96,66 @@ ABSL_FLAG(std::string, port_file, "",
           "listening (tests).");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error.");
 ABSL_FLAG(bool, log_json, false, "Log JSON objects instead of key=value.");
+ABSL_FLAG(bool, check_config, false,
+          "Validate the settings (config file and flags) and the TLS files, "
+          "then exit: 0 when valid, 2 naming FILE:LINE or --flag otherwise.");
 
 namespace {
 
 using rcptguard::LogError;
 using rcptguard::LogInfo;
 
+constexpr char kUsage[] =
+    "usage: rcptguard-postfix [--config=FILE] [--server=HOST:PORT]\n"
+    "           [--policy_listen=inet:127.0.0.1:9998] "
+    "[--socketmap_listen=unix:/PATH] [--check_config]\n"
+    "Postfix policy delegation (check_policy_service) and socketmap adapter\n"
+    "for rcptguard. FILE holds `flag_name = value` lines (# comments); flags\n"
+    "on the command line win over it. See docs/postfix.md.\n"
+    "Exit status: 0 after a clean stop or a valid --check_config; 1 the\n"
+    "adapter failed while running; 2 an invalid setting (named with\n"
+    "FILE:LINE or --flag) or it cannot start.\n";
+
 int Fail(std::string_view what, const absl::Status& status) {
-  std::fprintf(stderr, "rcptguard-postfix: %.*s: %s\n",
-               static_cast<int>(what.size()), what.data(),
-               std::string(status.message()).c_str());
+  std::fprintf(
+      stderr, "%srcptguard-postfix: %.*s: %s\n",
+      std::string(rcptguard::SyslogPrefix(rcptguard::LogLevel::kError)).c_str(),
+      static_cast<int>(what.size()), what.data(),
+      std::string(status.message()).c_str());
   return 2;
+}
+
+// Where each setting from the config file was set ("FILE:LINE"), unless
+// the command line set it again.
+absl::flat_hash_map<std::string, std::string>& Origins() {
+  static auto* origins = new absl::flat_hash_map<std::string, std::string>();
+  return *origins;
+}
+
+// "FILE:LINE: option" or "--option": where a bad value came from.
+std::string Where(std::string_view option) {
+  auto it = Origins().find(rcptguard::ToAbsl(option));
+  if (it != Origins().end()) {
+    return absl::StrCat(it->second, ": ", rcptguard::ToAbsl(option));
+  }
+  return absl::StrCat("--", rcptguard::ToAbsl(option));
+}
+
+int FailOption(std::string_view option, const absl::Status& status) {
+  return Fail(Where(option), status);
+}
+
+// `status` is "OPTION: reason" (ValidateAdapterOptions): name where OPTION
+// was set.
+int FailValidation(const absl::Status& status) {
+  const std::string message(status.message());
+  const size_t colon = message.find(": ");
+  if (colon != std::string::npos &&
+      absl::FindCommandLineFlag(message.substr(0, colon)) != nullptr) {
+    return FailOption(message.substr(0, colon),
+                      absl::InvalidArgumentError(message.substr(colon + 2)));
+  }
+  return Fail("invalid settings", status);
 }
 
 // The --config value from argv, before absl parses anything.
@@ -152,6 +209,7 @@ absl::Status ApplyConfigFile(const std::string& path) {
       return absl::InvalidArgumentError(
           absl::StrCat(path, ":", n, ": ", name, ": ", error));
     }
+    Origins()[std::string(name)] = absl::StrCat(path, ":", n);
   }
   return absl::OkStatus();
 }
@@ -167,14 +225,18 @@ void RaiseFileLimit() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "rcptguard-postfix [--config=FILE] [--server=HOST:PORT] "
-      "[--policy_listen=inet:127.0.0.1:9998] [--socketmap_listen=...]\n"
-      "Postfix policy delegation and socketmap adapter for rcptguard.");
+  rcptguard::InitCommandLine("rcptguard-postfix", kUsage,
+                             {"clients/postfix/main.cc"});
+  rcptguard::AcceptDashedFlagNames(argc, argv);
+  if (int rc = rcptguard::HandleHelpAndVersion(argc, argv); rc >= 0) return rc;
   const std::string config_file = FindConfigArg(argc, argv);
   if (!config_file.empty()) {
     absl::Status applied = ApplyConfigFile(config_file);
     if (!applied.ok()) return Fail("config", applied);
+  }
+  // The command line wins over the file: its flags are not the file's.
+  for (const std::string& flag : rcptguard::ScanCommandLine(argc, argv).flags) {
+    Origins().erase(flag);
   }
   absl::ParseCommandLine(argc, argv);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
@@ -188,7 +250,10 @@ int main(int argc, char** argv) {
     } else if (level == "error") {
       rcptguard::SetMinLogLevel(rcptguard::LogLevel::kError);
     } else if (level != "info") {
-      return Fail("log_level", absl::InvalidArgumentError(level));
+      return FailOption(
+          "log_level",
+          absl::InvalidArgumentError(absl::StrCat(
+              "\"", level, "\": expected debug, info, warning or error")));
     }
   }
 
@@ -208,7 +273,7 @@ int main(int argc, char** argv) {
   copts.edge_id = absl::GetFlag(FLAGS_edge_id);
   absl::StatusOr<client::FailurePolicy> policy =
       client::ParseFailurePolicy(absl::GetFlag(FLAGS_failure_policy));
-  if (!policy.ok()) return Fail("failure_policy", policy.status());
+  if (!policy.ok()) return FailOption("failure_policy", policy.status());
   copts.failure_policy = *policy;
 
   postfix::AdapterOptions aopts;
@@ -219,8 +284,9 @@ int main(int argc, char** argv) {
   char* mode_end = nullptr;
   const long mode = std::strtol(mode_text.c_str(), &mode_end, 8);
   if (mode_text.empty() || *mode_end != '\0' || mode < 0 || mode > 0777) {
-    return Fail("unix_socket_mode",
-                absl::InvalidArgumentError("expected an octal mode"));
+    return FailOption("unix_socket_mode",
+                      absl::InvalidArgumentError(absl::StrCat(
+                          "\"", mode_text, "\": expected an octal mode")));
   }
   aopts.unix_socket_mode = static_cast<int>(mode);
   aopts.edge_id = absl::GetFlag(FLAGS_edge_id);
@@ -238,7 +304,21 @@ int main(int argc, char** argv) {
   aopts.max_netstring =
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_max_netstring)));
   if (absl::Status s = postfix::ValidateAdapterOptions(aopts); !s.ok()) {
-    return Fail("invalid options", s);
+    return FailValidation(s);
+  }
+  for (const auto& [option, path] :
+       {std::pair<const char*, std::string>{"tls_ca", copts.tls.ca_file},
+        {"tls_cert", copts.tls.cert_file},
+        {"tls_key", copts.tls.key_file}}) {
+    if (path.empty()) continue;
+    absl::StatusOr<rcptguard::OpenedFile> opened =
+        rcptguard::OpenRegularFile(option, path, rcptguard::kMaxPemFileBytes);
+    if (!opened.ok()) return FailOption(option, opened.status());
+  }
+  if (absl::GetFlag(FLAGS_check_config)) {
+    std::printf("configuration %s is valid\n",
+                config_file.empty() ? "(flags only)" : config_file.c_str());
+    return 0;
   }
 
   RaiseFileLimit();
@@ -256,12 +336,25 @@ int main(int argc, char** argv) {
   if (!rg.ok()) return Fail("client", rg.status());
 
   auto registry = std::make_shared<prometheus::Registry>();
+  try {
+    prometheus::BuildGauge()
+        .Name("rcptguard_postfix_build_info")
+        .Help("rcptguard-postfix build; value 1, its version as label.")
+        .Register(*registry)
+        .Add({{"version", std::string(rcptguard::ProjectVersion())}})
+        .Set(1);
+  } catch (const std::exception& e) {
+    return Fail("metrics", absl::InternalError(e.what()));
+  }
   std::unique_ptr<exposition::HttpEndpoint> metrics_server;
   const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   if (!metrics_listen.empty()) {
     absl::StatusOr<std::unique_ptr<exposition::HttpEndpoint>> started =
-        exposition::StartHttpEndpoint(metrics_listen, registry);
-    if (!started.ok()) return Fail("metrics_listen", started.status());
+        exposition::StartHttpEndpoint(
+            metrics_listen,
+            std::vector<std::shared_ptr<prometheus::Collectable>>{
+                registry, std::make_shared<exposition::ProcessCollector>()});
+    if (!started.ok()) return FailOption("metrics_listen", started.status());
     metrics_server = *std::move(started);
   }
   const int metrics_port =

@@ -10,9 +10,9 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/exposition/process_collector.h"
 #include "common/strings.h"
 #include "prometheus/text_serializer.h"
-#include "server/metrics/process_collector.h"
 
 namespace rcptguard::metrics {
 namespace {
@@ -404,7 +404,8 @@ ServerMetrics::ServerMetrics(MetricsOptions options,
   scrape_ =
       std::make_shared<ScrapeCollector>(options_.max_edge_ids, options_.clock);
   if (options_.process_metrics) {
-    process_ = std::make_shared<ProcessCollector>(options_.proc_root);
+    process_ =
+        std::make_shared<exposition::ProcessCollector>(options_.proc_root);
   }
   domain_labels_ =
       std::min(options_.domains.size(), options_.max_domain_labels);

@@ -43,7 +43,8 @@
 // Gauges owned by other parts (harvest detector statistics) are read at
 // scrape time through a sampler callback; the directory's age is computed at
 // scrape time from its built_at; process metrics (process_cpu_seconds_total
-// and friends) come from /proc at scrape time (process_collector.h).
+// and friends) come from /proc at scrape time
+// (common/exposition/process_collector.h).
 //
 // Metric names (the contract with deploy/prometheus and deploy/grafana):
 //   rcptguard_build_info{version}                                   gauge 1

@@ -394,7 +394,8 @@ TEST(ServerE2eTest, CliChecksAndReportsStatus) {
        "nobody-here@example.com", target, "--client-ip=192.0.2.55"},
       &output);
   ASSERT_TRUE(status.ok());
-  EXPECT_EQ(WEXITSTATUS(*status), 0) << output;
+  // Like `postmap -q`: 1 when a recipient is not found.
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << output;
   EXPECT_THAT(output, HasSubstr("alice@example.com\tVALID\t250 2.1.5"));
   EXPECT_THAT(output, HasSubstr("nobody-here@example.com\tUNKNOWN\t550 5.1.1"));
 

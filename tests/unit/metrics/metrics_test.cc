@@ -24,16 +24,19 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/exposition/http_endpoint.h"
+#include "common/exposition/process_collector.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "prometheus/counter.h"
 #include "prometheus/gauge.h"
-#include "server/metrics/process_collector.h"
 #include "tests/testutil/http.h"
 
 namespace rcptguard::metrics {
 namespace {
 
+using ::rcptguard::exposition::ProcessCollector;
+using ::rcptguard::exposition::ProcessStats;
+using ::rcptguard::exposition::ReadProcessStats;
 using ::rcptguard::testing::HttpGet;
 using ::testing::HasSubstr;
 using ::testing::Not;

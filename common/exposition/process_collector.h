@@ -9,12 +9,13 @@
 //   (/proc/self/limits)
 //
 // the same names and meanings as the Go and Java clients, so stock
-// dashboards work. A value that cannot be read is left out of the scrape
-// (never an exception, never a made-up zero).
+// dashboards work. rcptguardd and rcptguard-postfix both export them. A value
+// that cannot be read is left out of the scrape (never an exception, never a
+// made-up zero).
 //
 // Thread safety: Collect() and ReadProcessStats() may run concurrently.
-#ifndef RCPTGUARD_SERVER_METRICS_PROCESS_COLLECTOR_H_
-#define RCPTGUARD_SERVER_METRICS_PROCESS_COLLECTOR_H_
+#ifndef RCPTGUARD_COMMON_EXPOSITION_PROCESS_COLLECTOR_H_
+#define RCPTGUARD_COMMON_EXPOSITION_PROCESS_COLLECTOR_H_
 
 #include <optional>
 #include <string>
@@ -24,7 +25,7 @@
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
 
-namespace rcptguard::metrics {
+namespace rcptguard::exposition {
 
 struct ProcessStats {
   std::optional<double> cpu_seconds;
@@ -51,6 +52,6 @@ class ProcessCollector : public prometheus::Collectable {
   const std::string proc_root_;
 };
 
-}  // namespace rcptguard::metrics
+}  // namespace rcptguard::exposition
 
-#endif  // RCPTGUARD_SERVER_METRICS_PROCESS_COLLECTOR_H_
+#endif  // RCPTGUARD_COMMON_EXPOSITION_PROCESS_COLLECTOR_H_

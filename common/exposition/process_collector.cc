@@ -1,4 +1,4 @@
-#include "server/metrics/process_collector.h"
+#include "common/exposition/process_collector.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -13,7 +13,7 @@
 #include "absl/strings/strip.h"
 #include "common/strings.h"
 
-namespace rcptguard::metrics {
+namespace rcptguard::exposition {
 namespace {
 
 std::optional<std::string> ReadFile(const std::string& path) {
@@ -150,4 +150,4 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   return families;
 }
 
-}  // namespace rcptguard::metrics
+}  // namespace rcptguard::exposition
