@@ -84,8 +84,8 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
                                      file_stats.wrong_object_class);
   }
   const absl::Time now = clock->Now();
-  // LoadLdifFile has read every file, so each was there to stat; a clock
-  // that cannot tell (no file) falls back to the load.
+  // Every file was read, so each could be stat'ed; should none have been,
+  // the load's time stands in.
   if (built_at == absl::InfiniteFuture()) built_at = now;
   directory::DirectoryInfo info;
   info.version = absl::StrCat(

@@ -35,7 +35,8 @@
 //   an unchecked field), then (ReadSnapshot, and VerifySnapshot with a key)
 //   the key id, and the slot layout in one pass (FingerprintSet::FromSlots).
 //   Every error names the file: "snapshot PATH: ...". Codes: DataLoss for an
-//   empty, truncated or corrupt file (a bad trailer included);
+//   empty, truncated or corrupt file (a bad trailer included; empty and
+//   truncated ones are told apart by SnapshotDamage below);
 //   InvalidArgument for a file that is not a snapshot (or not a regular
 //   file, or above kMaxSnapshotBytes) or whose checksummed content is
 //   inconsistent (a writer bug); FailedPrecondition for a newer format
