@@ -1,18 +1,26 @@
 # rcptguard container image: rcptguardd (the server) and rcptguard (the CLI:
-# health checks, snapshot builds) on Debian 12, non-root.
+# health checks, snapshot builds) on Debian 12 slim, non-root.
 #
 #   docker build -t rcptguard .
-#   docker run --rm -v "$PWD/tls:/etc/rcptguard/tls:ro" \
+#   # Demo, no certificates (plaintext on the container's loopback):
+#   docker run -d --name rcptguard-demo rcptguard \
+#       --config=/etc/rcptguard/demo.textproto
+#   docker exec rcptguard-demo rcptguard check alice@example.com
+#   # Mutual TLS: server.crt, server.key and edge-ca.crt in ./tls
+#   docker run -d -v "$PWD/tls:/etc/rcptguard/tls:ro" \
 #       -p 50051:50051 -p 9464:9464 rcptguard
 #
 # The baked-in config (deploy/container/rcptguard.textproto) serves the
 # bundled sample directory over mutual TLS with the server certificate, key
-# and edge CA mounted at /etc/rcptguard/tls (docs/security.md); mount your
-# own config over /etc/rcptguard. See
-# deploy/README.md. tests/unit/deploy checks this file: the build stage must
-# install exactly deploy/packages-build.txt, and the runtime stage's
-# "libraries" group exactly the Debian packages holding the shared libraries
-# `ldd` resolves for the binaries copied below.
+# and edge CA mounted at /etc/rcptguard/tls (docs/security.md);
+# deploy/container/demo.textproto serves it without TLS on loopback. Mount
+# your own config over /etc/rcptguard. See deploy/README.md ("Container
+# image"). tests/unit/deploy checks this file: the build stage must install
+# exactly deploy/packages-build.txt, the runtime stage's "libraries" group
+# exactly the Debian packages holding the shared libraries `ldd` resolves
+# for the binaries copied below, and the runtime stage's files, user,
+# command and health check are run outside a container engine (bwrap, read-
+# only root, UID 10001) with README's quick-start commands.
 
 # ---- Build ----
 FROM debian:12 AS build
@@ -46,7 +54,7 @@ RUN cmake -G Ninja -S . -B /build -DCMAKE_BUILD_TYPE=Release -DRG_BENCHMARKS=OFF
       --config=/src/deploy/container/rcptguard.textproto
 
 # ---- Runtime ----
-FROM debian:12 AS runtime
+FROM debian:12-slim AS runtime
 LABEL org.opencontainers.image.title="rcptguard" \
       org.opencontainers.image.description="Recipient validation and directory harvest detection for mail edges"
 RUN apt-get update \
@@ -95,6 +103,7 @@ RUN apt-get update \
       /var/lib/rcptguard/snapshot
 COPY --from=build /build/server/rcptguardd /build/clients/rcptguard /usr/bin/
 COPY deploy/container/rcptguard.textproto /etc/rcptguard/rcptguard.textproto
+COPY deploy/container/demo.textproto /etc/rcptguard/demo.textproto
 COPY deploy/examples/sample.ldif /usr/share/rcptguard/examples/sample.ldif
 USER 10001:10001
 WORKDIR /var/lib/rcptguard

@@ -396,6 +396,11 @@ int RunBuild(const std::vector<char*>& args) {
       return Fail(
           kCmd, absl::StrCat(exported.status().message(), "; nothing written"));
     }
+    if (exported->entries == 0) {
+      return Fail(kCmd,
+                  absl::StrCat(ldap::NoEntriesHint(plan.ldap, plan.mapping),
+                               "; nothing written"));
+    }
   } else {
     uint64_t total_bytes = 0;
     for (const std::string& file : plan.ldif_files) {
@@ -466,6 +471,17 @@ int RunBuild(const std::vector<char*>& args) {
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
 
   const directory::Directory& built = **dir;
+  for (const directory::AliasDomainAddresses& alias :
+       built.info().alias_domain_addresses) {
+    std::fprintf(stderr,
+                 "rcptguard snapshot build: warning: %llu addresses are "
+                 "written with alias domain %s and were folded into %s; if "
+                 "%s is an Exchange accepted domain, serve it as a domain of "
+                 "its own (docs/ldap-mapping.md)\n",
+                 static_cast<unsigned long long>(alias.addresses),
+                 alias.alias.c_str(), alias.target.c_str(),
+                 alias.alias.c_str());
+  }
   std::vector<std::string> per_domain;
   for (size_t i = 0; i < built.domains().size(); ++i) {
     per_domain.push_back(absl::StrCat(built.domains()[i].name, " ",

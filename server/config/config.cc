@@ -62,6 +62,12 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
     limits->set_grpc_memory_bytes(kDefaultGrpcMemoryBytes);
   }
   if (limits->idle_timeout().empty()) limits->set_idle_timeout("5m");
+  if (limits->max_connection_age().empty()) {
+    limits->set_max_connection_age("0s");
+  }
+  if (limits->max_connection_age_grace().empty()) {
+    limits->set_max_connection_age_grace("30s");
+  }
   if (limits->handshake_timeout().empty()) {
     limits->set_handshake_timeout("10s");
   }
@@ -132,6 +138,10 @@ constexpr DurationRange kReloadIntervalRange{absl::Seconds(1), absl::Hours(24)};
 constexpr DurationRange kIdleTimeoutRange{absl::Seconds(1), absl::Hours(24)};
 constexpr DurationRange kHandshakeTimeoutRange{absl::Milliseconds(100),
                                                absl::Minutes(5)};
+constexpr DurationRange kMaxConnectionAgeRange{absl::Seconds(1),
+                                               absl::Hours(24), true};
+constexpr DurationRange kMaxConnectionAgeGraceRange{absl::Seconds(1),
+                                                    absl::Hours(1)};
 constexpr DurationRange kWatchIntervalRange{absl::Milliseconds(10),
                                             absl::Hours(24), true};
 constexpr DurationRange kStaleAfterRange{absl::Seconds(1), absl::Hours(24 * 30),
@@ -368,6 +378,12 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
   RG_RETURN_IF_ERROR(CheckDuration("limits.handshake_timeout",
                                    limits.handshake_timeout(),
                                    kHandshakeTimeoutRange));
+  RG_RETURN_IF_ERROR(CheckDuration("limits.max_connection_age",
+                                   limits.max_connection_age(),
+                                   kMaxConnectionAgeRange));
+  RG_RETURN_IF_ERROR(CheckDuration("limits.max_connection_age_grace",
+                                   limits.max_connection_age_grace(),
+                                   kMaxConnectionAgeGraceRange));
   RG_RETURN_IF_ERROR(CheckRange("limits.rate_burst_seconds",
                                 limits.rate_burst_seconds(), 0, 3600));
   RG_RETURN_IF_ERROR(CheckRange("shutdown.drain_timeout_ms",

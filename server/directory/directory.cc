@@ -356,6 +356,7 @@ DirectoryBuilder::AddOutcome DirectoryBuilder::AddAddress(std::string_view raw,
   auto it = domain_index_.find(AbslView(parsed->domain));
   if (it == domain_index_.end()) return AddOutcome::kNotServed;
   const int32_t d = it->second;
+  if (parsed->domain != domains_[d].name) ++alias_addresses_[parsed->domain];
   std::string joined;
   JoinAddress(parsed->local, domains_[d].name, joined);
   const uint64_t fp =
@@ -374,8 +375,25 @@ void DirectoryBuilder::AddFingerprint(size_t domain_index, uint64_t fp) {
 
 void DirectoryBuilder::Reserve(size_t addresses) { seen_.reserve(addresses); }
 
+std::vector<AliasDomainAddresses> DirectoryBuilder::alias_domain_addresses()
+    const {
+  std::vector<AliasDomainAddresses> out;
+  for (const auto& [alias, count] : alias_addresses_) {
+    auto it = domain_index_.find(alias);
+    out.push_back({alias,
+                   it != domain_index_.end() ? domains_[it->second].name : "",
+                   count});
+  }
+  std::sort(out.begin(), out.end(),
+            [](const AliasDomainAddresses& a, const AliasDomainAddresses& b) {
+              return a.alias < b.alias;
+            });
+  return out;
+}
+
 absl::StatusOr<std::shared_ptr<const Directory>> DirectoryBuilder::Build(
     DirectoryInfo info) && {
+  info.alias_domain_addresses = alias_domain_addresses();
   std::vector<uint64_t> fps(seen_.begin(), seen_.end());
   seen_ = absl::flat_hash_set<uint64_t>();  // free it before the set grows
   FingerprintSet set = FingerprintSet::Build(std::move(fps));

@@ -88,11 +88,29 @@ struct LookupResult {
   uint64_t fingerprint = 0;
 };
 
+// Addresses a directory source wrote with an alias domain ("user@alias"):
+// the builder folds each into "user@target", so they add nothing (a
+// mailbox that also has the target address is a duplicate) and every
+// "user@alias" whose "user@target" exists is accepted anyway. Exchange
+// accepts only what proxyAddresses list: explicit alias-domain addresses
+// mean the domain is an Exchange accepted domain, not an alias
+// (docs/ldap-mapping.md).
+struct AliasDomainAddresses {
+  std::string alias;       // the alias domain, normalized
+  std::string target;      // the served domain it resolves to
+  uint64_t addresses = 0;  // written with the alias, duplicates included
+};
+
 struct DirectoryInfo {
-  std::string version;   // e.g. the snapshot's version string
-  std::string source;    // e.g. "ldap://dc1.example.com" or a file path
-  absl::Time built_at;   // when the source was read
+  std::string version;  // e.g. the snapshot's version string
+  std::string source;   // e.g. "ldap://dc1.example.com" or a file path
+  // When the data was exported: a snapshot's created_at, an LDIF file's
+  // modification time (the oldest of several), not when it was read.
+  absl::Time built_at;
   absl::Time loaded_at;  // when this process loaded it (set by the caller)
+  // One entry per alias domain with explicit addresses, by alias; filled by
+  // DirectoryBuilder::Build (a snapshot does not carry them).
+  std::vector<AliasDomainAddresses> alias_domain_addresses;
 };
 
 // The fingerprint of a normalized address "local@domain" under `key`: the
@@ -193,8 +211,11 @@ class DirectoryBuilder {
   const std::vector<DomainPolicy>& domains() const { return domains_; }
   // Distinct addresses added so far.
   size_t address_count() const { return seen_.size(); }
+  // Addresses added so far with an alias domain, per alias (sorted).
+  std::vector<AliasDomainAddresses> alias_domain_addresses() const;
 
-  // Builds the directory and consumes the builder. `info` is stored as given.
+  // Builds the directory and consumes the builder. `info` is stored as
+  // given, except that alias_domain_addresses() is stored into it.
   absl::StatusOr<std::shared_ptr<const Directory>> Build(DirectoryInfo info) &&;
 
   // For the snapshot loader: builds the directory around a ready set (e.g.
@@ -216,6 +237,8 @@ class DirectoryBuilder {
   // fingerprint names its domain, so per-domain counts stay distinct too.
   absl::flat_hash_set<uint64_t> seen_;
   std::vector<uint64_t> domain_counts_;
+  // Alias domain -> addresses written with it (AddAddress).
+  absl::flat_hash_map<std::string, uint64_t> alias_addresses_;
 };
 
 }  // namespace rcptguard::directory

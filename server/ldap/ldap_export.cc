@@ -841,6 +841,27 @@ std::string DefaultFilter(const ldif::AttributeMapping& mapping) {
   return absl::StrCat("(&", absl::StrJoin(parts, ""), ")");
 }
 
+std::string NoEntriesHint(const LdapExportOptions& options,
+                          const ldif::AttributeMapping& mapping) {
+  // The filter without the AD account rules' computer term: what a server
+  // without the AD schema can evaluate.
+  ldif::AttributeMapping plain = mapping;
+  plain.active_directory_account_rules = false;
+  std::vector<std::string> bases;
+  for (const std::string& base : options.base_dns) {
+    bases.push_back(absl::StrCat("\"", base, "\""));
+  }
+  return absl::StrCat(
+      "the search of base DN(s) ", absl::StrJoin(bases, ", "), " on ",
+      options.uri, " with filter \"", options.filter,
+      "\" returned no entry: check the base DN and the bind account's read "
+      "access; a server whose schema lacks an object class the filter names "
+      "(the ad preset's filter names \"computer\"; OpenLDAP without an AD "
+      "schema evaluates such a term as undefined, so nothing matches) needs "
+      "its own filter: pass --filter, e.g. --filter='",
+      DefaultFilter(plain), "'");
+}
+
 std::vector<std::string> RequestedAttributes(
     const ldif::AttributeMapping& mapping) {
   std::vector<std::string> attributes;

@@ -153,6 +153,19 @@ absl::StatusOr<LdapExportStats> ExportLdap(
 // (on one line). Values are escaped per RFC 4515.
 std::string DefaultFilter(const ldif::AttributeMapping& mapping);
 
+// What to tell the operator when an export succeeded but read no entry at
+// all: the base DNs and the filter that matched nothing, the usual causes,
+// and how to override the filter. One line, e.g.
+//   the search of base DN(s) "dc=example,dc=com" on ldap://dc1:389/ with
+//   filter "(&...(!(objectClass=computer)))" returned no entry: check the
+//   base DN and the bind account's read access; a server whose schema lacks
+//   an object class the filter names (the ad preset's filter names
+//   "computer"; OpenLDAP without an AD schema evaluates such a term as
+//   undefined, so nothing matches) needs its own filter: pass --filter, e.g.
+//   --filter='(|(mail=*)(proxyAddresses=*))'
+std::string NoEntriesHint(const LdapExportOptions& options,
+                          const ldif::AttributeMapping& mapping);
+
 // The attributes MapEntry needs: the address and proxy attributes,
 // objectClass, and with the Active Directory account rules also
 // userAccountControl and msExchRecipientTypeDetails. No duplicates

@@ -28,11 +28,12 @@ constexpr std::string_view kReloadKindNames[kReloadKindCount] = {
     "success", "unchanged", "refused", "failed"};
 // Reload reasons; index 0 is for success and unchanged, the last is the
 // fold-over value.
-constexpr std::string_view kReloadReasons[9] = {
+constexpr std::string_view kReloadReasons[kReloadReasonCount] = {
     "none", "empty",  "shrunk", "missing_domain", "checksum",
-    "key",  "format", "io",     "other"};
+    "key",  "format", "io",     "truncated",      "other"};
 constexpr size_t kReasonNone = 0;
-constexpr size_t kReasonOther = 8;
+constexpr size_t kReasonEmpty = 1;
+constexpr size_t kReasonOther = kReloadReasonCount - 1;
 constexpr int kGrpcCodeCount = 17;  // OK .. UNAUTHENTICATED
 
 // Which (result, reason) pairs get a series of their own.
@@ -44,7 +45,9 @@ bool ReasonApplies(ReloadKind result, size_t reason) {
     case ReloadKind::kRefused:
       return reason >= 1 && (reason <= 3 || reason == kReasonOther);
     case ReloadKind::kFailed:
-      return reason >= 4;
+      // An empty snapshot file fails to load ("empty", as a refused empty
+      // directory is); a truncated one is "truncated", not "checksum".
+      return reason == kReasonEmpty || reason >= 4;
   }
   return false;
 }
@@ -307,6 +310,13 @@ class ScrapeCollector : public prometheus::Collectable {
                          MetricType::Gauge);
       AddSample(&info, 1, {{"version", directory.version}});
       families.push_back(std::move(info));
+      auto alias =
+          Family("rcptguard_directory_alias_domain_addresses",
+                 "Addresses the directory source wrote with an alias domain "
+                 "(folded into the target domain; see the load log line).",
+                 MetricType::Gauge);
+      AddSample(&alias, static_cast<double>(directory.alias_domain_addresses));
+      families.push_back(std::move(alias));
       if (directory.loaded_at != absl::InfinitePast() &&
           directory.loaded_at != absl::InfiniteFuture()) {
         auto loaded_at = Family(

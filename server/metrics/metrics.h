@@ -36,9 +36,11 @@
 //     "%6Fther" and "%6Eone"; a label longer than 64 bytes is clipped to
 //     (about) 64 and gets "~" and the 16 hex digits of the id's FNV-1a
 //     64-bit hash;
-//   - reason (reloads): empty, shrunk, missing_domain (refused); checksum,
-//     key, format, io (failed); anything else is "other"; successful and
-//     unchanged reloads have reason "none".
+//   - reason (reloads): empty, shrunk, missing_domain (refused); empty (a
+//     0-byte snapshot file), truncated (a snapshot shorter than its header
+//     says), checksum (any other corruption), key, format, io (failed);
+//     anything else is "other"; successful and unchanged reloads have
+//     reason "none".
 //
 // Gauges owned by other parts (harvest detector statistics) are read at
 // scrape time through a sampler callback; the directory's age is computed at
@@ -61,6 +63,7 @@
 //   rcptguard_directory_info{version}                  gauge 1, once loaded
 //   rcptguard_directory_last_load_success_timestamp_seconds  gauge, once loaded
 //   rcptguard_directory_snapshot_age_seconds           gauge, once loaded
+//   rcptguard_directory_alias_domain_addresses         gauge, once loaded
 //   rcptguard_harvest_tracked_keys, rcptguard_harvest_tracked_keys_limit,
 //   rcptguard_harvest_evictions_total, rcptguard_harvest_penalty_boxes_active,
 //   rcptguard_harvest_domains_under_attack        with a harvest sampler set
@@ -150,6 +153,8 @@ enum class ReloadKind : uint8_t {
   kFailed = 3,
 };
 inline constexpr size_t kReloadKindCount = 4;
+// Values of the `reason` label of rcptguard_directory_reloads_total.
+inline constexpr size_t kReloadReasonCount = 10;
 
 struct MetricsOptions {
   // Served domains in config order: RecordRecipient's domain_index indexes
@@ -179,6 +184,9 @@ struct DirectoryState {
   uint64_t domains = 0;
   absl::Time built_at = absl::InfinitePast();   // when its source was read
   absl::Time loaded_at = absl::InfinitePast();  // when this process loaded it
+  // Addresses the source wrote with an alias domain (directory.h,
+  // AliasDomainAddresses), over every alias.
+  uint64_t alias_domain_addresses = 0;
 };
 
 // Harvest detector statistics, read at scrape time (harvest::DetectorStats).
@@ -284,7 +292,9 @@ class ServerMetrics {
   // [action][rule slot]
   std::array<std::vector<prometheus::Counter*>, kClientActionCount> verdicts_;
   // [result][reason]; null for combinations that fold into "other".
-  std::array<std::array<prometheus::Counter*, 9>, kReloadKindCount> reloads_{};
+  std::array<std::array<prometheus::Counter*, kReloadReasonCount>,
+             kReloadKindCount>
+      reloads_{};
   prometheus::Histogram* load_duration_ = nullptr;
 };
 

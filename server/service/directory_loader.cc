@@ -1,5 +1,8 @@
 #include "server/service/directory_loader.h"
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -42,7 +45,15 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
 
   v1::LoadStatistics stats;
   std::string first_malformed;
+  // The export's age is the data's: the oldest file's modification time
+  // (stat before reading, so a file replaced meanwhile looks older, never
+  // fresher). Re-reading an old file (SIGHUP) must not make it fresh.
+  absl::Time built_at = absl::InfiniteFuture();
   for (const std::string& file : config.directory().ldif_files()) {
+    struct stat st;
+    if (::stat(file.c_str(), &st) == 0) {
+      built_at = std::min(built_at, absl::TimeFromTimespec(st.st_mtim));
+    }
     auto sink = [&](std::string_view address) {
       std::string error;
       switch (builder.AddAddress(address, &error)) {
@@ -73,12 +84,16 @@ absl::StatusOr<LoadedDirectory> LoadDirectoryFromLdif(
                                      file_stats.wrong_object_class);
   }
   const absl::Time now = clock->Now();
+  // Every file was read, so each could be stat'ed; should none have been,
+  // the load's time stands in.
+  if (built_at == absl::InfiniteFuture()) built_at = now;
   directory::DirectoryInfo info;
   info.version = absl::StrCat(
-      "ldif-", absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone()));
+      "ldif-",
+      absl::FormatTime("%Y%m%dT%H%M%SZ", built_at, absl::UTCTimeZone()));
   info.source = absl::StrCat(
       "ldif:", absl::StrJoin(config.directory().ldif_files(), ","));
-  info.built_at = now;
+  info.built_at = built_at;
   info.loaded_at = now;
   RG_ASSIGN_OR_RETURN(std::shared_ptr<const directory::Directory> dir,
                       std::move(builder).Build(std::move(info)));

@@ -12,8 +12,10 @@
 // always refuse it).
 //
 // The loaders read the time from their `clock` argument: the load's
-// duration, the directory's loaded_at and, for LDIF, its built_at and
-// version (a snapshot carries its own).
+// duration and the directory's loaded_at. The directory's built_at (its
+// age, staleness) comes from the data: a snapshot's created_at, or the
+// oldest LDIF file's modification time (also the LDIF version's time), so
+// re-reading an old export does not make it fresh.
 //
 // Thread safety: pure functions of their arguments; safe from any thread.
 #ifndef RCPTGUARD_SERVER_SERVICE_DIRECTORY_LOADER_H_

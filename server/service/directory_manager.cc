@@ -15,6 +15,7 @@
 #include "server/config/config.h"
 #include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
+#include "server/snapshot/snapshot_file.h"
 
 namespace rcptguard::service {
 namespace {
@@ -24,7 +25,8 @@ std::string ClassifyLoadError(const absl::Status& status) {
   const std::string_view message = ToStd(status.message());
   switch (status.code()) {
     case absl::StatusCode::kDataLoss:
-      return "checksum";
+      // "empty", "truncated" or "checksum" (any other corruption).
+      return std::string(snapshot::SnapshotDamage(status));
     case absl::StatusCode::kFailedPrecondition:
       return message.find("key id") != std::string_view::npos ? "key"
                                                               : "format";
@@ -190,10 +192,32 @@ absl::StatusOr<ReloadResult> DirectoryManager::Reload(
            {"not_served_skipped", loaded->stats.addresses_not_served()},
            {"malformed_skipped", loaded->stats.addresses_malformed()},
            {"seconds", loaded->stats.duration_seconds()}});
+  for (const directory::AliasDomainAddresses& alias :
+       dir.info().alias_domain_addresses) {
+    // Once per alias and load: the folded addresses are otherwise silent
+    // (duplicates), and they mean the alias accepts more than Exchange does.
+    LogWarning("alias_domain_has_explicit_addresses",
+               {{"alias", alias.alias},
+                {"target", alias.target},
+                {"addresses", alias.addresses},
+                {"hint",
+                 "addresses written with an alias domain are folded into the "
+                 "target; every user@alias whose user@target exists is "
+                 "accepted. If the domain is an Exchange accepted domain with "
+                 "its own proxyAddresses, serve it as a domain of its own, "
+                 "not an alias (docs/ldap-mapping.md)"}});
+  }
   if (!loaded->first_malformed.empty()) {
     LogWarning("directory_malformed_addresses",
                {{"count", loaded->stats.addresses_malformed()},
                 {"first", loaded->first_malformed}});
+  }
+  for (const directory::AliasDomainAddresses& alias :
+       dir.info().alias_domain_addresses) {
+    v1::AliasDomainAddresses* out = loaded->stats.add_alias_domain_addresses();
+    out->set_alias(alias.alias);
+    out->set_target(alias.target);
+    out->set_addresses(alias.addresses);
   }
   {
     absl::MutexLock stats_lock(&stats_mu_);

@@ -128,6 +128,9 @@ DirectoryManagerOptions Server::ManagerOptions() {
         state.domains = served->domains().size();
         state.built_at = served->info().built_at;
         state.loaded_at = served->info().loaded_at;
+        for (const auto& alias : served->info().alias_domain_addresses) {
+          state.alias_domain_addresses += alias.addresses;
+        }
         m->SetDirectory(state);
       }
     };
@@ -257,6 +260,16 @@ absl::Status Server::Start() {
   builder.AddChannelArgument(
       GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
       DurationMillisForGrpc(ConfigDuration(limits.handshake_timeout())));
+  // Old connections are sent away so that clients spread over replicas
+  // added since (limits.max_connection_age; "0s" is gRPC's default: none).
+  if (const absl::Duration age = ConfigDuration(limits.max_connection_age());
+      age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               DurationMillisForGrpc(age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               DurationMillisForGrpc(ConfigDuration(
+                                   limits.max_connection_age_grace())));
+  }
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(limits.max_message_bytes()));
   builder.SetMaxSendMessageSize(static_cast<int>(

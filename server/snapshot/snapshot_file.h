@@ -35,7 +35,8 @@
 //   an unchecked field), then (ReadSnapshot, and VerifySnapshot with a key)
 //   the key id, and the slot layout in one pass (FingerprintSet::FromSlots).
 //   Every error names the file: "snapshot PATH: ...". Codes: DataLoss for an
-//   empty, truncated or corrupt file (a bad trailer included);
+//   empty, truncated or corrupt file (a bad trailer included; empty and
+//   truncated ones are told apart by SnapshotDamage below);
 //   InvalidArgument for a file that is not a snapshot (or not a regular
 //   file, or above kMaxSnapshotBytes) or whose checksummed content is
 //   inconsistent (a writer bug); FailedPrecondition for a newer format
@@ -213,6 +214,21 @@ absl::StatusOr<SnapshotInfo> InspectSnapshot(const std::string& path);
 // without keeping a directory.
 absl::Status VerifySnapshot(const std::string& path,
                             const std::optional<directory::SipKey>& key);
+
+// What kind of damage a reader's DataLoss error describes, for reload
+// reasons (metrics, logs, status): kDamageEmpty for a 0-byte file,
+// kDamageTruncated for a file shorter than its header says (or one that
+// shrank while being read: an interrupted copy, a full disk),
+// kDamageCorrupt for any other DataLoss (bad trailer, checksum mismatch,
+// a file longer than it claims); "" for a status that is not DataLoss.
+inline constexpr std::string_view kDamageEmpty = "empty";
+inline constexpr std::string_view kDamageTruncated = "truncated";
+inline constexpr std::string_view kDamageCorrupt = "checksum";
+std::string_view SnapshotDamage(const absl::Status& status);
+// The absl::Status payload (type URL) in which readers mark an empty or
+// truncated file's DataLoss error with kDamageEmpty or kDamageTruncated.
+inline constexpr std::string_view kSnapshotDamagePayload =
+    "type.rcptguard.dev/snapshot.damage";
 
 // ---------------------------------------------------------------------------
 // Buffers: the same format in memory, for tests, fakes and fuzzing. `name`

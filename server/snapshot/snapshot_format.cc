@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/bytes.h"
@@ -119,6 +120,22 @@ absl::Status ParseDomains(std::string_view name, MetaReader& in,
 
 std::string Hex(uint64_t v) { return absl::StrFormat("0x%016x", v); }
 
+absl::Status DamagedError(std::string_view damage, std::string message) {
+  absl::Status status = absl::DataLossError(message);
+  status.SetPayload(ToAbsl(kSnapshotDamagePayload), absl::Cord(ToAbsl(damage)));
+  return status;
+}
+
+std::string_view SnapshotDamage(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kDataLoss) return "";
+  const absl::optional<absl::Cord> damage =
+      status.GetPayload(ToAbsl(kSnapshotDamagePayload));
+  if (!damage.has_value()) return kDamageCorrupt;
+  if (*damage == ToAbsl(kDamageEmpty)) return kDamageEmpty;
+  if (*damage == ToAbsl(kDamageTruncated)) return kDamageTruncated;
+  return kDamageCorrupt;
+}
+
 absl::Status ErrnoError(int err, std::string_view name, std::string_view what) {
   return absl::ErrnoToStatus(err, Msg(name, ToAbsl(what)));
 }
@@ -126,16 +143,19 @@ absl::Status ErrnoError(int err, std::string_view name, std::string_view what) {
 // `head` holds the first min(file size, kHeaderBytes) bytes.
 absl::Status CheckPreamble(std::string_view name, std::string_view head,
                            uint64_t file_bytes) {
-  if (file_bytes == 0) return absl::DataLossError(Msg(name, "file is empty"));
+  if (file_bytes == 0) {
+    return DamagedError(kDamageEmpty, Msg(name, "file is empty"));
+  }
   const size_t magic_bytes = std::min(head.size(), sizeof(kSnapshotMagic));
   if (std::memcmp(head.data() + kOffMagic, kSnapshotMagic, magic_bytes) != 0) {
     return absl::InvalidArgumentError(
         Msg(name, "not an rcptguard snapshot (bad magic)"));
   }
   if (file_bytes < kPreambleBytes) {
-    return absl::DataLossError(Msg(name, "truncated: file has ", file_bytes,
-                                   " bytes, less than a snapshot header (",
-                                   kHeaderBytes, ")"));
+    return DamagedError(
+        kDamageTruncated,
+        Msg(name, "truncated: file has ", file_bytes,
+            " bytes, less than a snapshot header (", kHeaderBytes, ")"));
   }
   const uint32_t version = LoadU32(head.data() + kOffFormatVersion);
   if (version == 0) {
@@ -148,8 +168,9 @@ absl::Status CheckPreamble(std::string_view name, std::string_view head,
   }
   const uint64_t stated = LoadU64(head.data() + kOffFileSize);
   if (file_bytes < stated) {
-    return absl::DataLossError(Msg(name, "truncated: file has ", file_bytes,
-                                   " bytes, header says ", stated));
+    return DamagedError(kDamageTruncated,
+                        Msg(name, "truncated: file has ", file_bytes,
+                            " bytes, header says ", stated));
   }
   if (file_bytes > stated) {
     return absl::DataLossError(Msg(name, "size mismatch: file has ", file_bytes,

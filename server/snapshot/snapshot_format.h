@@ -73,6 +73,10 @@ std::string Msg(std::string_view name, const Args&... args) {
 
 absl::Status ErrnoError(int err, std::string_view name, std::string_view what);
 
+// A DataLoss error `message` marked with `damage` (kDamageEmpty or
+// kDamageTruncated) for SnapshotDamage().
+absl::Status DamagedError(std::string_view damage, std::string message);
+
 // Checks made before the checksum.
 
 // `head` holds the first min(file size, kHeaderBytes) bytes.

@@ -123,7 +123,8 @@ absl::Status PreadAll(int fd, std::string_view name, char* out, size_t size,
       return ErrnoError(errno, name, "cannot read");
     }
     if (n == 0) {
-      return absl::DataLossError(Msg(name, "file shrank while being read"));
+      return DamagedError(kDamageTruncated,
+                          Msg(name, "file shrank while being read"));
     }
     out += n;
     size -= static_cast<size_t>(n);

@@ -57,7 +57,7 @@ listen_address: "127.0.0.1:0"
 insecure_plaintext: true
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" }
-directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" }
+directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 harvest { disabled: true }
 shutdown { grace_ms: 0 drain_timeout_ms: 1000 }
 EOF

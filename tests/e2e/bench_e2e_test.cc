@@ -25,13 +25,14 @@ using ::google::protobuf::Struct;
 using ::google::protobuf::Value;
 
 std::string Config() {
-  return absl::StrCat(R"(
+  return absl::StrCat(
+      R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
 directory { ldif_files: ")",
-                      SourceDir(),
-                      R"(/deploy/examples/sample.ldif" preset: "ad" }
+      SourceDir(),
+      R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 shutdown { grace_ms: 0 drain_timeout_ms: 500 }
 )");
 }

@@ -29,13 +29,14 @@ using ::rcptguard::testing::SourceDir;
 using ::testing::HasSubstr;
 
 std::string Config() {
-  return absl::StrCat(R"(
+  return absl::StrCat(
+      R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
 directory { ldif_files: ")",
-                      SourceDir(),
-                      R"(/deploy/examples/sample.ldif" preset: "ad" }
+      SourceDir(),
+      R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 limits { max_address_length: 300 }
 shutdown { grace_ms: 0 drain_timeout_ms: 500 }
 )");

@@ -155,7 +155,7 @@ listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 domains { name: "example.org" }
 directory { ldif_files: ")",
-                      SampleLdif(), R"(" preset: "ad" }
+                      SampleLdif(), R"(" preset: "ad" stale_after: "0s" }
 harvest { disabled: true }
 )",
                       extra);

@@ -23,13 +23,13 @@ using ::rcptguard::testing::SourceDir;
 class HarvestDefaultsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_NO_FATAL_FAILURE(server_.Start(
-        absl::StrCat(R"(
+    ASSERT_NO_FATAL_FAILURE(server_.Start(absl::StrCat(
+        R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                     SourceDir(),
-                     R"(/deploy/examples/sample.ldif" preset: "ad" }
+        SourceDir(),
+        R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 shutdown { grace_ms: 0 }
 )")));
     ASSERT_TRUE(server_.WaitServing(absl::Seconds(30))) << server_.log();

@@ -20,16 +20,17 @@ using ::rcptguard::testing::SourceDir;
 using ::testing::HasSubstr;
 
 std::string HarvestConfig(const std::string& extra) {
-  return absl::StrCat(R"(
+  return absl::StrCat(
+      R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                      SourceDir(),
-                      R"(/deploy/examples/sample.ldif" preset: "ad" }
+      SourceDir(),
+      R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 shutdown { grace_ms: 0 }
 harvest {
   )",
-                      extra, R"(
+      extra, R"(
   rules { name: "tarpit" scopes: "v4/32" window: "10m" min_unknown: 3
           action: HARVEST_ACTION_TARPIT base_delay: "2s" factor: 2 max_delay: "8s" }
   rules { name: "block" scopes: "v4/32" window: "10m" min_unknown: 6

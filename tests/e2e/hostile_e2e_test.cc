@@ -42,14 +42,15 @@ using ::testing::HasSubstr;
 constexpr char kValidate[] = "/rcptguard.v1.RecipientValidation/Validate";
 
 std::string Config(const std::string& extra = "") {
-  return absl::StrCat(R"(
+  return absl::StrCat(
+      R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                      SourceDir(),
-                      R"(/deploy/examples/sample.ldif" preset: "ad" }
+      SourceDir(),
+      R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 )",
-                      extra);
+      extra);
 }
 
 void StartServer(ServerProcess& server, const std::string& extra = "") {

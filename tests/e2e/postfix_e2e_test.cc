@@ -53,13 +53,14 @@ using ::testing::Not;
 std::string ServerConfig() {
   // Small harvest rules so a burst of a few unknown recipients escalates:
   // tarpit (1 s) from 3 unknown, 451 from 5, 550 5.7.1 from 7.
-  return absl::StrCat(R"(
+  return absl::StrCat(
+      R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" }
 directory { ldif_files: ")",
-                      SourceDir(),
-                      R"(/deploy/examples/sample.ldif" preset: "ad" }
+      SourceDir(),
+      R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 shutdown { grace_ms: 0 drain_timeout_ms: 1000 }
 harvest {
   rules { name: "tarpit" scopes: "v4/32" window: "10m" min_unknown: 3

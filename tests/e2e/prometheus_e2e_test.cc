@@ -76,13 +76,14 @@ TEST(PrometheusE2eTest, PrometheusScrapesVerdictsAndDirectoryGauges) {
     GTEST_SKIP() << "Debian's prometheus package is not installed";
   }
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(
-      absl::StrCat(R"(
+  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrCat(
+      R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
 directory { ldif_files: ")",
-                   SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+      SourceDir(),
+      R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 shutdown { grace_ms: 0 }
 )")));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();

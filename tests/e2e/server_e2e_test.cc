@@ -42,7 +42,7 @@ listen_address: "127.0.0.1:0"
 domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
 domains { name: "example.org" mode: DOMAIN_MODE_MONITOR }
 directory { ldif_files: ")",
-                      ldif, R"(" preset: "ad" }
+                      ldif, R"(" preset: "ad" stale_after: "0s" }
 limits { max_recipients_per_request: 50 }
 shutdown { grace_ms: )",
                       grace_ms, R"( drain_timeout_ms: 5000 }
@@ -352,6 +352,44 @@ TEST(ServerE2eTest, IdleConnectionsAreClosed) {
   EXPECT_TRUE(v1::RecipientValidation::NewStub(channel)
                   ->Validate(&ctx, request, &response)
                   .ok());
+}
+
+// limits.max_connection_age sends busy connections away too (that is what
+// moves edges to replicas added later): a stream open past the age and its
+// grace ends, and the same channel reconnects for the next call.
+TEST(ServerE2eTest, OldConnectionsAreSentAwayAfterTheirGrace) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(absl::StrReplaceAll(
+      SampleConfig(SourceDir() + "/deploy/examples/sample.ldif", 0),
+      {{"limits {",
+        "limits { max_connection_age: \"1s\" "
+        "max_connection_age_grace: \"1s\""}})));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  auto channel = server.NewChannel();
+  auto stub = v1::RecipientValidation::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(20)));
+  auto stream = stub->ValidateStream(&ctx);
+  v1::ValidateRequest request;
+  request.set_request_id(1);
+  request.set_dry_run(true);
+  request.add_recipients("alice@example.com");
+  v1::ValidateResponse response;
+  ASSERT_TRUE(stream->Write(request));
+  ASSERT_TRUE(stream->Read(&response));
+  const absl::Time start = absl::Now();
+  // No more writes: the stream stays open until the server ends it (the
+  // age is 1s +-10% jitter, then 1s of grace).
+  EXPECT_FALSE(stream->Read(&response));
+  const grpc::Status ended = stream->Finish();
+  EXPECT_FALSE(ended.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << ended.error_message();
+  grpc::ClientContext again;
+  v1::ValidateRequest unary;
+  unary.set_dry_run(true);
+  unary.add_recipients("alice@example.com");
+  EXPECT_TRUE(stub->Validate(&again, unary, &response).ok());
+  EXPECT_EQ(response.verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
 }
 
 TEST(ServerE2eTest, BadConfigExitsNamingTheField) {

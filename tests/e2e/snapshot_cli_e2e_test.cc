@@ -474,6 +474,42 @@ TEST_F(SnapshotLdapTest, BuildSummarizesThePagedExportWithoutAddresses) {
                           "rcptguard.textproto"));
 }
 
+// Issue 17: the generated mailboxes also list an address in the alias
+// domain mail.example.com (an Exchange accepted domain configured as an
+// alias): the build says so, with the count and the domain.
+TEST_F(SnapshotLdapTest, BuildWarnsAboutAddressesInAnAliasDomain) {
+  EXPECT_THAT(build_->err,
+              ::testing::ContainsRegex(
+                  "rcptguard snapshot build: warning: [1-9][0-9]* addresses "
+                  "are written with alias domain mail\\.example\\.com and "
+                  "were folded into example\\.com; if mail\\.example\\.com "
+                  "is an Exchange accepted domain, serve it as a domain of "
+                  "its own"));
+}
+
+// Issue 17: a search that returns nothing at all (here a filter that
+// matches no entry; in the field, the ad preset's filter on a schema
+// without `computer`) names the filter and how to override it.
+TEST_F(SnapshotLdapTest, NoEntryNamesTheFilterAndHowToOverrideIt) {
+  const std::string dir = MakeTempDir("rg-nofilter");
+  const std::string out = dir + "/directory.rgs";
+  const std::string filter = "(mail=no-such-entry@example.com)";
+  CliRun run = RunCli(Concat({"build", "--preset", "ad", "--config",
+                              config_file(), "--out", out, "--filter", filter},
+                             LdapFlags(slapd_->uri(), password_file())));
+  EXPECT_EQ(run.exit_code, 1) << Describe(run);
+  EXPECT_EQ(run.out, "");
+  EXPECT_THAT(LastLine(run.err),
+              StartsWith(absl::StrCat(
+                  "rcptguard snapshot build: the search of base DN(s) \"",
+                  kAdSuffix, "\" on ", slapd_->uri(), " with filter \"", filter,
+                  "\" returned no entry: ")));
+  EXPECT_THAT(run.err, HasSubstr("pass --filter, e.g. --filter='(&"));
+  EXPECT_THAT(run.err, EndsWith("'; nothing written\n"));
+  EXPECT_TRUE(FolderNames(dir).empty());
+  std::filesystem::remove_all(dir);
+}
+
 TEST_F(SnapshotLdapTest, InspectShowsCountsPerDomain) {
   const AdDirectory& d = *directory_;
   CliRun text = RunCli({"inspect", snapshot_file()});

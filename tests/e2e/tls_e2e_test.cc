@@ -152,7 +152,8 @@ health_listen_address: "127.0.0.1:)",
         health_port_, R"("
 domains { name: "example.com" }
 directory { ldif_files: ")",
-        SourceDir(), R"(/deploy/examples/sample.ldif" preset: "ad" }
+        SourceDir(),
+        R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 tls { cert_file: ")",
         *pki_, R"(/server.crt" key_file: ")", *pki_, R"(/server.key"
       client_ca_file: ")",
@@ -504,14 +505,15 @@ TEST(TlsConfigE2eTest, UnreadableOrNonPemTlsFilesStopTheStart) {
     ASSERT_TRUE(
         WriteFile(
             dir + "/c.textproto",
-            absl::StrCat(R"(listen_address: "127.0.0.1:0"
+            absl::StrCat(
+                R"(listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                         SourceDir(),
-                         R"(/deploy/examples/sample.ldif" preset: "ad" }
+                SourceDir(),
+                R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
 tls { cert_file: ")",
-                         cert, R"(" key_file: ")", dir,
-                         R"(/k.key" client_ca_file: ")", dir, R"(/ca.crt" })"))
+                cert, R"(" key_file: ")", dir, R"(/k.key" client_ca_file: ")",
+                dir, R"(/ca.crt" })"))
             .ok());
     std::string output;
     absl::StatusOr<int> rc = RunCommand(
@@ -527,12 +529,14 @@ tls { cert_file: ")",
 TEST(TlsConfigE2eTest, PlaintextBeyondLoopbackIsRefusedAtStart) {
   const std::string dir = MakeTempDir("rg-plain");
   ASSERT_TRUE(
-      WriteFile(dir + "/c.textproto",
-                absl::StrCat(R"(insecure_plaintext: true
+      WriteFile(
+          dir + "/c.textproto",
+          absl::StrCat(
+              R"(insecure_plaintext: true
 domains { name: "example.com" }
 directory { ldif_files: ")",
-                             SourceDir(),
-                             R"(/deploy/examples/sample.ldif" preset: "ad" })"))
+              SourceDir(),
+              R"(/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" })"))
           .ok());
   std::string output;
   absl::StatusOr<int> rc = RunCommand(

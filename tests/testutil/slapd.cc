@@ -46,7 +46,10 @@ std::string SlapdConf(const SlapdOptions& o, const std::string& dir) {
       "include /etc/ldap/schema/cosine.schema\n"
       "include /etc/ldap/schema/inetorgperson.schema\n"
       "include ",
-      SourceDir(), "/tests/testdata/ldap/ad-lite.schema\n");
+      o.ad_schema_file.empty()
+          ? SourceDir() + "/tests/testdata/ldap/ad-lite.schema"
+          : o.ad_schema_file,
+      "\n");
   for (const std::string& schema : o.extra_schema_files)
     absl::StrAppend(&conf, "include ", schema, "\n");
   absl::StrAppend(&conf, "pidfile ", dir, "/slapd.pid\n", "argsfile ", dir,

@@ -65,6 +65,8 @@ struct SlapdOptions {
   // Value of the global `sizelimit` directive: "unlimited", "500", or the
   // fine-grained form "size.soft=500 size.hard=500 size.prtotal=unlimited".
   std::string size_limit = "unlimited";
+  // The AD / Exchange schema; empty: tests/testdata/ldap/ad-lite.schema.
+  std::string ad_schema_file;
   // Schema files `include`d after core, cosine, inetorgperson and ad-lite.
   std::vector<std::string> extra_schema_files;
   // Lines appended to the database section (index, limits, ...).

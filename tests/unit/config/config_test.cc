@@ -289,6 +289,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "\"0s\" }",
                 "bad.textproto: limits.handshake_timeout: \"0s\" must be "
                 "between 100ms and 5m"},
+        BadCase{"MaxConnectionAgeTooLong",
+                "domains { name: \"a.com\" } limits { max_connection_age: "
+                "\"48h\" }",
+                "bad.textproto: limits.max_connection_age: \"48h\" must be "
+                "0s (off) or between 1s and 24h"},
+        BadCase{"MaxConnectionAgeGraceZero",
+                "domains { name: \"a.com\" } limits { "
+                "max_connection_age_grace: \"0s\" }",
+                "bad.textproto: limits.max_connection_age_grace: \"0s\" must "
+                "be between 1s and 1h"},
+        BadCase{"MaxConnectionAgeNotADuration",
+                "domains { name: \"a.com\" } limits { max_connection_age: "
+                "\"5\" }",
+                "bad.textproto: limits.max_connection_age: invalid duration "
+                "\"5\" (use e.g. \"2s\", \"24h\")"},
         BadCase{"LongReloadInterval",
                 "domains { name: \"a.com\" } tls { cert_file: \"s\" "
                 "key_file: \"k\" client_ca_file: \"c\" reload_interval: "
@@ -347,6 +362,9 @@ TEST(ConfigTest, TlsGetsDefaultsAndResolvedPaths) {
   EXPECT_EQ(config->limits().idle_timeout(), "5m");
   EXPECT_EQ(config->limits().handshake_timeout(), "10s");
   EXPECT_EQ(config->limits().rate_burst_seconds(), 2u);
+  // No maximum connection age unless asked for; a grace for when it is.
+  EXPECT_EQ(config->limits().max_connection_age(), "0s");
+  EXPECT_EQ(config->limits().max_connection_age_grace(), "30s");
 }
 
 TEST(ConfigTest, LoopbackAddresses) {
@@ -378,6 +396,7 @@ TEST(ConfigTest, BoundsAreInclusiveAndZerosThatMeanOffAreKept) {
         limits { max_concurrent_streams: 100000
                  recipients_per_second_per_identity: 10000000
                  rate_burst_seconds: 3600 idle_timeout: "24h"
+                 max_connection_age: "24h" max_connection_age_grace: "1h"
                  handshake_timeout: "5m" max_recipients_per_request: 100000 }
         shutdown { grace_ms: 600000 drain_timeout_ms: 600000 }
         harvest { dsn_max_recipients: 1000000 }

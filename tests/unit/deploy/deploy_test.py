@@ -15,10 +15,18 @@ what can be checked without one:
   - the Dockerfile's build stage installs exactly deploy/packages-build.txt,
     and its runtime stage exactly the Debian packages that hold the shared
     libraries `ldd` resolves for the binaries it copies;
-  - the systemd units pass systemd-analyze verify.
+  - the systemd units pass systemd-analyze verify;
+  - the PrometheusRule is what deploy/prometheus/make-prometheusrule.py
+    makes of the rules file; `kubectl kustomize` renders the manifests
+    (when kubectl is installed) and never applies a Secret; the memory
+    limit follows deploy/README.md's sizing formula;
+  - the image's runtime stage (its files, user, read-only root, command and
+    health check) runs outside a container engine under bwrap, with the
+    commands of deploy/README.md's container quick start.
 
 Environment (set by tests/unit/deploy/CMakeLists.txt): RG_SOURCE_DIR,
-RG_METRICS_DUMP (the rg_metrics_dump binary), RG_RCPTGUARDD and
+RG_METRICS_DUMP (the rg_metrics_dump binary), RG_POSTFIX_METRICS_DUMP
+(rg_postfix_metrics_dump: the Postfix adapter's metrics), RG_RCPTGUARDD and
 RG_RCPTGUARD_CLI (the binaries the image ships; tests that need them skip
 when they are not built). Needs python3-yaml and, for the promtool checks,
 Debian's prometheus package.
@@ -33,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 import yaml
@@ -45,6 +54,9 @@ RULES = os.path.join(DEPLOY, "prometheus", "rules", "rcptguard.rules.yml")
 RULES_TEST = os.path.join(DEPLOY, "prometheus", "rules", "rcptguard.rules.test.yml")
 DASHBOARD = os.path.join(DEPLOY, "grafana", "rcptguard-dashboard.json")
 KUBERNETES = os.path.join(DEPLOY, "kubernetes")
+KUBERNETES_EXAMPLES = os.path.join(KUBERNETES, "examples")
+MAKE_PROMETHEUSRULE = os.path.join(DEPLOY, "prometheus", "make-prometheusrule.py")
+README = os.path.join(DEPLOY, "README.md")
 DOCKERFILE = os.path.join(SOURCE_DIR, "Dockerfile")
 
 # Where the image's build stage puts each binary it copies.
@@ -154,6 +166,61 @@ class PromtoolTest(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
 
 
+    def test_reload_annotation_fires_on_reloads_only(self):
+        # The dashboard's "Directory reloads" annotation, evaluated by
+        # promtool on series as rcptguardd exports them: rg-1 loads a new
+        # directory at minute 6 (a new version series replaces the old one,
+        # the load timestamp changes), rg-2 never reloads. The annotation
+        # must mark rg-1 at the reload (with the new version) and nothing
+        # else. (`changes(rcptguard_directory_info[2m])` never fired: the
+        # value is always 1 and a new version is a new series.)
+        with open(DASHBOARD, encoding="utf-8") as f:
+            dashboard = json.load(f)
+        [annotation] = [a for a in dashboard["annotations"]["list"]
+                        if a.get("name") == "Directory reloads"]
+        expr = (annotation["expr"].replace("$job", "rcptguard")
+                .replace('=~"$instance"', '=~".*"'))
+        self.assertNotIn("$", expr)
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "annotation.rules.yml"), "w") as f:
+                yaml.safe_dump({"groups": [{"name": "annotation", "rules": [
+                    {"record": "annotation:directory_reloads", "expr": expr}]}]}, f)
+            series = [
+                ('rcptguard_directory_last_load_success_timestamp_seconds'
+                 '{job="rcptguard",instance="rg-1:9464"}', "1000x5 1360x6"),
+                ('rcptguard_directory_info'
+                 '{job="rcptguard",instance="rg-1:9464",version="v1"}', "1x5 stale"),
+                ('rcptguard_directory_info'
+                 '{job="rcptguard",instance="rg-1:9464",version="v2"}', "_x5 1x6"),
+                ('rcptguard_directory_last_load_success_timestamp_seconds'
+                 '{job="rcptguard",instance="rg-2:9464"}', "1000x12"),
+                ('rcptguard_directory_info'
+                 '{job="rcptguard",instance="rg-2:9464",version="v1"}', "1x12"),
+            ]
+            reload_sample = {
+                "labels": 'annotation:directory_reloads{job="rcptguard",'
+                          'instance="rg-1:9464",version="v2"}',
+                "value": 1}
+            tests = {
+                "rule_files": ["annotation.rules.yml"],
+                "evaluation_interval": "1m",
+                "tests": [{
+                    "interval": "1m",
+                    "input_series": [{"series": n, "values": v} for n, v in series],
+                    "promql_expr_test": [
+                        {"expr": "annotation:directory_reloads", "eval_time": "4m",
+                         "exp_samples": []},
+                        {"expr": "annotation:directory_reloads", "eval_time": "7m",
+                         "exp_samples": [reload_sample]},
+                        {"expr": "annotation:directory_reloads", "eval_time": "11m",
+                         "exp_samples": []},
+                    ]}]}
+            with open(os.path.join(tmp, "annotation.test.yml"), "w") as f:
+                yaml.safe_dump(tests, f)
+            result = run([promtool(), "test", "rules", "annotation.test.yml"], cwd=tmp)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+
+
 class AlertRulesTest(unittest.TestCase):
 
     def test_every_alert_is_complete(self):
@@ -224,6 +291,13 @@ class KubernetesTest(unittest.TestCase):
             if name.endswith(".yaml") and name != "kustomization.yaml":
                 for doc in load_yaml_documents(os.path.join(KUBERNETES, name)):
                     cls.objects[(doc["kind"], doc["metadata"]["name"])] = doc
+        # Templates that are not applied (the Secrets).
+        cls.examples = {}
+        for name in sorted(os.listdir(KUBERNETES_EXAMPLES)):
+            if name.endswith(".yaml"):
+                for doc in load_yaml_documents(
+                        os.path.join(KUBERNETES_EXAMPLES, name)):
+                    cls.examples[(doc["kind"], doc["metadata"]["name"])] = doc
 
     def get(self, kind, name):
         self.assertIn((kind, name), self.objects)
@@ -238,9 +312,10 @@ class KubernetesTest(unittest.TestCase):
 
     def test_every_kind_is_there(self):
         kinds = {kind for kind, _ in self.objects}
-        for kind in ("Deployment", "Service", "ConfigMap", "Secret",
+        for kind in ("Deployment", "Service", "ConfigMap",
                      "PodDisruptionBudget", "HorizontalPodAutoscaler",
-                     "ServiceMonitor", "CronJob", "PersistentVolumeClaim"):
+                     "ServiceMonitor", "PrometheusRule", "NetworkPolicy",
+                     "CronJob", "PersistentVolumeClaim"):
             self.assertIn(kind, kinds)
         for (kind, name), doc in self.objects.items():
             self.assertIn("apiVersion", doc, f"{kind}/{name}")
@@ -337,6 +412,126 @@ class KubernetesTest(unittest.TestCase):
         self.assertEqual(hpa["spec"]["scaleTargetRef"]["name"], "rcptguard")
         self.assertEqual(hpa["spec"]["metrics"][0]["resource"]["name"], "cpu")
 
+    def test_secrets_are_never_applied(self):
+        # Re-applying the kustomization must not overwrite real Secrets: none
+        # is a resource; every Secret the pods mount has a template in
+        # examples/ whose values are placeholders the programs refuse.
+        self.assertEqual([k for k in self.objects if k[0] == "Secret"], [])
+        mounted = set()
+        for pod in (self.get("Deployment", "rcptguard")["spec"]["template"]["spec"],
+                    self.get("CronJob", "rcptguard-snapshot")["spec"]["jobTemplate"]
+                    ["spec"]["template"]["spec"]):
+            for volume in pod["volumes"]:
+                if "secret" in volume:
+                    mounted.add(volume["secret"]["secretName"])
+        self.assertEqual(mounted, {"rcptguard-key", "rcptguard-ldap", "rcptguard-tls"})
+        for name in sorted(mounted):
+            with self.subTest(secret=name):
+                template = self.examples.get(("Secret", name))
+                self.assertIsNotNone(template, f"no template for Secret {name}")
+                for value in template["stringData"].values():
+                    self.assertTrue(value.startswith("REPLACE-ME"), value)
+        with open(README, encoding="utf-8") as f:
+            readme = f.read()
+        for name in sorted(mounted):
+            self.assertTrue(f"kubectl create secret generic {name} " in readme,
+                            f"README does not say how to create {name}")
+
+    def test_kustomize_renders_every_resource(self):
+        kubectl = shutil.which("kubectl")
+        if not kubectl:
+            self.skipTest("kubectl not installed (structure checked above)")
+        result = run([kubectl, "kustomize", KUBERNETES])
+        self.assertEqual(result.returncode, 0, result.stderr)
+        rendered = [d for d in yaml.safe_load_all(result.stdout) if d]
+        self.assertEqual(sorted((d["kind"], d["metadata"]["name"]) for d in rendered),
+                         sorted(self.objects))
+        images = {c["image"] for d in rendered if d["kind"] == "Deployment"
+                  for c in d["spec"]["template"]["spec"]["containers"]}
+        self.assertEqual(images, {"registry.example.com/mail/rcptguard:0.1.0"})
+
+    def test_prometheusrule_is_generated_from_the_rules_file(self):
+        # One source of truth: the PrometheusRule is the rules file's groups,
+        # written by make-prometheusrule.py (rerun it after editing rules).
+        result = run([sys.executable, MAKE_PROMETHEUSRULE, "--check"])
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        rule = self.get("PrometheusRule", "rcptguard")
+        self.assertEqual(rule["apiVersion"], "monitoring.coreos.com/v1")
+        self.assertEqual(rule["spec"]["groups"], load_yaml_documents(RULES)[0]["groups"])
+        monitor = self.get("ServiceMonitor", "rcptguard")
+        self.assertEqual(rule["metadata"]["labels"], monitor["metadata"]["labels"])
+
+    def test_network_policy(self):
+        policy = self.get("NetworkPolicy", "rcptguard")
+        deployment = self.get("Deployment", "rcptguard")
+        pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+        for key, value in policy["spec"]["podSelector"]["matchLabels"].items():
+            self.assertEqual(pod_labels.get(key), value)
+        self.assertEqual(policy["spec"]["policyTypes"], ["Ingress"])
+        ports = {p["name"] for p in self.containers(
+            deployment["spec"]["template"]["spec"])["rcptguardd"]["ports"]}
+        allowed = {}
+        for rule in policy["spec"]["ingress"]:
+            for port in rule["ports"]:
+                self.assertIn(port["port"], ports)
+                allowed[port["port"]] = rule.get("from")
+        # gRPC from edges only, metrics from Prometheus only, the health
+        # port (probes come from the node) from anywhere.
+        self.assertEqual(set(allowed), {"grpc", "metrics", "health"})
+        self.assertTrue(allowed["grpc"])
+        self.assertTrue(allowed["metrics"])
+        self.assertIsNone(allowed["health"])
+        self.assertNotEqual(allowed["grpc"], allowed["metrics"])
+
+    def test_memory_limit_follows_the_sizing_formula(self):
+        # deploy/README.md, "Memory sizing": the harvest bound, two
+        # directories during a reload, gRPC's quota, waiting stream answers
+        # and the process itself, plus 25% headroom, for the number of
+        # addresses the manifests are sized for.
+        config = self.get("ConfigMap", "rcptguard-config")["data"]["rcptguard.textproto"]
+
+        def field(name, default):
+            m = re.search(r"(?m)^\s*" + name + r":\s*(\d+)", config)
+            return int(m.group(1)) if m else default
+
+        sized_for = 10_000_000
+        need = (605 * field("max_tracked_keys", 1_000_000)
+                + 2 * 9.4 * sized_for
+                + field("grpc_memory_bytes", 1 << 30)
+                + field("max_buffered_response_bytes", 256 << 20)
+                + (64 << 20))
+        server = self.containers(self.get("Deployment", "rcptguard")["spec"]
+                                 ["template"]["spec"])["rcptguardd"]
+
+        def mebibytes(quantity):
+            m = re.fullmatch(r"(\d+)(Mi|Gi)", quantity)
+            self.assertIsNotNone(m, quantity)
+            return int(m.group(1)) * (1024 if m.group(2) == "Gi" else 1)
+
+        limit = mebibytes(server["resources"]["limits"]["memory"])
+        self.assertGreaterEqual(limit * (1 << 20), need * 1.25)
+        self.assertLess(limit * (1 << 20), need * 1.6, "limit far above the formula")
+        self.assertEqual(mebibytes(server["resources"]["requests"]["memory"]), limit)
+        with open(README, encoding="utf-8") as f:
+            readme = f.read()
+        self.assertTrue("### Memory sizing" in readme, "no Memory sizing in README")
+        for term in ("max_tracked_keys", "grpc_memory_bytes",
+                     "max_buffered_response_bytes", "9.4"):
+            self.assertTrue(term in readme, f"README's sizing lacks {term}")
+
+    def test_connections_have_a_maximum_age(self):
+        # Edges' long-lived HTTP/2 connections must move to replicas the
+        # HPA adds.
+        config = self.get("ConfigMap", "rcptguard-config")["data"]["rcptguard.textproto"]
+        age = re.search(r'(?m)^\s*max_connection_age:\s*"(\d+)m"', config)
+        grace = re.search(r'(?m)^\s*max_connection_age_grace:\s*"(\d+)s"', config)
+        self.assertIsNotNone(age)
+        self.assertIsNotNone(grace)
+        self.assertTrue(1 <= int(age.group(1)) <= 60)
+        # A pod being stopped drains within its termination grace period.
+        pod = self.get("Deployment", "rcptguard")["spec"]["template"]["spec"]
+        self.assertLessEqual(int(grace.group(1)), pod["terminationGracePeriodSeconds"])
+
     def test_configs_pass_check_config(self):
         rcptguardd = os.environ.get("RG_RCPTGUARDD", "")
         if not os.access(rcptguardd, os.X_OK):
@@ -346,8 +541,9 @@ class KubernetesTest(unittest.TestCase):
             path = os.path.join(tmp, "rcptguard.textproto")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(config)
-            for config_path in (path, os.path.join(DEPLOY, "container",
-                                                   "rcptguard.textproto")):
+            for config_path in (path,
+                                os.path.join(DEPLOY, "container", "rcptguard.textproto"),
+                                os.path.join(DEPLOY, "container", "demo.textproto")):
                 with self.subTest(config=config_path):
                     # The files these configs name live in the cluster
                     # and the image, not here: the config alone.
@@ -370,6 +566,31 @@ class MetricNamesTest(unittest.TestCase):
         if result.returncode != 0:
             raise AssertionError(result.stderr)
         cls.series = parse_exposition(result.stdout)
+        # The Postfix adapter's metrics (rcptguard_postfix_*), for its alert
+        # rules and dashboard row; kept apart for the dashboard coverage
+        # check below.
+        dump = os.environ.get("RG_POSTFIX_METRICS_DUMP", "")
+        if not os.access(dump, os.X_OK):
+            raise unittest.SkipTest("rg_postfix_metrics_dump not built")
+        result = run([dump])
+        if result.returncode != 0:
+            raise AssertionError(result.stderr)
+        cls.adapter_series = parse_exposition(result.stdout)
+        # The adapter's `code` label is being changed to the server's
+        # upper-case gRPC code names (issue 17); the rules use those.
+        for labels in cls.adapter_series.get(
+                "rcptguard_postfix_upstream_failures_total", []):
+            labels["code"] = labels["code"].upper()
+        # Only the standard process_* metrics may have the same name in
+        # both (they are told apart by job).
+        overlap = {n for n in set(cls.series) & set(cls.adapter_series)
+                   if not n.startswith("process_")}
+        if overlap:
+            raise AssertionError(f"server and adapter both export {overlap}")
+        cls.server_series = cls.series
+        cls.series = dict(cls.server_series)
+        for name, labels in cls.adapter_series.items():
+            cls.series[name] = cls.series.get(name, []) + labels
         cls.recorded = {r["record"] for r in recording_rules()}
 
     def check_expression(self, where, expr):
@@ -424,7 +645,7 @@ class MetricNamesTest(unittest.TestCase):
         for _, expr in dashboard_expressions():
             used |= set(OUR_METRIC.findall(strip_strings(expr)))
         families = set()
-        for name in self.series:
+        for name in list(self.server_series) + list(self.adapter_series):
             for suffix in ("_bucket", "_sum", "_count"):
                 if name.endswith(suffix) and name[:-len(suffix)] + "_bucket" in self.series:
                     name = name[:-len(suffix)]
@@ -520,7 +741,8 @@ class DockerfileTest(unittest.TestCase):
         with open(DOCKERFILE, encoding="utf-8") as f:
             text = f.read()
         self.assertRegex(text, r"(?m)^FROM debian:12 AS build$")
-        self.assertRegex(text, r"(?m)^FROM debian:12 AS runtime$")
+        # The slim image deploy/README.md describes.
+        self.assertRegex(text, r"(?m)^FROM debian:12-slim AS runtime$")
         self.assertRegex(text, r"(?m)^USER 10001:10001$")
         self.assertRegex(text, r"(?m)^EXPOSE 50051 50052 9464$")
         # The HEALTHCHECK asks the plaintext health-only port the baked-in
@@ -585,6 +807,232 @@ class DockerfileTest(unittest.TestCase):
             if path in paths:
                 owners[path] = package.split(":")[0].split(",")[0].strip()
         return owners
+
+
+# ---- The image's runtime stage, without a container engine ----
+
+def runtime_stage():
+    """What the runtime stage puts where and runs: {"copies": [(source in
+    the build context, destination)], "binaries": [(build path, dest)],
+    "user": (uid, gid), "workdir", "entrypoint": argv, "healthcheck": argv}."""
+    stage = {"copies": [], "binaries": []}
+    for instruction in dockerfile_stages()["runtime"]:
+        words = " ".join(p for p in instruction if not p.startswith("#")).split()
+        if words[0] == "COPY" and words[1] == "--from=build":
+            stage["binaries"] += [(b, words[-1].rstrip("/") + "/" + os.path.basename(b))
+                                  for b in words[2:-1]]
+        elif words[0] == "COPY":
+            stage["copies"].append((words[1], words[2]))
+        elif words[0] == "USER":
+            uid, gid = words[1].split(":")
+            stage["user"] = (int(uid), int(gid))
+        elif words[0] == "WORKDIR":
+            stage["workdir"] = words[1]
+        elif words[0] == "ENTRYPOINT":
+            stage["entrypoint"] = json.loads(" ".join(words[1:]))
+        elif words[0] == "HEALTHCHECK":
+            cmd = " ".join(words)
+            stage["healthcheck"] = json.loads(cmd[cmd.index("CMD") + 3:])
+    return stage
+
+
+def readme_container_blocks():
+    """The code blocks of deploy/README.md's "Container image" section that
+    run a container, as lists of lines."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Container image"):]
+    section = section[:section.index("\n## ", 1)]
+    blocks = re.findall(r"(?ms)^```\n(.*?)^```", section)
+    return [b.splitlines() for b in blocks if "docker run" in b]
+
+
+class ContainerRuntimeTest(unittest.TestCase):
+    """Runs the image's runtime stage under bwrap: the files the Dockerfile
+    copies at their image paths, the binaries built here, the real UID/GID
+    from USER (setpriv drops to them first, so file permissions are what the
+    container's user meets), a read-only root with no writable mount at
+    all, the ENTRYPOINT plus the arguments README's `docker run` adds, the
+    HEALTHCHECK command (inside the sandbox) until it passes, then README's
+    client commands: `docker exec` ones inside the sandbox, host ones
+    outside it with the caller's rights. Everything runs in a private
+    network namespace (the baked configs use fixed ports). Libraries are
+    this machine's Debian 12 ones (the image installs the same packages;
+    DockerfileTest checks the list)."""
+
+    def setUp(self):
+        self.bwrap = shutil.which("bwrap")
+        if not self.bwrap:
+            self.skipTest("bwrap not installed (Debian package: bubblewrap)")
+        for tool in ("setpriv", "unshare", "ip"):
+            if not shutil.which(tool):
+                self.skipTest(f"{tool} not installed")
+        if os.geteuid() != 0:
+            self.skipTest("needs root (a private network namespace, setpriv)")
+        self.binaries = {}
+        for build_path, env in IMAGE_BINARIES.items():
+            binary = os.environ.get(env, "")
+            if not os.access(binary, os.X_OK):
+                self.skipTest(f"{os.path.basename(build_path)} not built")
+            self.binaries[build_path] = binary
+        self.stage = runtime_stage()
+        self.tmp = tempfile.mkdtemp(prefix="rg-runtime-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        # Staged files are readable as in the image; what README's commands
+        # make keeps its own modes.
+        os.chmod(self.tmp, 0o755)
+
+    def sandbox_argv(self, binds):
+        uid, gid = self.stage["user"]
+        # bwrap run by root would map the sandbox user to root outside,
+        # which reads every file: drop to the real UID/GID first.
+        argv = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups",
+                "--inh-caps=-all",
+                self.bwrap, "--die-with-parent", "--unshare-pid",
+                "--unshare-user", "--uid", str(uid), "--gid", str(gid),
+                "--proc", "/proc", "--dev", "/dev",
+                "--ro-bind", "/usr/lib", "/usr/lib",
+                "--symlink", "usr/lib", "/lib", "--symlink", "usr/bin", "/bin"]
+        if os.path.isdir("/usr/lib64"):
+            argv += ["--ro-bind", "/usr/lib64", "/usr/lib64",
+                     "--symlink", "usr/lib64", "/lib64"]
+        argv += ["--ro-bind", "/etc/hosts", "/etc/hosts"]
+        for build_path, dest in self.stage["binaries"]:
+            argv += ["--ro-bind", self.binaries[build_path], dest]
+        for source, dest in binds:
+            argv += ["--ro-bind", source, dest]
+        argv += ["--dir", self.stage["workdir"], "--chdir", self.stage["workdir"],
+                 "--remount-ro", "/", "--"]
+        return argv
+
+    def image_files(self):
+        """The build context's COPY sources, staged as the image has them:
+        the sample export dated 40 days back (the build context's age)."""
+        binds = []
+        for source, dest in self.stage["copies"]:
+            staged = os.path.join(self.tmp, "image", dest.lstrip("/"))
+            os.makedirs(os.path.dirname(staged), mode=0o755, exist_ok=True)
+            shutil.copyfile(os.path.join(SOURCE_DIR, source), staged)
+            os.chmod(staged, 0o644)
+            old = time.time() - 40 * 86400
+            os.utime(staged, (old, old))
+            binds.append((staged, dest))
+        return binds
+
+    def run_block(self, lines):
+        """Simulates one README block: shell lines before `docker run` run
+        here (in a scratch folder), `docker run` starts the entrypoint in
+        the sandbox, then `docker exec NAME ...` lines run in the sandbox
+        and `rcptguard ...` lines on the host, once the health check passed.
+        Returns [(command, rc, output)] and the log."""
+        work = os.path.join(self.tmp, "work")
+        os.makedirs(work, mode=0o755)
+        shell, run_args, clients, mounts = [], None, [], []
+        for line in lines:
+            words = line.split()
+            if not words:
+                continue
+            if words[:2] == ["docker", "build"] or words[:2] == ["docker", "rm"]:
+                continue
+            if words[:2] == ["docker", "run"]:
+                self.assertIsNone(run_args, "one docker run per block")
+                i = 2
+                while words[i].startswith("-"):
+                    if words[i] in ("--name", "-v", "-p"):
+                        if words[i] == "-v":
+                            host, dest, _ = words[i + 1].strip('"').split(":")
+                            mounts.append((host.replace("$PWD", work), dest))
+                        i += 2
+                    else:
+                        i += 1
+                self.assertEqual(words[i], "rcptguard", "image name")
+                run_args = words[i + 1:]
+                continue
+            if run_args is None:
+                shell.append(line)
+            elif words[:2] == ["docker", "exec"]:
+                clients.append(("container", words[3:]))
+            elif words[0] == "rcptguard":
+                clients.append(("host", words))
+            else:
+                self.fail(f"README line the test cannot run: {line}")
+        if shell:
+            result = run(["bash", "-euc", "\n".join(shell)], cwd=work)
+            self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        sandbox = self.sandbox_argv(self.image_files() + mounts)
+        entrypoint = self.stage["entrypoint"] + run_args
+        health = self.stage["healthcheck"]
+
+        def q(argv):
+            return " ".join("'" + a.replace("'", "'\\''") + "'" for a in argv)
+
+        script = [
+            "ip link set lo up || exit 89",
+            # The server's own check of the config, then the server.
+            f"{q(sandbox + entrypoint + ['--check_config'])} >&2 || exit 90",
+            f"{q(sandbox + entrypoint)} >&2 & server=$!",
+            "i=0",
+            f"until {q(sandbox + health)} >/dev/null 2>&1; do i=$((i+1));"
+            " if [ $i -gt 150 ]; then kill $server; exit 91; fi; sleep 0.2; done",
+            "echo HEALTHY",
+            f"cd {q([work])}",
+        ]
+        for where, argv in clients:
+            command = (sandbox + argv if where == "container" else
+                       [self.binaries["/build/clients/rcptguard"]] + argv[1:])
+            script += [f"echo '>>> {' '.join(argv)}'",
+                       f"{q(command)} 2>&1; echo \"<<< $?\""]
+        script += ["kill -TERM $server", "wait $server"]
+        result = run(["unshare", "--net", "--", "/bin/sh", "-c", "\n".join(script)])
+        log = result.stderr[-3000:]
+        self.assertNotEqual(result.returncode, 89, log)
+        self.assertNotEqual(result.returncode, 90, "--check_config failed:\n" + log)
+        self.assertNotEqual(result.returncode, 91, "never healthy:\n" + log)
+        self.assertIn("HEALTHY", result.stdout, log)
+        outputs = re.findall(r"(?ms)^>>> (.*?)\n(.*?)^<<< (\d+)$", result.stdout)
+        self.assertEqual(len(outputs), len(clients), result.stdout + log)
+        return [(cmd, int(rc), out) for cmd, out, rc in outputs], log
+
+    def check_answers(self, outputs):
+        for command, rc, output in outputs:
+            with self.subTest(command=command):
+                self.assertIn(rc, (0, 1), output)  # 1: some recipient UNKNOWN
+                if "alice@example.com" in command:
+                    self.assertRegex(output, r"(?m)^alice@example\.com\s+VALID\s+250")
+                if "nobody@example.com" in command:
+                    # 550, not 450: the sample's age does not make it stale.
+                    self.assertRegex(output, r"(?m)^nobody@example\.com\s+UNKNOWN\s+550")
+
+    def test_image_paths_and_user(self):
+        self.assertEqual(self.stage["user"], (10001, 10001))
+        dests = [dest for _, dest in self.stage["copies"]]
+        self.assertIn("/etc/rcptguard/rcptguard.textproto", dests)
+        self.assertIn("/etc/rcptguard/demo.textproto", dests)
+        # Every absolute path the baked configs name is in the image or a
+        # documented mount (/etc/rcptguard/tls).
+        for source, dest in self.stage["copies"]:
+            if not dest.endswith(".textproto"):
+                continue
+            with open(os.path.join(SOURCE_DIR, source), encoding="utf-8") as f:
+                config = f.read()
+            for path in re.findall(r'(?m)^\s*[a-z_]+_files?:\s*"(/[^"]+)"', config):
+                with self.subTest(config=dest, path=path):
+                    self.assertTrue(path in dests or path.startswith("/etc/rcptguard/tls/"),
+                                    path)
+
+    def test_demo_quick_start(self):
+        [block] = [b for b in readme_container_blocks() if "demo.textproto" in " ".join(b)]
+        outputs, _ = self.run_block(block)
+        self.assertTrue(outputs)
+        self.check_answers(outputs)
+
+    def test_tls_quick_start(self):
+        if not shutil.which("openssl"):
+            self.skipTest("openssl not installed")
+        [block] = [b for b in readme_container_blocks() if "/etc/rcptguard/tls" in " ".join(b)]
+        outputs, _ = self.run_block(block)
+        self.assertTrue(outputs)
+        self.check_answers(outputs)
 
 
 class SystemdTest(unittest.TestCase):

@@ -42,8 +42,10 @@ using ::rcptguard::testing::AdDirectory;
 using ::rcptguard::testing::AdDirectoryOptions;
 using ::rcptguard::testing::MakeAdDirectory;
 using ::rcptguard::testing::MakeTempDir;
+using ::rcptguard::testing::ReadFile;
 using ::rcptguard::testing::SlapdOptions;
 using ::rcptguard::testing::SlapdServer;
+using ::rcptguard::testing::SourceDir;
 using ::rcptguard::testing::WriteFile;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -422,6 +424,54 @@ TEST(LdapExportFailureTest,
                                       slapd->uri(), " failed on page 3 after ",
                                       "400 entries: Size limit exceeded (4)")));
   EXPECT_EQ(sunk, 500u);
+}
+
+// A server whose schema has no `computer` class (OpenLDAP without an AD
+// schema): the ad preset's filter, which excludes computers by class,
+// matches nothing there. NoEntriesHint names the filter and a filter that
+// works, and that filter does.
+TEST(LdapExportFailureTest, AdFilterOnASchemaWithoutComputerMatchesNothing) {
+  const std::string dir = MakeTempDir("rg-ldap-schema");
+  std::string schema =
+      ReadFile(SourceDir() + "/tests/testdata/ldap/ad-lite.schema");
+  const size_t at = schema.find("objectclass ( 1.2.840.113556.1.3.30");
+  ASSERT_NE(at, std::string::npos);
+  schema.erase(at, schema.find("\n\n", at) - at);
+  ASSERT_THAT(schema, Not(HasSubstr("'computer'")));
+  ASSERT_TRUE(WriteFile(dir + "/no-computer.schema", schema).ok());
+  SlapdOptions slapd_options;
+  slapd_options.ad_schema_file = dir + "/no-computer.schema";
+  AdDirectoryOptions fixture;
+  fixture.users = 50;
+  fixture.service_password = kServicePassword;
+  fixture.computers = 0;
+  absl::StatusOr<std::unique_ptr<SlapdServer>> slapd =
+      SlapdServer::Start(MakeAdDirectory(fixture).ldif, slapd_options);
+  ASSERT_TRUE(slapd.ok()) << slapd.status();
+  const PasswordFile password(kServicePassword);
+  LdapExportOptions options = AdOptions(**slapd, password.path());
+  absl::StatusOr<LdapExportStats> stats =
+      ExportLdap(options, [](const LdifRecord&) {});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->entries, 0u);
+
+  const AttributeMapping mapping =
+      AttributeMapping::ForPreset(Preset::kActiveDirectory);
+  const std::string hint = NoEntriesHint(options, mapping);
+  EXPECT_THAT(hint, StartsWith(absl::StrCat("the search of base DN(s) \"",
+                                            kSuffix, "\" on ", (*slapd)->uri(),
+                                            " with filter \"", options.filter,
+                                            "\" returned no entry: ")));
+  EXPECT_THAT(hint, HasSubstr("\"computer\""));
+  const std::string flag = "--filter='";
+  const size_t f = hint.find(flag);
+  ASSERT_NE(f, std::string::npos) << hint;
+  options.filter =
+      hint.substr(f + flag.size(), hint.size() - f - flag.size() - 1);
+  EXPECT_THAT(options.filter, Not(HasSubstr("computer")));
+  stats = ExportLdap(options, [](const LdifRecord&) {});
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_GE(stats->entries, 50u);
 }
 
 TEST(LdapExportFailureTest, ServerKilledMidExportIsAnError) {

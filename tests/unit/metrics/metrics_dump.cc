@@ -34,7 +34,8 @@ int main() {
                   .addresses = 300,
                   .domains = 2,
                   .built_at = now - absl::Minutes(5),
-                  .loaded_at = now});
+                  .loaded_at = now,
+                  .alias_domain_addresses = 7});
   m.SetHarvestSampler([] { return HarvestSample{.tracked_keys = 1}; });
   const std::string text = SerializeText(m.collectables());
   std::fwrite(text.data(), 1, text.size(), stdout);

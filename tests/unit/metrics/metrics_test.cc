@@ -125,11 +125,14 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   metrics->RecordReload(ReloadKind::kRefused, "checksum", absl::Seconds(1));
   metrics->RecordReload(ReloadKind::kFailed, "checksum", absl::Seconds(2));
   metrics->RecordReload(ReloadKind::kFailed, "gremlins", absl::Seconds(2));
+  metrics->RecordReload(ReloadKind::kFailed, "truncated", absl::Seconds(2));
+  metrics->RecordReload(ReloadKind::kFailed, "empty", absl::Seconds(2));
   metrics->SetDirectory({.version = "snap-7",
                          .addresses = 1000,
                          .domains = 2,
                          .built_at = clock.Now() - absl::Seconds(90),
-                         .loaded_at = clock.Now() - absl::Seconds(30)});
+                         .loaded_at = clock.Now() - absl::Seconds(30),
+                         .alias_domain_addresses = 47});
   metrics->SetHarvestSampler([] {
     return HarvestSample{.tracked_keys = 12,
                          .max_tracked_keys = 1000,
@@ -178,6 +181,8 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
           R"(rcptguard_directory_reloads_total{reason="other",result="refused"} 1)",
           R"(rcptguard_directory_reloads_total{reason="checksum",result="failed"} 1)",
           R"(rcptguard_directory_reloads_total{reason="other",result="failed"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="truncated",result="failed"} 1)",
+          R"(rcptguard_directory_reloads_total{reason="empty",result="failed"} 1)",
           R"(rcptguard_directory_reloads_total{reason="empty",result="refused"} 0)",
       });
   // Combinations that cannot happen have no series.
@@ -186,13 +191,14 @@ TEST(ServerMetricsTest, RecordsEverythingWithExactLabels) {
   ExpectLines(
       text,
       {
-          "rcptguard_directory_load_duration_seconds_count 6",
+          "rcptguard_directory_load_duration_seconds_count 8",
           "rcptguard_directory_load_duration_seconds_bucket{le=\"1\"} 4",
           "rcptguard_directory_addresses 1000",
           "rcptguard_directory_domains 2",
           R"(rcptguard_directory_info{version="snap-7"} 1)",
           "rcptguard_directory_last_load_success_timestamp_seconds 1699999970",
           "rcptguard_directory_snapshot_age_seconds 90",
+          "rcptguard_directory_alias_domain_addresses 47",
           "rcptguard_harvest_tracked_keys 12",
           "rcptguard_harvest_tracked_keys_limit 1000",
           "rcptguard_harvest_evictions_total 4",
@@ -212,14 +218,14 @@ TEST(ServerMetricsTest, SeriesExistBeforeAnythingIsRecorded) {
   ASSERT_NE(metrics, nullptr);
   const std::string text = SerializeText(metrics->collectables());
   // 6 methods x 17 codes, 2 served domains + other x 4 statuses, 4 actions x
-  // (2 rules + other + none), 2 + 4 + 5 reload series.
+  // (2 rules + other + none), 2 + 4 + 7 reload series.
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_grpc_requests_total{").size(),
             6u * 17u);
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_recipients_total{").size(), 12u);
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_client_verdicts_total{").size(),
             16u);
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_directory_reloads_total{").size(),
-            11u);
+            13u);
   ExpectLine(text, "rcptguard_directory_addresses 0");
   // Nothing loaded yet: no version, no age, no load time.
   EXPECT_THAT(text, Not(HasSubstr("rcptguard_directory_info")));

@@ -5,6 +5,7 @@
 #include "server/service/directory_manager.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <string>
@@ -169,7 +170,8 @@ TEST_F(DirectoryManagerTest, TruncatedFileFails) {
         std::string bytes = ReadFile(p);
         ASSERT_TRUE(WriteFile(p, bytes.substr(0, bytes.size() / 2)).ok());
       },
-      "checksum", "truncated");
+      // Its own reason (issue 17), not "checksum".
+      "truncated", "truncated");
 }
 
 TEST_F(DirectoryManagerTest, FlippedByteFails) {
@@ -212,8 +214,8 @@ TEST_F(DirectoryManagerTest, FutureVersionFails) {
 
 TEST_F(DirectoryManagerTest, EmptyFileFails) {
   ExpectRejected(
-      [](const std::string& p) { ASSERT_TRUE(WriteFile(p, "").ok()); },
-      "checksum", "empty");
+      [](const std::string& p) { ASSERT_TRUE(WriteFile(p, "").ok()); }, "empty",
+      "file is empty");
 }
 
 TEST_F(DirectoryManagerTest, MissingFileFails) {
@@ -298,6 +300,93 @@ TEST_F(DirectoryManagerTest, ObserverSeesEveryOutcome) {
   WriteDirectory(snapshot_, "v-empty", 0, 0);
   ASSERT_FALSE(m->Reload(false, "admin").ok());
   EXPECT_THAT(seen, ::testing::ElementsAre("0::v1", "2:empty:v1"));
+}
+
+// Issue 17: with an LDIF source the directory's age is the export's (its
+// file's modification time), so re-reading an old file on SIGHUP does not
+// make a stale export fresh; a new export (a newer file) does.
+TEST(DirectoryManagerLdifTest, AgeComesFromTheFileNotTheReload) {
+  const std::string dir = MakeTempDir("rg-manager-ldif");
+  const std::string ldif = dir + "/export.ldif";
+  ASSERT_TRUE(WriteFile(ldif,
+                        "dn: CN=A,DC=example,DC=com\nobjectClass: user\n"
+                        "mail: alice@example.com\n")
+                  .ok());
+  const absl::Time exported = absl::Now() - absl::Hours(48);
+  const struct timespec times[2] = {absl::ToTimespec(exported),
+                                    absl::ToTimespec(exported)};
+  ASSERT_EQ(::utimensat(AT_FDCWD, ldif.c_str(), times, 0), 0);
+  v1::ServerConfig config;
+  config.add_domains()->set_name("example.com");
+  config.mutable_directory()->add_ldif_files(ldif);
+  config.mutable_directory()->set_preset("ad");
+  config.mutable_directory()->set_stale_after("24h");
+  DirectoryManager m(config, Key());
+  ASSERT_TRUE(m.Reload(false, "start").ok());
+  for (const char* trigger : {"start", "sighup"}) {
+    if (std::string(trigger) == "sighup") {
+      ASSERT_TRUE(m.Reload(false, "sighup").ok());
+    }
+    v1::GetStatusResponse status;
+    m.FillStatus(&status);
+    EXPECT_TRUE(status.stale()) << trigger;
+    EXPECT_NEAR(status.directory_age_seconds(), 48 * 3600, 60) << trigger;
+    EXPECT_EQ(m.handle()->Get()->info().built_at, exported) << trigger;
+    EXPECT_EQ(status.directory_version(),
+              absl::StrCat("ldif-", absl::FormatTime("%Y%m%dT%H%M%SZ", exported,
+                                                     absl::UTCTimeZone())));
+  }
+  // A new export: fresh again.
+  ASSERT_EQ(::utimensat(AT_FDCWD, ldif.c_str(), nullptr, 0), 0);
+  ASSERT_TRUE(m.Reload(false, "sighup").ok());
+  v1::GetStatusResponse status;
+  m.FillStatus(&status);
+  EXPECT_FALSE(status.stale());
+  EXPECT_LT(status.directory_age_seconds(), 60);
+}
+
+// Issue 17: addresses written with an alias domain are counted per alias,
+// logged, and shown in status; they are folded into the target as before.
+TEST(DirectoryManagerLdifTest, AliasDomainAddressesAreCountedAndShown) {
+  const std::string dir = MakeTempDir("rg-manager-alias");
+  const std::string ldif = dir + "/export.ldif";
+  ASSERT_TRUE(WriteFile(ldif,
+                        "dn: CN=A,DC=example,DC=com\nobjectClass: user\n"
+                        "proxyAddresses: SMTP:alice@example.com\n"
+                        "proxyAddresses: smtp:alice@mail.example.com\n"
+                        "proxyAddresses: smtp:al@Mail.Example.COM\n\n"
+                        "dn: CN=B,DC=example,DC=com\nobjectClass: user\n"
+                        "proxyAddresses: SMTP:bob@example.com\n"
+                        "proxyAddresses: smtp:bob@corp.example.com\n")
+                  .ok());
+  v1::ServerConfig config;
+  v1::Domain* domain = config.add_domains();
+  domain->set_name("example.com");
+  domain->add_aliases("mail.example.com");
+  domain->add_aliases("corp.example.com");
+  domain->add_aliases("unused.example.com");
+  config.mutable_directory()->add_ldif_files(ldif);
+  config.mutable_directory()->set_preset("ad");
+  DirectoryManager m(config, Key());
+  ASSERT_TRUE(m.Reload(false, "start").ok());
+  auto served = m.handle()->Get();
+  // alice@mail. and bob@corp. fold into alice@ and bob@ (duplicates);
+  // al@mail. is new.
+  EXPECT_EQ(served->address_count(), 3u);
+  ASSERT_EQ(served->info().alias_domain_addresses.size(), 2u);
+  EXPECT_EQ(served->info().alias_domain_addresses[0].alias, "corp.example.com");
+  EXPECT_EQ(served->info().alias_domain_addresses[0].target, "example.com");
+  EXPECT_EQ(served->info().alias_domain_addresses[0].addresses, 1u);
+  EXPECT_EQ(served->info().alias_domain_addresses[1].alias, "mail.example.com");
+  EXPECT_EQ(served->info().alias_domain_addresses[1].addresses, 2u);
+  v1::GetStatusResponse status;
+  m.FillStatus(&status);
+  ASSERT_EQ(status.load().alias_domain_addresses_size(), 2);
+  EXPECT_EQ(status.load().alias_domain_addresses(1).alias(),
+            "mail.example.com");
+  EXPECT_EQ(status.load().alias_domain_addresses(1).target(), "example.com");
+  EXPECT_EQ(status.load().alias_domain_addresses(1).addresses(), 2u);
+  EXPECT_EQ(status.load().addresses_duplicate(), 2u);
 }
 
 }  // namespace

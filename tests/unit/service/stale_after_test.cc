@@ -1,6 +1,9 @@
 // directory.stale_after has one default (ApplyDefaults, config.h): a config
 // without it makes Validator and DirectoryManager's status agree on when
 // the directory is stale.
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <string>
 
 #include "absl/time/time.h"
@@ -48,6 +51,11 @@ TEST(StaleAfterTest, DefaultIsTheSameForValidatorAndStatus) {
   EXPECT_EQ(config->directory().stale_after(), kDefaultStaleAfter);
 
   FakeClock clock;
+  // The directory's age is the export's (the LDIF file's modification
+  // time): date the file at the fake clock's now.
+  const struct timespec now[2] = {absl::ToTimespec(clock.Now()),
+                                  absl::ToTimespec(clock.Now())};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (dir + "/a.ldif").c_str(), now, 0), 0);
   DirectoryManagerOptions options;
   options.clock = &clock;
   DirectoryManager manager(*config, directory::SipKey{1, 2}, options);

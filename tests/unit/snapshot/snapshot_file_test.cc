@@ -19,10 +19,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/strings.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/directory/directory.h"
@@ -31,6 +33,14 @@
 
 namespace rcptguard::snapshot {
 namespace {
+
+// The reader's error for an empty or truncated file: DataLoss with
+// `message`, marked with what SnapshotDamage() reports.
+absl::Status Damaged(std::string_view damage, const std::string& message) {
+  absl::Status status = absl::DataLossError(message);
+  status.SetPayload(ToAbsl(kSnapshotDamagePayload), absl::Cord(ToAbsl(damage)));
+  return status;
+}
 
 using directory::Directory;
 using directory::DirectoryBuilder;
@@ -508,7 +518,9 @@ TEST_F(SnapshotFileTest, InspectAndVerify) {
 TEST_F(SnapshotFileTest, EmptyFile) {
   const std::string path = Path("empty.rgs");
   absl::Status st = ReadBytes("empty.rgs", "");
-  EXPECT_EQ(st, absl::DataLossError("snapshot " + path + ": file is empty"));
+  EXPECT_EQ(st, Damaged("empty", "snapshot " + path + ": file is empty"));
+  // Its own reason in reload metrics, logs and status, not "checksum".
+  EXPECT_EQ(SnapshotDamage(st), "empty");
   EXPECT_EQ(InspectSnapshot(path).status(), st);
   EXPECT_EQ(VerifySnapshot(path, std::nullopt), st);
 }
@@ -615,9 +627,10 @@ TEST_F(SnapshotFileTest, WrongMagic) {
   // The start of the magic, and nothing else: a truncated snapshot.
   EXPECT_EQ(
       ReadBytes("zip.rgs", "RGS"),
-      absl::DataLossError(
-          "snapshot " + Path("zip.rgs") +
-          ": truncated: file has 3 bytes, less than a snapshot header (128)"));
+      Damaged("truncated",
+              "snapshot " + Path("zip.rgs") +
+                  ": truncated: file has 3 bytes, less than a snapshot header "
+                  "(128)"));
 }
 
 TEST_F(SnapshotFileTest, FutureVersion) {
@@ -642,23 +655,42 @@ TEST_F(SnapshotFileTest, Truncated) {
   // Inside the preamble: nothing says how long the file should be.
   EXPECT_EQ(
       ReadBytes("cut.rgs", bytes.substr(0, 3)),
-      absl::DataLossError(
-          "snapshot " + path +
-          ": truncated: file has 3 bytes, less than a snapshot header (128)"));
+      Damaged("truncated",
+              "snapshot " + path +
+                  ": truncated: file has 3 bytes, less than a snapshot header "
+                  "(128)"));
   EXPECT_EQ(
       ReadBytes("cut.rgs", bytes.substr(0, 20)),
-      absl::DataLossError(
-          "snapshot " + path +
-          ": truncated: file has 20 bytes, less than a snapshot header (128)"));
+      Damaged("truncated",
+              "snapshot " + path +
+                  ": truncated: file has 20 bytes, less than a snapshot header "
+                  "(128)"));
   for (uint64_t cut :
        {uint64_t{24}, uint64_t{100}, uint64_t{kHeaderBytes}, uint64_t{1000},
         slots, slots + 100, size - kTrailerBytes, size - 1}) {
-    EXPECT_EQ(ReadBytes("cut.rgs", bytes.substr(0, cut)),
-              absl::DataLossError(absl::StrCat("snapshot ", path,
-                                               ": truncated: file has ", cut,
-                                               " bytes, header says ", size)))
+    const absl::Status st = ReadBytes("cut.rgs", bytes.substr(0, cut));
+    EXPECT_EQ(st,
+              Damaged("truncated",
+                      absl::StrCat("snapshot ", path, ": truncated: file has ",
+                                   cut, " bytes, header says ", size)))
         << cut;
+    EXPECT_EQ(SnapshotDamage(st), "truncated") << cut;
   }
+}
+
+// Reload reasons: only an empty or truncated file has a reason of its own;
+// any other DataLoss is corruption ("checksum"), anything else none.
+TEST_F(SnapshotFileTest, DamageNamesEmptyTruncatedAndCorrupt) {
+  std::string bytes = ReadAll(WriteGood());
+  EXPECT_EQ(SnapshotDamage(ReadBytes("e.rgs", "")), "empty");
+  EXPECT_EQ(SnapshotDamage(ReadBytes("t.rgs", bytes.substr(0, 100))),
+            "truncated");
+  EXPECT_EQ(SnapshotDamage(ReadBytes("l.rgs", bytes + "x")), "checksum");
+  std::string flipped = bytes;
+  flipped[kHeaderBytes + 1] ^= 1;
+  EXPECT_EQ(SnapshotDamage(ReadBytes("f.rgs", flipped)), "checksum");
+  EXPECT_EQ(SnapshotDamage(ReadBytes("z.rgs", "hello\n")), "");
+  EXPECT_EQ(SnapshotDamage(absl::OkStatus()), "");
 }
 
 TEST_F(SnapshotFileTest, TrailingBytes) {
