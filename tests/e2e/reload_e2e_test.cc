@@ -20,6 +20,7 @@
 #include "server/directory/directory.h"
 #include "server/snapshot/snapshot_file.h"
 #include "tests/e2e/server_process.h"
+#include "tests/testutil/http.h"
 #include "tests/testutil/snapshot_files.h"
 #include "tests/testutil/subprocess.h"
 
@@ -211,6 +212,33 @@ shutdown { grace_ms: 0 }
   ASSERT_TRUE(stub->Validate(&ctx3, request, &answer).ok());
   EXPECT_EQ(answer.verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
   EXPECT_THAT(server.log(), ::testing::HasSubstr("event=reload_failed"));
+
+  // Issue 17: a truncated and an empty file have reasons of their own (not
+  // "checksum") in status, the log line and the metrics.
+  for (const auto& [cut, reason] :
+       {std::pair<size_t, std::string>{bytes.size() / 2, "truncated"},
+        std::pair<size_t, std::string>{0, "empty"}}) {
+    ASSERT_TRUE(WriteFile(snapshot, bytes.substr(0, cut)).ok());
+    grpc::ClientContext reload;
+    EXPECT_EQ(
+        admin->Reload(&reload, v1::ReloadRequest(), &response).error_code(),
+        grpc::StatusCode::DATA_LOSS);
+    grpc::ClientContext again;
+    ASSERT_TRUE(admin->GetStatus(&again, v1::GetStatusRequest(), &st).ok());
+    EXPECT_EQ(st.directory_version(), "v00");
+    EXPECT_EQ(st.last_reload().reason(), reason);
+    EXPECT_THAT(server.log(),
+                ::testing::HasSubstr("event=reload_failed trigger=admin "
+                                     "reason=" +
+                                     reason));
+  }
+  const std::string metrics =
+      testing::HttpGet(server.metrics_port(), "/metrics");
+  for (const char* reason : {"checksum", "truncated", "empty"}) {
+    EXPECT_THAT(metrics, ::testing::HasSubstr(absl::StrCat(
+                             "rcptguard_directory_reloads_total{reason=\"",
+                             reason, "\",result=\"failed\"} 1")));
+  }
 }
 
 }  // namespace

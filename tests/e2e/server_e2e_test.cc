@@ -257,6 +257,19 @@ TEST(ServerE2eTest, AdminStatusDescribesTheDirectory) {
   EXPECT_EQ(response.domains(0).addresses() + response.domains(1).addresses(),
             response.total_addresses());
   EXPECT_GT(response.load().disabled_entries(), 0u);
+  // The sample lists addresses in the alias domain mail.example.com too:
+  // counted, shown and logged (issue 17), not silently folded.
+  ASSERT_EQ(response.load().alias_domain_addresses_size(), 1);
+  EXPECT_EQ(response.load().alias_domain_addresses(0).alias(),
+            "mail.example.com");
+  EXPECT_EQ(response.load().alias_domain_addresses(0).target(), "example.com");
+  const uint64_t folded = response.load().alias_domain_addresses(0).addresses();
+  EXPECT_GT(folded, 0u);
+  EXPECT_THAT(server.log(), HasSubstr(absl::StrCat(
+                                "event=alias_domain_has_explicit_addresses"
+                                " alias=mail.example.com target=example.com"
+                                " addresses=",
+                                folded, " ")));
 }
 
 // A large generated LDIF keeps the load busy long enough to observe health
