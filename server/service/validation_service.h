@@ -32,7 +32,9 @@ namespace rcptguard::service {
 class RecipientValidationService final
     : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
           v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
-              v1::RecipientValidation::Service>> {
+              v1::RecipientValidation::
+                  WithRawCallbackMethod_ValidateBatchStream<
+                      v1::RecipientValidation::Service>>> {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
@@ -47,6 +49,10 @@ class RecipientValidationService final
                                      grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ValidateStream(
       grpc::CallbackServerContext* context) override;
+  // Several requests per message (batch_stream.cc): the stream machinery
+  // of ValidateStream, each message answered by AnswerBatch.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+  ValidateBatchStream(grpc::CallbackServerContext* context) override;
 
   // Octets of stream answers waiting to be written, over all streams.
   uint64_t buffered_response_bytes() const { return budget_.used(); }
@@ -67,6 +73,14 @@ class RecipientValidationService final
   absl::Status Parse(const grpc::ServerContextBase& context,
                      const grpc::ByteBuffer& bytes,
                      v1::ValidateRequest* request) const;
+  // One ValidateBatchStream message (batch_stream.cc): every request judged
+  // as Validate judges it, each failure in its own result. Errors (ending
+  // the stream): InvalidArgument for a message that is not a
+  // ValidateBatchRequest or holds too many requests.
+  absl::Status AnswerBatch(const grpc::ServerContextBase& context,
+                           const std::string& identity,
+                           const grpc::ByteBuffer& bytes,
+                           grpc::ByteBuffer* answer) const;
 
   // Constant after construction.
   const Validator* const validator_;
