@@ -206,6 +206,40 @@ TEST_F(StreamTest, BatchRequestsAreJudgedAsUnaryCalls) {
             "than 1000 requests in one message");
 }
 
+// A request the server refuses (over max_address_length) among others in
+// flight on the same stream: it alone is answered kInvalid. On
+// ValidateStream the refusal ends the stream, and the requests written
+// after it, never read by the server, are sent again on a new one.
+TEST_F(StreamTest, RefusedRequestIsOnlyItsOwnProblem) {
+  for (Transport transport : {Transport::kStream, Transport::kBatchStream}) {
+    ClientOptions options;
+    options.transport = transport;
+    auto client = Make(server_.target(), options);
+    std::vector<std::pair<v1::SmtpContext, std::string>> checks;
+    for (int i = 0; i < 12; ++i) {
+      checks.push_back(
+          {Context(absl::StrCat("198.51.100.", 40 + i)),
+           i == 3 ? std::string(400, 'a') + "@example.com"
+                  : (i % 2 == 0 ? "alice@example.com" : "nobody@example.com")});
+    }
+    std::vector<RecipientResult> results = Burst(*client, checks);
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (i == 3) {
+        EXPECT_EQ(results[i].source, RecipientResult::Source::kInvalid);
+        EXPECT_THAT(std::string(results[i].error.message()),
+                    HasSubstr("exceeds the limit of 300"));
+        continue;
+      }
+      ASSERT_EQ(results[i].source, RecipientResult::Source::kService)
+          << TransportName(transport) << " " << i << " " << results[i].error;
+      EXPECT_EQ(results[i].verdict.status(),
+                i % 2 == 0 ? v1::RECIPIENT_STATUS_VALID
+                           : v1::RECIPIENT_STATUS_UNKNOWN);
+    }
+    EXPECT_EQ(client->stats().policy_answers, 0u);
+  }
+}
+
 // The server goes away with the stream open and comes back on the same
 // port: checks meanwhile get the failure policy quickly, and once it is
 // back the client opens a new stream by itself.
