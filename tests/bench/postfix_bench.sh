@@ -253,13 +253,19 @@ MASTER_CONFIG="$WORK/pf/config"
 
 # utime + stime of a process, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# Context switches (voluntary + involuntary) of all a process's threads:
+# far less sensitive to other load on the machine than CPU time.
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/ctxt_switches/ {n += $2} END {print n + 0}'
+}
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 rcpt_rate() {  # $1 = label, $2 = the adapter's PID or empty
   postfix -c "$MASTER_CONFIG" reload >/dev/null 2>&1
   sleep 1.5
-  local a0=0 r0 a1=0 r1
-  [ -n "$2" ] && a0="$(cpu_ticks "$2")"
+  local a0=0 r0 a1=0 r1 c0=0 c1=0
+  [ -n "$2" ] && a0="$(cpu_ticks "$2")" && c0="$(ctx_switches "$2")"
   r0="$(cpu_ticks "$RG_PID")"
   "${PIN_EDGE[@]}" python3 - "$SMTP_PORT" "$SECONDS_PER_RUN" "$SESSIONS" "$WORK/valid.txt" "$1" "$WORK/total" <<'EOF'
 import asyncio, sys, time
@@ -297,16 +303,17 @@ total = sum(counts.values())
 open(total_file, "w").write(str(total))
 print(f"{label:44s} {total/secs:8.0f} RCPT/s   replies {dict(sorted(counts.items()))}", end="")
 EOF
-  [ -n "$2" ] && a1="$(cpu_ticks "$2")"
+  [ -n "$2" ] && a1="$(cpu_ticks "$2")" && c1="$(ctx_switches "$2")"
   r1="$(cpu_ticks "$RG_PID")"
   local total rate
   total="$(cat "$WORK/total")"
   rate=$((total / SECONDS_PER_RUN))
   [ "$1" = "relay_recipient_maps = lmdb:" ] && BASE_RATE=$rate
   awk -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v n="$total" -v t="$TICK_US" \
+      -v c=$((c1 - c0)) \
       -v rate="$rate" -v base="${BASE_RATE:-0}" 'BEGIN {
     printf "   %.2fx lmdb", (base > 0 ? rate / base : 0);
-    if (n > 0) printf "   adapter %.1f us/RCPT   rcptguardd %.1f us/RCPT", a * t / n, r * t / n;
+    if (n > 0) printf "   adapter %.1f us/RCPT %.2f cs/RCPT   rcptguardd %.1f us/RCPT", a * t / n, c / n, r * t / n;
     printf "\n" }'
 }
 
