@@ -262,7 +262,8 @@ TEST(StreamRestartTest, ServerRestartMidStream) {
   RecipientResult r =
       client->CheckRecipientSync(Context("198.51.100.3"), "alice@example.com");
   EXPECT_EQ(r.source, RecipientResult::Source::kFailOpen);
-  EXPECT_LE(absl::Now() - start, absl::Milliseconds(600));
+  // The deadline (400 ms) bounds it; slack for a loaded test machine.
+  EXPECT_LE(absl::Now() - start, absl::Milliseconds(1500));
 
   ServerProcess second;
   ASSERT_NO_FATAL_FAILURE(
@@ -306,7 +307,7 @@ TEST_F(StreamTest, FrozenServerDeadlineThenFailurePolicy) {
     EXPECT_EQ(r.error.code(), absl::StatusCode::kDeadlineExceeded) << r.error;
   }
   EXPECT_GE(took, absl::Milliseconds(290));
-  EXPECT_LT(took, absl::Milliseconds(900));
+  EXPECT_LT(took, absl::Milliseconds(2000));  // slack for a loaded machine
   EXPECT_GE(client->stats().stream_cancels, 1u);
 
   RecipientResult after =
@@ -346,7 +347,9 @@ TEST(StreamDrainTest, ServerDrainsOnSigterm) {
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
-  EXPECT_LE(slowest, absl::Milliseconds(450));
+  // The deadline (300 ms, checked every 30 ms) bounds every check; slack
+  // for a loaded machine.
+  EXPECT_LE(slowest, absl::Milliseconds(1200));
   EXPECT_GT(policy, 0) << service << " answered";  // the server is gone
   std::optional<int> exit = server.process().Wait(absl::Seconds(5));
   ASSERT_TRUE(exit.has_value());
