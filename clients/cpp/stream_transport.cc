@@ -71,6 +71,7 @@ struct StreamTransport::Conn {
          {std::pair{&start_tag, &StreamTransport::OnStart},
           std::pair{&read_tag, &StreamTransport::OnRead},
           std::pair{&write_tag, &StreamTransport::OnWrite},
+          std::pair{&writes_done_tag, &StreamTransport::OnWritesDone},
           std::pair{&finish_tag, &StreamTransport::OnFinish}}) {
       tag->conn = this;
       tag->handler = handler;
@@ -81,7 +82,7 @@ struct StreamTransport::Conn {
   const StreamMode mode;
   grpc::ClientContext context;  // outlives rw (declared first)
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> rw;
-  Tag start_tag, read_tag, write_tag, finish_tag;
+  Tag start_tag, read_tag, write_tag, writes_done_tag, finish_tag;
   grpc::ByteBuffer write_buf;
   grpc::ByteBuffer read_buf;  // the completion thread's only
   grpc::Status status;
@@ -93,9 +94,10 @@ struct StreamTransport::Conn {
   bool read_failed = false;  // no more answers will come
   bool finish_started = false;
   bool finished = false;
-  bool detached = false;  // not current_ any more
-  bool answered = false;  // at least one answer arrived
-  uint64_t messages = 0;  // written so far
+  bool detached = false;     // not current_ any more
+  bool answered = false;     // at least one answer arrived
+  bool half_closed = false;  // WritesDone sent: the server may finish
+  uint64_t messages = 0;     // written so far
   std::deque<Message> in_flight;
   std::optional<absl::Status> cancel_reason;
 };
@@ -368,6 +370,12 @@ void StreamTransport::Answer(Conn* conn, std::vector<Outcome>* out) {
   backoff_ = kFirstBackoff;
 }
 
+void StreamTransport::OnWritesDone(Conn* conn, bool /*ok*/) {
+  absl::MutexLock lock(&mu_);
+  --conn->ops;
+  MaybeDestroyLocked(conn);
+}
+
 void StreamTransport::OnFinish(Conn* conn, bool /*ok*/) {
   std::vector<Outcome> out;
   {
@@ -434,8 +442,9 @@ void StreamTransport::OnFinish(Conn* conn, bool /*ok*/) {
     for (auto it = again.rbegin(); it != again.rend(); ++it) {
       queue_.push_front(std::move(*it));
     }
-    if (!conn->answered && !conn->cancel_reason.has_value() && !unimplemented &&
-        refused_id == 0 && refused_message == 0) {
+    if (!conn->answered && !conn->half_closed &&
+        !conn->cancel_reason.has_value() && !unimplemented && refused_id == 0 &&
+        refused_message == 0) {
       // Never answered: the server is likely unreachable. Back off.
       next_connect_ = absl::Now() + backoff_;
       backoff_ = std::min(backoff_ * 2, options_.max_backoff);
@@ -467,13 +476,33 @@ void StreamTransport::CheckDeadlines(absl::Time now) {
     absl::MutexLock lock(&mu_);
     const absl::Status late = absl::DeadlineExceededError(
         "no answer from rcptguard within the deadline");
+    bool queued_late = false;
     for (auto it = queue_.begin(); it != queue_.end();) {
       if (it->deadline <= now) {
         out.push_back(Outcome{std::move(it->done), late});
         it = queue_.erase(it);
+        queued_late = true;
       } else {
         ++it;
       }
+    }
+    // A stream that never started (its start never came back) would hold
+    // every later request in the queue: give it up.
+    if (queued_late && current_ != nullptr && !current_->started) {
+      ++stats_.cancelled;
+      CancelLocked(current_, late);
+    }
+    // A draining server (GOAWAY) keeps answering open streams until its
+    // drain timeout, then cuts them: an idle stream is closed at once, so
+    // the server can stop early and new requests go to a new connection.
+    if (current_ != nullptr && current_->started && !current_->writing &&
+        current_->in_flight.empty() && queue_.empty() &&
+        channel_->GetState(false) != GRPC_CHANNEL_READY) {
+      Conn* conn = current_;
+      DetachLocked(conn);
+      conn->half_closed = true;
+      ++conn->ops;
+      conn->rw->WritesDone(&conn->writes_done_tag);
     }
     for (Conn* conn : conns_) {
       if (conn->cancel_reason.has_value() || conn->finished) continue;

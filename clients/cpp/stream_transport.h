@@ -26,7 +26,10 @@
 // its unanswered requests with the stream's status (UNAVAILABLE when it
 // ended cleanly); requests that provably were never read (after a
 // ValidateStream refusal of an earlier one, or UNIMPLEMENTED) are sent
-// again on the next stream. Nothing else is ever resent: the caller
+// again on the next stream. An idle stream whose channel is no longer
+// READY (the server sent GOAWAY: it is draining) is half-closed at the
+// next check, so the server need not wait out its drain timeout for it.
+// Nothing else is ever resent: the caller
 // applies the retry rules (client.h: dry lookups only). After a stream
 // that failed without a single answer, new streams wait a backoff (100 ms
 // doubling to max_backoff) and requests meanwhile fail fast with
@@ -143,6 +146,7 @@ class StreamTransport {
   void OnStart(Conn* conn, bool ok);
   void OnRead(Conn* conn, bool ok);
   void OnWrite(Conn* conn, bool ok);
+  void OnWritesDone(Conn* conn, bool ok);
   void OnFinish(Conn* conn, bool ok);
   // Matches the answer in conn->read_buf to the oldest message.
   void Answer(Conn* conn, std::vector<Outcome>* out)
