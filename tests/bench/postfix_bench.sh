@@ -181,6 +181,68 @@ asyncio.run(main())
 EOF
 fi
 
+# --- the adapter's own cost per request, by transport ------------------------
+# 64 connections asking back to back (Python asyncio), against the default
+# adapter (batch_stream) and the unary one alternately; the adapter's CPU
+# and context switches per request from /proc (its gRPC client included).
+# Context switches (voluntary + involuntary, all threads) are far less
+# sensitive to other load on the machine than CPU time.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/ctxt_switches/ {n += $2} END {print n + 0}'
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+adapter_cost() {  # LABEL PROTOCOL PORT PID
+  local a0 a1 c0 c1 total
+  a0="$(cpu_ticks "$4")"; c0="$(ctx_switches "$4")"
+  "${PIN_EDGE[@]}" python3 - "$2" "$3" "$SECONDS_PER_RUN" "$WORK/alone.total" <<'EOF'
+import asyncio, sys, time
+proto, port, secs, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+REQ = ("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.{ip}\n"
+       "helo_name=bench.example.net\nsender=s@example.net\nrecipient={rcpt}\n"
+       "instance=b.{n}\nqueue_id=\n\n")
+RCPTS = ["alice@example.com", "nobody@example.com", "guess@example.com"]
+count = 0
+async def worker(i, stop):
+    global count
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    n = 0
+    while time.monotonic() < stop:
+        if proto == "policy":
+            w.write(REQ.format(ip=i % 250, rcpt=RCPTS[n % 3], n=n).encode())
+            await r.readuntil(b"\n\n")
+        else:
+            p = ("rcpt " + RCPTS[n % 3]).encode()
+            w.write(str(len(p)).encode() + b":" + p + b",")
+            head = await r.readuntil(b":")
+            await r.readexactly(int(head[:-1]) + 1)
+        n += 1
+        count += 1
+    w.close()
+async def main():
+    stop = time.monotonic() + secs
+    await asyncio.gather(*(worker(i, stop) for i in range(64)))
+asyncio.run(main())
+open(out, "w").write(str(count))
+EOF
+  a1="$(cpu_ticks "$4")"; c1="$(ctx_switches "$4")"
+  total="$(cat "$WORK/alone.total")"
+  awk -v a=$((a1 - a0)) -v c=$((c1 - c0)) -v n="$total" -v t="$TICK_US" \
+      -v s="$SECONDS_PER_RUN" -v l="$1" 'BEGIN {
+    printf "%-44s %8.0f req/s   adapter %.1f us/request  %.2f cs/request\n",
+           l, n / s, a * t / n, c / n }'
+}
+if [ "${RG_BENCH_SKIP_ALONE:-0}" != 1 ]; then
+  echo "== adapter alone, 64 connections back to back, by transport ($ROUNDS round(s)) =="
+  for round in $(seq "$ROUNDS"); do
+    adapter_cost "policy, batch_stream" policy "$POLICY_PORT" "$ADAPTER_PID"
+    adapter_cost "policy, unary" policy "$UNARY_POLICY_PORT" "$UNARY_PID"
+    adapter_cost "socketmap, batch_stream" socketmap "$SOCKETMAP_PORT" "$ADAPTER_PID"
+    adapter_cost "socketmap, unary" socketmap "$UNARY_SOCKETMAP_PORT" "$UNARY_PID"
+  done
+fi
+
 # --- a private Postfix -----------------------------------------------------
 SMTP_PORT="$(free_port)"; SINK_PORT="$(free_port)"
 mkdir -p "$WORK/pf/config" "$WORK/pf/queue" "$WORK/pf/data"
@@ -251,15 +313,6 @@ MASTER_CONFIG="$WORK/pf/config"
 "${PIN_EDGE[@]}" postfix -c "$MASTER_CONFIG" start >/dev/null 2>&1 || {
   echo "postfix start failed"; cat "$WORK/pf/maillog" 2>/dev/null; exit 1; }
 
-# utime + stime of a process, in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# Context switches (voluntary + involuntary) of all a process's threads:
-# far less sensitive to other load on the machine than CPU time.
-ctx_switches() {
-  cat /proc/"$1"/task/*/status 2>/dev/null |
-    awk '/ctxt_switches/ {n += $2} END {print n + 0}'
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 rcpt_rate() {  # $1 = label, $2 = the adapter's PID or empty
   postfix -c "$MASTER_CONFIG" reload >/dev/null 2>&1
