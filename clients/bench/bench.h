@@ -12,6 +12,10 @@
 //   inprocess-directory,   flat_hash_set<std::string>, the real Directory,
 //   random-access          and independent random reads over a table the
 //                          size of the directory's slot arrays
+//   client-unary,          through the C++ client library (client_load.cc):
+//   client-stream,         what an edge pays per lookup, library included;
+//   client-batch           client-batch groups concurrent callers' requests
+//                          (ValidateBatchStream)
 //
 // Every mode is bounded by BenchOptions::duration and, when non-zero,
 // max_requests; none of them runs without a bound.
@@ -45,6 +49,9 @@ enum class Mode {
   kInprocessHashset,
   kInprocessDirectory,
   kRandomAccess,
+  kClientUnary,   // the C++ client library (client_load.cc), Transport::kUnary
+  kClientStream,  // ... Transport::kStream
+  kClientBatch,   // ... Transport::kBatchStream (group commit)
 };
 
 absl::StatusOr<Mode> ParseMode(const std::string& text);
@@ -128,6 +135,8 @@ struct Report {
   int batch = 0;
   int concurrency = 0;
   int stream_depth = 0;  // stream mode only
+  // client-stream / client-batch: requests per stream message (0: n/a).
+  double requests_per_message = 0;
   int connections = 0;
   int client_threads = 0;
   int threads = 0;
@@ -171,6 +180,8 @@ bool IsLocalLdapUri(const std::string& uri);
 
 absl::StatusOr<Report> RunGrpc(const BenchOptions& options,
                                const Workload& workload);
+absl::StatusOr<Report> RunClient(const BenchOptions& options,
+                                 const Workload& workload);
 absl::StatusOr<Report> RunLdap(const BenchOptions& options,
                                const Workload& workload);
 absl::StatusOr<Report> RunInProcess(const BenchOptions& options,

@@ -20,15 +20,17 @@
 namespace rcptguard::bench {
 
 absl::StatusOr<Mode> ParseMode(const std::string& text) {
-  for (Mode m : {Mode::kUnary, Mode::kStream, Mode::kGrpcFloor, Mode::kLdap,
-                 Mode::kInprocessHashset, Mode::kInprocessDirectory,
-                 Mode::kRandomAccess}) {
+  for (Mode m :
+       {Mode::kUnary, Mode::kStream, Mode::kGrpcFloor, Mode::kLdap,
+        Mode::kInprocessHashset, Mode::kInprocessDirectory, Mode::kRandomAccess,
+        Mode::kClientUnary, Mode::kClientStream, Mode::kClientBatch}) {
     if (text == ModeName(m)) return m;
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "unknown --mode '", text,
       "': want unary, stream, grpc-floor, ldap, inprocess-hashset, "
-      "inprocess-directory or random-access"));
+      "inprocess-directory, random-access, client-unary, client-stream or "
+      "client-batch"));
 }
 
 const char* ModeName(Mode mode) {
@@ -47,6 +49,12 @@ const char* ModeName(Mode mode) {
       return "inprocess-directory";
     case Mode::kRandomAccess:
       return "random-access";
+    case Mode::kClientUnary:
+      return "client-unary";
+    case Mode::kClientStream:
+      return "client-stream";
+    case Mode::kClientBatch:
+      return "client-batch";
   }
   return "?";
 }
@@ -205,6 +213,10 @@ std::string FormatTable(const Report& r) {
     row("batch / concurrency / connections",
         absl::StrCat(r.batch, " / ", r.concurrency, " / ", r.connections));
     row("client threads", absl::StrCat(r.client_threads));
+    if (r.requests_per_message > 0) {
+      row("requests per stream message",
+          absl::StrFormat("%.2f", r.requests_per_message));
+    }
     if (r.stream_depth > 0) {
       row("messages in flight per stream", absl::StrCat(r.stream_depth));
     }
@@ -256,6 +268,7 @@ std::string FormatJson(const Report& r) {
   absl::StrAppend(&out, ", \"batch\": ", r.batch);
   absl::StrAppend(&out, ", \"concurrency\": ", r.concurrency);
   absl::StrAppend(&out, ", \"stream_depth\": ", r.stream_depth);
+  absl::StrAppend(&out, ", \"requests_per_message\": ", r.requests_per_message);
   absl::StrAppend(&out, ", \"connections\": ", r.connections);
   absl::StrAppend(&out, ", \"client_threads\": ", r.client_threads);
   absl::StrAppend(&out, ", \"threads\": ", r.threads);

@@ -33,8 +33,9 @@
 
 ABSL_FLAG(std::string, mode, "unary",
           "unary, stream, grpc-floor (empty unary calls: grpc.health.v1 "
-          "Check), ldap, inprocess-hashset, inprocess-directory or "
-          "random-access.");
+          "Check), ldap, inprocess-hashset, inprocess-directory, "
+          "random-access, client-unary, client-stream or client-batch (the "
+          "C++ client library with that transport).");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "rcptguardd address.");
 ABSL_FLAG(int, batch, 10,
           "Recipients per request (gRPC); lookups per batch (in-process).");
@@ -120,7 +121,8 @@ absl::StatusOr<BenchOptions> OptionsFromFlags() {
   if (o.deadline <= absl::ZeroDuration()) return bad("--deadline: positive");
   const bool allow_remote = absl::GetFlag(FLAGS_allow_remote);
   if ((o.mode == Mode::kUnary || o.mode == Mode::kStream ||
-       o.mode == Mode::kGrpcFloor) &&
+       o.mode == Mode::kGrpcFloor || o.mode == Mode::kClientUnary ||
+       o.mode == Mode::kClientStream || o.mode == Mode::kClientBatch) &&
       !allow_remote && !IsLocalGrpcTarget(o.target)) {
     return bad("--target ", o.target,
                " is not on this machine (127.0.0.1, ::1, localhost, unix:); "
@@ -182,6 +184,11 @@ int Main(int argc, char** argv) {
       break;
     case Mode::kLdap:
       report = RunLdap(*options, workload);
+      break;
+    case Mode::kClientUnary:
+    case Mode::kClientStream:
+    case Mode::kClientBatch:
+      report = RunClient(*options, workload);
       break;
     default:
       report = RunInProcess(*options, workload);

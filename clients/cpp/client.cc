@@ -11,6 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "clients/cpp/stream_transport.h"
 #include "common/pem.h"
 #include "common/strings.h"
 #include "common/text.h"
@@ -58,6 +59,30 @@ std::string_view FailurePolicyName(FailurePolicy policy) {
   return policy == FailurePolicy::kFailOpen ? "fail_open" : "tempfail";
 }
 
+absl::StatusOr<Transport> ParseTransport(std::string_view text) {
+  const std::string t = absl::AsciiStrToLower(ToAbsl(text));
+  if (t == "unary") return Transport::kUnary;
+  if (t == "stream") return Transport::kStream;
+  if (t == "batch_stream" || t == "batch-stream") {
+    return Transport::kBatchStream;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("transport \"", ToAbsl(text),
+                   "\": expected unary, stream or batch_stream"));
+}
+
+std::string_view TransportName(Transport transport) {
+  switch (transport) {
+    case Transport::kUnary:
+      return "unary";
+    case Transport::kStream:
+      return "stream";
+    case Transport::kBatchStream:
+      return "batch_stream";
+  }
+  return "unknown";
+}
+
 absl::Status ValidateOptions(const ClientOptions& o) {
   if (o.target.empty()) return absl::InvalidArgumentError("target: empty");
   if (o.deadline <= absl::ZeroDuration()) {
@@ -84,6 +109,14 @@ absl::Status ValidateOptions(const ClientOptions& o) {
     return absl::InvalidArgumentError(
         "tls: CA or certificate files given but TLS is off");
   }
+  if (o.stream_messages_in_flight < 1 || o.stream_messages_in_flight > 64) {
+    return absl::InvalidArgumentError(
+        "stream_messages_in_flight: must be 1..64");
+  }
+  if (o.max_requests_per_message < 1 || o.max_requests_per_message > 1000) {
+    return absl::InvalidArgumentError(
+        "max_requests_per_message: must be 1..1000");
+  }
   if (o.max_reconnect_backoff < absl::Milliseconds(100)) {
     return absl::InvalidArgumentError(
         "max_reconnect_backoff: must be at least 100ms");
@@ -96,7 +129,20 @@ class Client::Impl {
   Impl(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel)
       : options_(options),
         channel_(std::move(channel)),
-        stub_(v1::RecipientValidation::NewStub(channel_)) {
+        stub_(v1::RecipientValidation::NewStub(channel_)),
+        tick_(std::clamp(options.deadline / 10, absl::Milliseconds(1),
+                         absl::Milliseconds(50))) {
+    if (options_.transport != Transport::kUnary) {
+      internal::StreamTransportOptions t;
+      t.mode = options_.transport == Transport::kStream
+                   ? internal::StreamMode::kStream
+                   : internal::StreamMode::kBatchStream;
+      t.max_in_flight = options_.stream_messages_in_flight;
+      t.max_requests_per_message = options_.max_requests_per_message;
+      t.max_backoff = options_.max_reconnect_backoff;
+      transport_ =
+          std::make_unique<internal::StreamTransport>(channel_, &cq_, t);
+    }
     completions_ = std::thread([this] { CompletionLoop(); });
     scheduler_ = std::thread([this] { SchedulerLoop(); });
   }
@@ -108,11 +154,20 @@ class Client::Impl {
       cv_.Signal();
     }
     scheduler_.join();  // it sends every pending batch and runs every timer
-    {
-      absl::MutexLock lock(&flight_mu_);
-      flight_mu_.Await(absl::Condition(
-          +[](int64_t* n) { return *n == 0; }, &in_flight_));
+    for (;;) {
+      {
+        absl::MutexLock lock(&flight_mu_);
+        if (flight_mu_.AwaitWithTimeout(
+                absl::Condition(
+                    +[](int64_t* n) { return *n == 0; }, &in_flight_),
+                tick_)) {
+          break;
+        }
+      }
+      // The scheduler is gone: enforce the stream deadlines here.
+      if (transport_ != nullptr) transport_->CheckDeadlines(absl::Now());
     }
+    if (transport_ != nullptr) transport_->Shutdown();
     cq_.Shutdown();
     completions_.join();
   }
@@ -121,8 +176,18 @@ class Client::Impl {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
 
   ClientStats stats() const {
-    absl::MutexLock lock(&mu_);
-    return stats_;
+    ClientStats stats;
+    {
+      absl::MutexLock lock(&mu_);
+      stats = stats_;
+    }
+    if (transport_ != nullptr) {
+      const internal::StreamTransportStats t = transport_->stats();
+      stats.streams = t.streams;
+      stats.stream_messages = t.messages;
+      stats.stream_cancels = t.cancelled;
+    }
+    return stats;
   }
 
   void Validate(v1::ValidateRequest request, ValidateCallback done) {
@@ -225,7 +290,24 @@ class Client::Impl {
     v1::ValidateResponse response;
     absl::Time deadline;
     int attempt = 0;
+    // Sent as a unary call (the option, or a server without streams).
+    bool unary = false;
     ValidateCallback done;
+  };
+
+  // A unary call's completion.
+  struct UnaryTag final : internal::CqTag {
+    Impl* impl;
+    std::shared_ptr<Call> call;
+    UnaryTag(Impl* i, std::shared_ptr<Call> c) : impl(i), call(std::move(c)) {}
+    void Proceed(bool /*ok*/) override {
+      std::unique_ptr<UnaryTag> self(this);
+      absl::StatusOr<v1::ValidateResponse> result =
+          call->status.ok()
+              ? absl::StatusOr<v1::ValidateResponse>(std::move(call->response))
+              : absl::StatusOr<v1::ValidateResponse>(FromGrpc(call->status));
+      impl->OnResult(std::move(call), std::move(result));
+    }
   };
 
   // Recipients of identical context waiting for their Validate.
@@ -258,17 +340,32 @@ class Client::Impl {
   }
 
   void StartAttempt(std::shared_ptr<Call> call) {
-    call->context = std::make_unique<grpc::ClientContext>();
-    call->context->set_deadline(absl::ToChronoTime(call->deadline));
-    call->response.Clear();
     ++call->attempt;
     {
       absl::MutexLock lock(&mu_);
       ++stats_.calls;
       if (call->attempt > 1) ++stats_.retries;
     }
+    if (transport_ == nullptr || call->unary) {
+      StartUnary(std::move(call));
+      return;
+    }
+    const v1::ValidateRequest* request = &call->request;
+    const absl::Time deadline = call->deadline;
+    transport_->Send(request, deadline,
+                     [this, call = std::move(call)](
+                         absl::StatusOr<v1::ValidateResponse> r) mutable {
+                       OnResult(std::move(call), std::move(r));
+                     });
+  }
+
+  void StartUnary(std::shared_ptr<Call> call) {
+    call->unary = true;
+    call->context = std::make_unique<grpc::ClientContext>();
+    call->context->set_deadline(absl::ToChronoTime(call->deadline));
+    call->response.Clear();
     // The tag owns a reference until the completion queue hands it back.
-    auto* tag = new std::shared_ptr<Call>(call);
+    auto* tag = new UnaryTag(this, call);
     call->rpc = stub_->AsyncValidate(call->context.get(), call->request, &cq_);
     call->rpc->Finish(&call->response, &call->status, tag);
   }
@@ -281,32 +378,39 @@ class Client::Impl {
     void* tag;
     bool ok;
     while (cq_.Next(&tag, &ok)) {
-      std::unique_ptr<std::shared_ptr<Call>> call(
-          static_cast<std::shared_ptr<Call>*>(tag));
-      const grpc::Status status = (*call)->status;
-      OnDone(std::move(*call), status);
+      static_cast<internal::CqTag*>(tag)->Proceed(ok);
     }
   }
 
-  void OnDone(std::shared_ptr<Call> call, const grpc::Status& status) {
-    if (status.ok()) {
-      if (call->response.verdicts_size() != call->request.recipients_size()) {
+  void OnResult(std::shared_ptr<Call> call,
+                absl::StatusOr<v1::ValidateResponse> result) {
+    if (result.ok()) {
+      if (result->verdicts_size() != call->request.recipients_size()) {
         Finish(*call, absl::InternalError(absl::StrCat(
-                          "server answered ", call->response.verdicts_size(),
+                          "server answered ", result->verdicts_size(),
                           " verdicts for ", call->request.recipients_size(),
                           " recipients")));
         return;
       }
-      Finish(*call, std::move(call->response));
+      Finish(*call, std::move(result));
       return;
     }
+    // A server without the stream methods judged nothing: the request
+    // goes as a unary call (this is no retry).
+    if (!call->unary &&
+        result.status().code() == absl::StatusCode::kUnimplemented &&
+        transport_ != nullptr && transport_->unary_only()) {
+      StartUnary(std::move(call));
+      return;
+    }
+    const absl::Status& status = result.status();
     {
       absl::MutexLock lock(&mu_);
       ++stats_.failed_calls;
     }
     const absl::Time retry_at = absl::Now() + options_.retry_backoff;
     if (call->request.dry_run() &&
-        status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        status.code() == absl::StatusCode::kUnavailable &&
         call->attempt < options_.dry_run_attempts &&
         retry_at < call->deadline) {
       std::shared_ptr<Call> retry = call;
@@ -316,7 +420,7 @@ class Client::Impl {
         return;
       }
     }
-    Finish(*call, FromGrpc(status));
+    Finish(*call, status);
   }
 
   void Finish(Call& call, absl::StatusOr<v1::ValidateResponse> result) {
@@ -433,6 +537,8 @@ class Client::Impl {
         }
         if (!timers_.empty()) next = std::min(next, timers_.front().at);
         const absl::Time now = absl::Now();
+        // The stream transports' deadlines are checked every tick.
+        if (transport_ != nullptr) next = std::min(next, now + tick_);
         if (!stopping_ && next > now) {
           cv_.WaitWithDeadline(&mu_, next);
         }
@@ -455,6 +561,7 @@ class Client::Impl {
       }
       for (auto& batch : due) Send(std::move(batch));
       for (auto& run : timers) run();
+      if (transport_ != nullptr) transport_->CheckDeadlines(absl::Now());
       if (stop) {
         absl::MutexLock lock(&mu_);
         // A retry that failed again at shutdown may have added a timer.
@@ -467,6 +574,7 @@ class Client::Impl {
   const ClientOptions options_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<v1::RecipientValidation::Stub> stub_;
+  const absl::Duration tick_;  // how often stream deadlines are checked
 
   mutable absl::Mutex mu_;
   absl::CondVar cv_;  // pending_ or timers_ changed, or stopping_
@@ -480,6 +588,8 @@ class Client::Impl {
   ClientStats stats_ ABSL_GUARDED_BY(mu_);
 
   grpc::CompletionQueue cq_;
+  // Null with Transport::kUnary. Declared after cq_: destroyed before it.
+  std::unique_ptr<internal::StreamTransport> transport_;
   std::thread completions_;
 
   // Calls in flight (the destructor waits for zero).

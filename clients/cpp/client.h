@@ -34,6 +34,22 @@
 //             r.verdict.status() == v1::RECIPIENT_STATUS_UNKNOWN) ...;
 //       });
 //
+// Transport: by default every request travels over one long-lived
+// RecipientValidation.ValidateBatchStream (Transport::kBatchStream; see
+// stream_transport.h): a request leaves at once when nothing is in flight,
+// and while a stream message is in flight, the requests of every caller
+// (any context) queue and leave together in the next message when its
+// answer returns (group commit: batches grow with load, no added latency
+// when idle). The server still judges each ValidateRequest alone, so
+// merging across contexts changes no answer. The deadline is enforced per
+// request by the client (checked every tenth of it, at most every 50 ms):
+// a stream with a request past its deadline is cancelled, everything
+// pending on it is answered by the failure policy, and the next request
+// opens a new stream. kStream uses ValidateStream (one request per
+// message, pipelined); kUnary one Validate call per request, as before.
+// A server without ValidateBatchStream is used through ValidateStream,
+// one without either through Validate.
+//
 // Retries: only dry lookups (ValidateRequest.dry_run / CheckOptions.dry_run)
 // are retried, and only on UNAVAILABLE, within the same overall deadline. A
 // non-dry request feeds the server's harvest counters, so a retry after a
@@ -53,7 +69,8 @@
 //
 // Thread safety: a Client is safe to share between threads. Callbacks run
 // on the client's completion thread (the one thread that polls the channel;
-// rarely on its scheduler thread) and must not block: every answer waits
+// rarely on its scheduler thread or, for a request refused at once, on the
+// caller's) and must not block: every answer waits
 // behind them. They may call back into the Client. The destructor sends any
 // pending batch, waits for every call in flight (each bounded by its
 // deadline) and returns only after the last callback has returned.
@@ -103,6 +120,17 @@ struct TlsOptions {
   std::string server_name_override;
 };
 
+// How requests travel (see the file comment).
+enum class Transport {
+  kUnary,        // one Validate call per request
+  kStream,       // ValidateStream: one request per message, pipelined
+  kBatchStream,  // ValidateBatchStream: group commit (the default)
+};
+
+// "unary", "stream" or "batch_stream"; anything else is InvalidArgument.
+absl::StatusOr<Transport> ParseTransport(std::string_view text);
+std::string_view TransportName(Transport transport);
+
 struct ClientOptions {
   // gRPC target: "host:port", "unix:/path", "dns:///name:port".
   std::string target = "127.0.0.1:50051";
@@ -126,8 +154,14 @@ struct ClientOptions {
   // Put into every request's context.edge_id when that is empty.
   std::string edge_id;
   // gRPC reconnect backoff ceiling: how soon after the server comes back
-  // calls succeed again.
+  // calls succeed again. Also the ceiling of the stream transports' own
+  // backoff between streams that fail without an answer.
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  Transport transport = Transport::kBatchStream;
+  // kBatchStream: stream messages in flight at once (1: pure group
+  // commit, the largest batches) and requests per message. 1..64, 1..1000.
+  int stream_messages_in_flight = 1;
+  int max_requests_per_message = 256;
 };
 
 // Clears the context's string fields (client_ip, session_id, edge_id) that
@@ -163,12 +197,16 @@ using ValidateCallback =
 
 // Counters since Create(); read with Client::stats().
 struct ClientStats {
-  uint64_t calls = 0;           // Validate RPCs started (attempts)
-  uint64_t retries = 0;         // of which retries of dry lookups
-  uint64_t failed_calls = 0;    // RPCs that ended with an error
-  uint64_t checks = 0;          // CheckRecipient() calls
-  uint64_t merged_checks = 0;   // checks that shared a Validate with others
-  uint64_t policy_answers = 0;  // checks answered by the failure policy
+  uint64_t calls = 0;            // requests sent (attempts): unary calls
+                                 //   or stream requests
+  uint64_t retries = 0;          // of which retries of dry lookups
+  uint64_t failed_calls = 0;     // RPCs that ended with an error
+  uint64_t checks = 0;           // CheckRecipient() calls
+  uint64_t merged_checks = 0;    // checks that shared a Validate with others
+  uint64_t policy_answers = 0;   // checks answered by the failure policy
+  uint64_t streams = 0;          // streams opened (stream transports)
+  uint64_t stream_messages = 0;  // stream messages written
+  uint64_t stream_cancels = 0;   // streams cancelled at a request deadline
 };
 
 class Client {

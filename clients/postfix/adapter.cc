@@ -256,7 +256,12 @@ class Adapter::Impl {
     if (!c.out.empty()) events |= EPOLLOUT;
     // While a request is being answered further bytes wait in the socket;
     // EPOLLRDHUP alone would fire on every wait once the peer half-closes.
-    if (c.state == Connection::State::kIdle && !c.close_after_write) {
+    // Reading interest is dropped lazily, by OnEvent, only when the socket
+    // does turn readable meanwhile: Postfix sends nothing while it waits
+    // for an answer, so a request costs no epoll_ctl calls at all.
+    const bool keep_reading =
+        c.state == Connection::State::kIdle || (c.interest & EPOLLIN) != 0;
+    if (keep_reading && !c.close_after_write) {
       events |= EPOLLIN | EPOLLRDHUP;
     }
     SetInterest(c, events);

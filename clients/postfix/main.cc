@@ -67,6 +67,10 @@ ABSL_FLAG(absl::Duration, batch_window, absl::Microseconds(500),
           "Socketmap lookups arriving within this window are sent in one "
           "Validate (0: off). Policy lookups are never merged.");
 ABSL_FLAG(int, max_batch, 64, "Most recipients in one merged Validate.");
+ABSL_FLAG(std::string, transport, "batch_stream",
+          "How lookups travel to rcptguard: batch_stream (one long-lived "
+          "ValidateBatchStream, lookups of all sessions grouped while one "
+          "message is in flight), stream (ValidateStream) or unary.");
 ABSL_FLAG(bool, tls, false, "Use TLS to rcptguard.");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA file (TLS); empty: system roots.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (mTLS).");
@@ -271,6 +275,10 @@ int main(int argc, char** argv) {
   copts.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   copts.tls.server_name_override = absl::GetFlag(FLAGS_tls_server_name);
   copts.edge_id = absl::GetFlag(FLAGS_edge_id);
+  absl::StatusOr<client::Transport> transport =
+      client::ParseTransport(absl::GetFlag(FLAGS_transport));
+  if (!transport.ok()) return Fail("transport", transport.status());
+  copts.transport = *transport;
   absl::StatusOr<client::FailurePolicy> policy =
       client::ParseFailurePolicy(absl::GetFlag(FLAGS_failure_policy));
   if (!policy.ok()) return FailOption("failure_policy", policy.status());

@@ -10,8 +10,8 @@ namespace rcptguard::service {
 
 RecipientValidationService::StreamReactor::StreamReactor(
     const RecipientValidationService* service,
-    grpc::CallbackServerContext* context)
-    : service_(service), context_(context) {
+    grpc::CallbackServerContext* context, bool batch)
+    : service_(service), context_(context), batch_(batch) {
   peer_ = CallerKey(*context);
   absl::Status open = service_->streams_.Open(peer_);
   if (!open.ok()) {
@@ -54,25 +54,38 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
   // the first message only; charge the budget for every message.
   if (!identity_.has_value()) identity_ = service_->Identify(*context_);
   absl::Status status = identity_->status();
-  if (status.ok()) {
-    status = service_->Parse(*context_, request_bytes_, &request_);
-  }
-  request_bytes_.Clear();
-  if (status.ok()) {
-    status =
-        service_->Charge(*context_, **identity_, request_.recipients_size());
-  }
-  if (status.ok()) {
-    response_.Clear();
-    status = service_->validator_->Validate(request_, &response_, **identity_);
-    if (status.ok() && service_->draining()) response_.set_draining(true);
-  }
   uint64_t size = 0;
-  if (status.ok()) {
-    status = SerializeMessage(response_, &ring_[slot]);
-    size = ring_[slot].Length();
+  if (batch_) {
+    // Each request of the batch is timed and recorded by AnswerBatch; the
+    // message itself only when it ends the stream.
+    if (status.ok()) {
+      status = service_->AnswerBatch(*context_, **identity_, request_bytes_,
+                                     &ring_[slot]);
+    }
+    request_bytes_.Clear();
+    request_.Clear();  // a refusal names no request_id
+    if (status.ok()) size = ring_[slot].Length();
+  } else {
+    if (status.ok()) {
+      status = service_->Parse(*context_, request_bytes_, &request_);
+    }
+    request_bytes_.Clear();
+    if (status.ok()) {
+      status =
+          service_->Charge(*context_, **identity_, request_.recipients_size());
+    }
+    if (status.ok()) {
+      response_.Clear();
+      status =
+          service_->validator_->Validate(request_, &response_, **identity_);
+      if (status.ok() && service_->draining()) response_.set_draining(true);
+    }
+    if (status.ok()) {
+      status = SerializeMessage(response_, &ring_[slot]);
+      size = ring_[slot].Length();
+    }
   }
-  timer.Done(status);
+  if (!batch_ || !status.ok()) timer.Done(status);
   Actions next;
   {
     absl::MutexLock lock(&mu_);
@@ -81,14 +94,14 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
       // A bad message ends the stream with its error: the edge learns
       // which request was refused (by id, or by its place in the stream
       // when it did not parse) and why.
-      refusal_ =
-          absl::Status(status.code(),
-                       status.code() == absl::StatusCode::kInvalidArgument &&
-                               absl::StartsWith(status.message(), "not a valid")
-                           ? absl::StrCat("message ", messages_,
-                                          " of the stream: ", status.message())
-                           : absl::StrCat("request_id ", request_.request_id(),
-                                          ": ", status.message()));
+      refusal_ = absl::Status(
+          status.code(),
+          batch_ || (status.code() == absl::StatusCode::kInvalidArgument &&
+                     absl::StartsWith(status.message(), "not a valid"))
+              ? absl::StrCat("message ", messages_,
+                             " of the stream: ", status.message())
+              : absl::StrCat("request_id ", request_.request_id(), ": ",
+                             status.message()));
     } else if (!broken_) {
       sizes_[slot] = size;
       queued_bytes_ += size;

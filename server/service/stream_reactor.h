@@ -49,9 +49,10 @@ class RecipientValidationService::StreamReactor final
   static constexpr size_t kMaxQueued = 64;
 
   // Opens the stream (counted per peer; over the limit it finishes at once
-  // with the refusal) and starts the first read.
+  // with the refusal) and starts the first read. `batch`: the messages are
+  // ValidateBatchRequests (ValidateBatchStream), answered by AnswerBatch.
   StreamReactor(const RecipientValidationService* service,
-                grpc::CallbackServerContext* context);
+                grpc::CallbackServerContext* context, bool batch = false);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -73,6 +74,7 @@ class RecipientValidationService::StreamReactor final
 
   const RecipientValidationService* const service_;
   grpc::CallbackServerContext* const context_;
+  const bool batch_;
   // Constant after construction.
   std::string peer_;     // what the stream is counted under
   bool counted_ = true;  // streams_.Open succeeded

@@ -35,7 +35,9 @@ class RecipientValidationService final
     : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
           v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
               v1::RecipientValidation::WithRawCallbackMethod_GetServedDomains<
-                  v1::RecipientValidation::Service>>> {
+                  v1::RecipientValidation::
+                      WithRawCallbackMethod_ValidateBatchStream<
+                          v1::RecipientValidation::Service>>>> {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
@@ -53,6 +55,10 @@ class RecipientValidationService final
   grpc::ServerUnaryReactor* GetServedDomains(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
       grpc::ByteBuffer* response) override;
+  // Several requests per message (batch_stream.cc): the stream machinery
+  // of ValidateStream, each message answered by AnswerBatch.
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+  ValidateBatchStream(grpc::CallbackServerContext* context) override;
 
   // From now on every answer has `draining` set (the server is shutting
   // down: edges move their new requests elsewhere). Safe from any thread.
@@ -78,6 +84,14 @@ class RecipientValidationService final
   absl::Status Parse(const grpc::ServerContextBase& context,
                      const grpc::ByteBuffer& bytes,
                      v1::ValidateRequest* request) const;
+  // One ValidateBatchStream message (batch_stream.cc): every request judged
+  // as Validate judges it, each failure in its own result. Errors (ending
+  // the stream): InvalidArgument for a message that is not a
+  // ValidateBatchRequest or holds too many requests.
+  absl::Status AnswerBatch(const grpc::ServerContextBase& context,
+                           const std::string& identity,
+                           const grpc::ByteBuffer& bytes,
+                           grpc::ByteBuffer* answer) const;
 
   // Constant after construction.
   const Validator* const validator_;

@@ -18,6 +18,18 @@
 # off (smtpd_error_sleep_time = 0, high soft/hard error limits) and
 # in_flow_delay = 0.
 #
+# Issue 15's figures: every Postfix row prints the adapter's and rcptguardd's
+# own CPU per RCPT (utime + stime from /proc/PID/stat over the row) and its
+# ratio against the lmdb: row of the same round. Two adapters run side by
+# side: the default (lookups over one ValidateBatchStream, group commit)
+# and one with --transport=unary (one Validate per lookup, as before).
+#
+#   RG_BENCH_PIN=1      rcptguardd on CPU 1 (taskset), Postfix, the
+#                       adapters and the SMTP driver on CPU 0 (lmdb: too)
+#   RG_BENCH_ROUNDS=N   repeat the Postfix rows N times, alternating
+#   RG_BENCH_SKIP_ALONE=1  skip part 1;  RG_BENCH_UNARY=0  skip unary rows
+#   RG_BENCH_SECONDS, RG_BENCH_SESSIONS  per row (10 s, 16 sessions)
+#
 # Everything listens on 127.0.0.1; every process is stopped by PID.
 set -euo pipefail
 
@@ -25,6 +37,14 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 BUILD="${1:-${RG_BINARY_DIR:-$ROOT/build}}"
 SECONDS_PER_RUN="${RG_BENCH_SECONDS:-10}"
 SESSIONS="${RG_BENCH_SESSIONS:-16}"
+ROUNDS="${RG_BENCH_ROUNDS:-1}"
+if [ "${RG_BENCH_PIN:-0}" = 1 ]; then
+  PIN_SERVER=(taskset -c 1)
+  PIN_EDGE=(taskset -c 0)
+else
+  PIN_SERVER=()
+  PIN_EDGE=()
+fi
 RGD="$BUILD/server/rcptguardd"
 ADAPTER="$BUILD/clients/postfix/rcptguard-postfix"
 for b in "$RGD" "$ADAPTER" /usr/sbin/postfix /usr/sbin/postmap python3; do
@@ -61,20 +81,30 @@ directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" stale_a
 harvest { disabled: true }
 shutdown { grace_ms: 0 drain_timeout_ms: 1000 }
 EOF
-"$RGD" --config="$WORK/rg.textproto" --port_file="$WORK/rg.port" \
-  >"$WORK/rg.log" 2>&1 &
-PIDS+=($!)
+"${PIN_SERVER[@]}" "$RGD" --config="$WORK/rg.textproto" \
+  --port_file="$WORK/rg.port" >"$WORK/rg.log" 2>&1 &
+RG_PID=$!
+PIDS+=($RG_PID)
 wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
 RG_PORT="$(cat "$WORK/rg.port")"
-"$ADAPTER" --server="127.0.0.1:$RG_PORT" \
+"${PIN_EDGE[@]}" "$ADAPTER" --server="127.0.0.1:$RG_PORT" \
   --policy_listen=inet:127.0.0.1:0 --socketmap_listen=inet:127.0.0.1:0 \
   --metrics_listen=127.0.0.1:0 --port_file="$WORK/adapter.ports" \
   --log_level=warning >"$WORK/adapter.log" 2>&1 &
 ADAPTER_PID=$!
 PIDS+=($ADAPTER_PID)
+"${PIN_EDGE[@]}" "$ADAPTER" --server="127.0.0.1:$RG_PORT" --transport=unary \
+  --policy_listen=inet:127.0.0.1:0 --socketmap_listen=inet:127.0.0.1:0 \
+  --metrics_listen=127.0.0.1:0 --port_file="$WORK/unary.ports" \
+  --log_level=warning >"$WORK/unary.log" 2>&1 &
+UNARY_PID=$!
+PIDS+=($UNARY_PID)
 wait_file "$WORK/adapter.ports" || { cat "$WORK/adapter.log"; exit 1; }
+wait_file "$WORK/unary.ports" || { cat "$WORK/unary.log"; exit 1; }
 POLICY_PORT="$(sed -n 's/^policy=//p' "$WORK/adapter.ports")"
 SOCKETMAP_PORT="$(sed -n 's/^socketmap=//p' "$WORK/adapter.ports")"
+UNARY_POLICY_PORT="$(sed -n 's/^policy=//p' "$WORK/unary.ports")"
+UNARY_SOCKETMAP_PORT="$(sed -n 's/^socketmap=//p' "$WORK/unary.ports")"
 sleep 0.5
 
 # Recipients: demo addresses, 1 valid : 2 unknown.
@@ -86,8 +116,9 @@ for a in d["valid_addresses"]:
         print(a.lower())
 EOF
 
+if [ "${RG_BENCH_SKIP_ALONE:-0}" != 1 ]; then
 echo "== adapter alone: 2000 idle + 200 active policy connections, then 200 socketmap =="
-python3 - "$POLICY_PORT" "$SOCKETMAP_PORT" "$SECONDS_PER_RUN" "$ADAPTER_PID" <<'EOF'
+"${PIN_EDGE[@]}" python3 - "$POLICY_PORT" "$SOCKETMAP_PORT" "$SECONDS_PER_RUN" "$ADAPTER_PID" <<'EOF'
 import asyncio, sys, time
 policy_port, sm_port, secs, pid = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
 REQ = ("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.{ip}\n"
@@ -148,6 +179,69 @@ async def main():
         w.close()
 asyncio.run(main())
 EOF
+fi
+
+# --- the adapter's own cost per request, by transport ------------------------
+# 64 connections asking back to back (Python asyncio), against the default
+# adapter (batch_stream) and the unary one alternately; the adapter's CPU
+# and context switches per request from /proc (its gRPC client included).
+# Context switches (voluntary + involuntary, all threads) are far less
+# sensitive to other load on the machine than CPU time.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+ctx_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/ctxt_switches/ {n += $2} END {print n + 0}'
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+adapter_cost() {  # LABEL PROTOCOL PORT PID
+  local a0 a1 c0 c1 total
+  a0="$(cpu_ticks "$4")"; c0="$(ctx_switches "$4")"
+  "${PIN_EDGE[@]}" python3 - "$2" "$3" "$SECONDS_PER_RUN" "$WORK/alone.total" <<'EOF'
+import asyncio, sys, time
+proto, port, secs, out = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+REQ = ("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=198.51.100.{ip}\n"
+       "helo_name=bench.example.net\nsender=s@example.net\nrecipient={rcpt}\n"
+       "instance=b.{n}\nqueue_id=\n\n")
+RCPTS = ["alice@example.com", "nobody@example.com", "guess@example.com"]
+count = 0
+async def worker(i, stop):
+    global count
+    r, w = await asyncio.open_connection("127.0.0.1", port)
+    n = 0
+    while time.monotonic() < stop:
+        if proto == "policy":
+            w.write(REQ.format(ip=i % 250, rcpt=RCPTS[n % 3], n=n).encode())
+            await r.readuntil(b"\n\n")
+        else:
+            p = ("rcpt " + RCPTS[n % 3]).encode()
+            w.write(str(len(p)).encode() + b":" + p + b",")
+            head = await r.readuntil(b":")
+            await r.readexactly(int(head[:-1]) + 1)
+        n += 1
+        count += 1
+    w.close()
+async def main():
+    stop = time.monotonic() + secs
+    await asyncio.gather(*(worker(i, stop) for i in range(64)))
+asyncio.run(main())
+open(out, "w").write(str(count))
+EOF
+  a1="$(cpu_ticks "$4")"; c1="$(ctx_switches "$4")"
+  total="$(cat "$WORK/alone.total")"
+  awk -v a=$((a1 - a0)) -v c=$((c1 - c0)) -v n="$total" -v t="$TICK_US" \
+      -v s="$SECONDS_PER_RUN" -v l="$1" 'BEGIN {
+    printf "%-44s %8.0f req/s   adapter %.1f us/request  %.2f cs/request\n",
+           l, n / s, a * t / n, c / n }'
+}
+if [ "${RG_BENCH_SKIP_ALONE:-0}" != 1 ]; then
+  echo "== adapter alone, 64 connections back to back, by transport ($ROUNDS round(s)) =="
+  for round in $(seq "$ROUNDS"); do
+    adapter_cost "policy, batch_stream" policy "$POLICY_PORT" "$ADAPTER_PID"
+    adapter_cost "policy, unary" policy "$UNARY_POLICY_PORT" "$UNARY_PID"
+    adapter_cost "socketmap, batch_stream" socketmap "$SOCKETMAP_PORT" "$ADAPTER_PID"
+    adapter_cost "socketmap, unary" socketmap "$UNARY_SOCKETMAP_PORT" "$UNARY_PID"
+  done
+fi
 
 # --- a private Postfix -----------------------------------------------------
 SMTP_PORT="$(free_port)"; SINK_PORT="$(free_port)"
@@ -216,15 +310,19 @@ postlog    unix-dgram n - n - 1 postlogd
 EOF
 postmap -c "$WORK/pf/config" lmdb:"$WORK/pf/valid"
 MASTER_CONFIG="$WORK/pf/config"
-postfix -c "$MASTER_CONFIG" start >/dev/null 2>&1 || {
+"${PIN_EDGE[@]}" postfix -c "$MASTER_CONFIG" start >/dev/null 2>&1 || {
   echo "postfix start failed"; cat "$WORK/pf/maillog" 2>/dev/null; exit 1; }
 
-rcpt_rate() {  # $1 = label
+
+rcpt_rate() {  # $1 = label, $2 = the adapter's PID or empty
   postfix -c "$MASTER_CONFIG" reload >/dev/null 2>&1
   sleep 1.5
-  python3 - "$SMTP_PORT" "$SECONDS_PER_RUN" "$SESSIONS" "$WORK/valid.txt" "$1" <<'EOF'
+  local a0=0 r0 a1=0 r1 c0=0 c1=0
+  [ -n "$2" ] && a0="$(cpu_ticks "$2")" && c0="$(ctx_switches "$2")"
+  r0="$(cpu_ticks "$RG_PID")"
+  "${PIN_EDGE[@]}" python3 - "$SMTP_PORT" "$SECONDS_PER_RUN" "$SESSIONS" "$WORK/valid.txt" "$1" "$WORK/total" <<'EOF'
 import asyncio, sys, time
-port, secs, sessions, valid_file, label = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+port, secs, sessions, valid_file, label, total_file = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 valid = [l.strip() for l in open(valid_file) if l.strip()][:50]
 counts = {}
 async def reply(r):
@@ -255,21 +353,46 @@ async def main():
     await asyncio.gather(*(session(i, stop) for i in range(sessions)))
 asyncio.run(main())
 total = sum(counts.values())
-print(f"{label:44s} {total/secs:8.0f} RCPT/s   replies {dict(sorted(counts.items()))}")
+open(total_file, "w").write(str(total))
+print(f"{label:44s} {total/secs:8.0f} RCPT/s   replies {dict(sorted(counts.items()))}", end="")
 EOF
+  [ -n "$2" ] && a1="$(cpu_ticks "$2")" && c1="$(ctx_switches "$2")"
+  r1="$(cpu_ticks "$RG_PID")"
+  local total rate
+  total="$(cat "$WORK/total")"
+  rate=$((total / SECONDS_PER_RUN))
+  [ "$1" = "relay_recipient_maps = lmdb:" ] && BASE_RATE=$rate
+  awk -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v n="$total" -v t="$TICK_US" \
+      -v c=$((c1 - c0)) \
+      -v rate="$rate" -v base="${BASE_RATE:-0}" 'BEGIN {
+    printf "   %.2fx lmdb", (base > 0 ? rate / base : 0);
+    if (n > 0) printf "   adapter %.1f us/RCPT %.2f cs/RCPT   rcptguardd %.1f us/RCPT", a * t / n, c / n, r * t / n;
+    printf "\n" }'
 }
 
-echo "== RCPT commands per second through Postfix ($SESSIONS sessions, ${SECONDS_PER_RUN}s each) =="
-postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps = lmdb:$WORK/pf/valid" \
-  "smtpd_recipient_restrictions = reject_unauth_destination"
-rcpt_rate "relay_recipient_maps = lmdb:"
-postconf -c "$MASTER_CONFIG" -e \
-  "relay_recipient_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:rcpt"
-rcpt_rate "relay_recipient_maps = socketmap: (adapter)"
-postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
-  "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$POLICY_PORT"
-rcpt_rate "check_policy_service (adapter)"
-postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
-  "smtpd_recipient_restrictions = reject_unauth_destination"
-rcpt_rate "no recipient check (upper bound)"
+echo "== RCPT commands per second through Postfix ($SESSIONS sessions, ${SECONDS_PER_RUN}s each, $ROUNDS round(s), pinned: ${RG_BENCH_PIN:-0}) =="
+for round in $(seq "$ROUNDS"); do
+  echo "-- round $round"
+  postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps = lmdb:$WORK/pf/valid" \
+    "smtpd_recipient_restrictions = reject_unauth_destination"
+  rcpt_rate "relay_recipient_maps = lmdb:" ""
+  postconf -c "$MASTER_CONFIG" -e \
+    "relay_recipient_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:rcpt"
+  rcpt_rate "relay_recipient_maps = socketmap: (adapter)" "$ADAPTER_PID"
+  postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+    "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$POLICY_PORT"
+  rcpt_rate "check_policy_service (adapter)" "$ADAPTER_PID"
+  if [ "${RG_BENCH_UNARY:-1}" = 1 ]; then
+    postconf -c "$MASTER_CONFIG" -e \
+      "relay_recipient_maps = socketmap:inet:127.0.0.1:$UNARY_SOCKETMAP_PORT:rcpt" \
+      "smtpd_recipient_restrictions = reject_unauth_destination"
+    rcpt_rate "socketmap: (adapter, --transport=unary)" "$UNARY_PID"
+    postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+      "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$UNARY_POLICY_PORT"
+    rcpt_rate "check_policy_service (adapter, unary)" "$UNARY_PID"
+  fi
+  postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+    "smtpd_recipient_restrictions = reject_unauth_destination"
+  rcpt_rate "no recipient check (upper bound)" ""
+done
 echo "adapter: $(grep -E '^(Threads|VmRSS)' /proc/$ADAPTER_PID/status | tr -s ' \t' ' ' | tr '\n' ' ')"

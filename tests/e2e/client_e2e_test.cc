@@ -42,7 +42,9 @@ shutdown { grace_ms: 0 drain_timeout_ms: 500 }
 )");
 }
 
-class ClientTest : public ::testing::Test {
+// Every test of ClientTest runs on each transport: the failure policy,
+// retries and answers must not depend on it.
+class ClientTest : public ::testing::TestWithParam<Transport> {
  protected:
   void SetUp() override {
     ASSERT_NO_FATAL_FAILURE(server_.Start(Config()));
@@ -51,6 +53,7 @@ class ClientTest : public ::testing::Test {
 
   std::unique_ptr<Client> Make(ClientOptions options = {}) {
     options.target = server_.target();
+    options.transport = GetParam();
     absl::StatusOr<std::unique_ptr<Client>> c = Client::Create(options);
     EXPECT_TRUE(c.ok()) << c.status();
     return c.ok() ? *std::move(c) : nullptr;
@@ -67,7 +70,7 @@ v1::SmtpContext Context(const std::string& ip) {
   return c;
 }
 
-TEST_F(ClientTest, ValidateAnswersInOrder) {
+TEST_P(ClientTest, ValidateAnswersInOrder) {
   ClientOptions options;
   options.edge_id = "test-edge";
   auto client = Make(options);
@@ -92,7 +95,7 @@ TEST_F(ClientTest, ValidateAnswersInOrder) {
   EXPECT_EQ(client->stats().calls, 1u);
 }
 
-TEST_F(ClientTest, CheckRecipientSync) {
+TEST_P(ClientTest, CheckRecipientSync) {
   auto client = Make();
   RecipientResult r =
       client->CheckRecipientSync(Context("198.51.100.2"), "Bob@Example.com");
@@ -122,7 +125,7 @@ std::vector<RecipientResult> Burst(Client& client,
   return out;
 }
 
-TEST_F(ClientTest, IdenticalContextsAreMergedDifferentOnesNever) {
+TEST_P(ClientTest, IdenticalContextsAreMergedDifferentOnesNever) {
   ClientOptions options;
   options.batch_window = absl::Milliseconds(5);
   options.max_batch = 8;
@@ -170,7 +173,7 @@ TEST_F(ClientTest, IdenticalContextsAreMergedDifferentOnesNever) {
   for (const RecipientResult& r : results) EXPECT_EQ(r.batch_size, 1);
 }
 
-TEST_F(ClientTest, OneRefusedRecipientDoesNotFailItsBatch) {
+TEST_P(ClientTest, OneRefusedRecipientDoesNotFailItsBatch) {
   ClientOptions options;
   options.batch_window = absl::Milliseconds(5);
   auto client = Make(options);
@@ -195,7 +198,7 @@ TEST_F(ClientTest, OneRefusedRecipientDoesNotFailItsBatch) {
 // Octets that are not UTF-8 never turn a check into an outage: the remote
 // client's text (helo, mail_from, recipients) is sent as received, and an
 // edge string field that is not UTF-8 is left out.
-TEST_F(ClientTest, InvalidUtf8IsNeverAnOutage) {
+TEST_P(ClientTest, InvalidUtf8IsNeverAnOutage) {
   auto client = Make();
   v1::SmtpContext context = Context("198.51.100.9");
   context.set_helo("\xff");
@@ -213,7 +216,7 @@ TEST_F(ClientTest, InvalidUtf8IsNeverAnOutage) {
   EXPECT_EQ(r.verdict.status(), v1::RECIPIENT_STATUS_VALID);
 }
 
-TEST_F(ClientTest, ServerStoppedFailOpenOrTempfail) {
+TEST_P(ClientTest, ServerStoppedFailOpenOrTempfail) {
   ClientOptions open_options;
   open_options.deadline = absl::Milliseconds(300);
   auto fail_open = Make(open_options);
@@ -247,7 +250,7 @@ TEST_F(ClientTest, ServerStoppedFailOpenOrTempfail) {
       << raw.status();
 }
 
-TEST_F(ClientTest, OnlyDryLookupsAreRetried) {
+TEST_P(ClientTest, OnlyDryLookupsAreRetried) {
   ClientOptions options;
   options.deadline = absl::Seconds(2);
   options.dry_run_attempts = 3;
@@ -351,7 +354,7 @@ TEST(ClientOptionsTest, BadOptionsAreRefused) {
             "failure policy \"reject\": expected fail_open or tempfail");
 }
 
-TEST_F(ClientTest, DestructorAnswersPendingBatches) {
+TEST_P(ClientTest, DestructorAnswersPendingBatches) {
   std::atomic<int> answered{0};
   {
     ClientOptions options;
@@ -370,7 +373,7 @@ TEST_F(ClientTest, DestructorAnswersPendingBatches) {
   EXPECT_EQ(answered.load(), 5);
 }
 
-TEST_F(ClientTest, ConcurrentCallersFromManyThreads) {
+TEST_P(ClientTest, ConcurrentCallersFromManyThreads) {
   ClientOptions options;
   options.batch_window = absl::Microseconds(300);
   auto client = Make(options);
@@ -398,6 +401,14 @@ TEST_F(ClientTest, ConcurrentCallersFromManyThreads) {
   EXPECT_EQ(valid.load(), 8 * 67);
   EXPECT_EQ(unknown.load(), 8 * 133);
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, ClientTest,
+                         ::testing::Values(Transport::kUnary,
+                                           Transport::kStream,
+                                           Transport::kBatchStream),
+                         [](const ::testing::TestParamInfo<Transport>& info) {
+                           return std::string(TransportName(info.param));
+                         });
 
 }  // namespace
 }  // namespace rcptguard::client

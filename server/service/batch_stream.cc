@@ -1,0 +1,164 @@
+// ValidateBatchStream: several ValidateRequests per stream message (group
+// commit at the edge). The stream machinery (reads, writes, backpressure,
+// limits per peer) is ValidateStream's (stream_reactor.h); this file
+// answers one message: each request is parsed, charged, validated and
+// recorded exactly as a unary Validate of it would be, and a request that
+// fails gets its error in its own result while the others are answered.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "google/protobuf/arena.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/wire_format_lite.h"
+#include "server/service/handler_support.h"
+#include "server/service/stream_reactor.h"
+#include "server/service/validation_service.h"
+#include "server/service/wire.h"
+
+namespace rcptguard::service {
+namespace {
+
+using google::protobuf::io::CodedInputStream;
+
+// More requests than this in one message end the stream: a batch is
+// answered within one callback, and its answer is buffered whole.
+constexpr int kMaxRequestsPerBatch = 1000;
+
+// ValidateBatchRequest's fields, by number (validation.proto).
+constexpr uint32_t kBatchIdTag = (1 << 3) | 0;   // varint
+constexpr uint32_t kRequestsTag = (2 << 3) | 2;  // length-delimited
+constexpr uint32_t kRequestsField = 2;
+
+// The message's octets in one piece: the buffer's own slice when it has
+// one, else a copy in `flat`.
+std::string_view Flatten(const grpc::ByteBuffer& bytes,
+                         std::vector<grpc::Slice>* slices, std::string* flat) {
+  if (!bytes.Dump(slices).ok()) return {};
+  if (slices->size() == 1) {
+    const grpc::Slice& s = (*slices)[0];
+    return std::string_view(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  for (const grpc::Slice& s : *slices) {
+    flat->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return *flat;
+}
+
+// The octets of each request of a ValidateBatchRequest, without parsing
+// them: a request that does not parse is its own problem.
+absl::Status SplitBatch(std::string_view data, uint64_t* batch_id,
+                        std::vector<std::string_view>* requests) {
+  CodedInputStream in(reinterpret_cast<const uint8_t*>(data.data()),
+                      static_cast<int>(data.size()));
+  for (;;) {
+    const size_t offset = static_cast<size_t>(in.CurrentPosition());
+    if (offset == data.size()) return absl::OkStatus();
+    const uint32_t tag = in.ReadTag();
+    bool ok = true;
+    if (tag == kBatchIdTag) {
+      ok = in.ReadVarint64(batch_id);
+    } else if (tag == kRequestsTag) {
+      uint32_t length = 0;
+      ok = in.ReadVarint32(&length);
+      const size_t start = static_cast<size_t>(in.CurrentPosition());
+      ok = ok && length <= data.size() - start && in.Skip(length);
+      if (ok) {
+        if (requests->size() >= kMaxRequestsPerBatch) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("ValidateBatchRequest.requests: more than ",
+                           kMaxRequestsPerBatch, " requests in one message"));
+        }
+        requests->push_back(data.substr(start, length));
+      }
+    } else if ((tag >> 3) == kRequestsField || tag == 0) {
+      ok = false;  // requests with the wrong wire type, or no tag at all
+    } else {
+      ok = google::protobuf::internal::WireFormatLite::SkipField(&in, tag);
+    }
+    if (!ok) break;
+  }
+  std::string why =
+      DescribeMalformed(data, v1::ValidateBatchRequest::descriptor());
+  if (why.empty()) why = "does not parse";
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a valid rcptguard.v1.ValidateBatchRequest: ", why));
+}
+
+// The unary Validate's error for a request that does not parse.
+absl::Status Malformed(const grpc::ServerContextBase& context,
+                       std::string_view data) {
+  std::string why = DescribeMalformed(data, v1::ValidateRequest::descriptor());
+  if (why.empty()) why = "does not parse";
+  absl::Status status = absl::InvalidArgumentError(
+      absl::StrCat("not a valid rcptguard.v1.ValidateRequest: ", why));
+  static LogLimiter* const limiter = new LogLimiter(10);
+  int64_t left_out = 0;
+  if (limiter->Allow(&left_out)) {
+    LogWarning("request_malformed", {{"reason", ToStd(status.message())},
+                                     {"peer", context.peer()},
+                                     {"in", "ValidateBatchStream"},
+                                     {"similar_left_out", left_out}});
+  }
+  return status;
+}
+
+}  // namespace
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+RecipientValidationService::ValidateBatchStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(this, context, /*batch=*/true);
+}
+
+absl::Status RecipientValidationService::AnswerBatch(
+    const grpc::ServerContextBase& context, const std::string& identity,
+    const grpc::ByteBuffer& bytes, grpc::ByteBuffer* answer) const {
+  std::vector<grpc::Slice> slices;
+  std::string flat;
+  const std::string_view data = Flatten(bytes, &slices, &flat);
+  uint64_t batch_id = 0;
+  std::vector<std::string_view> parts;
+  absl::Status split = SplitBatch(data, &batch_id, &parts);
+  if (!split.ok()) return split;
+
+  google::protobuf::Arena arena;
+  auto* response =
+      google::protobuf::Arena::CreateMessage<v1::ValidateBatchResponse>(&arena);
+  response->set_batch_id(batch_id);
+  response->mutable_results()->Reserve(static_cast<int>(parts.size()));
+  auto* request =
+      google::protobuf::Arena::CreateMessage<v1::ValidateRequest>(&arena);
+  for (std::string_view part : parts) {
+    // Each request is one ValidateStream request in the metrics.
+    CallTimer timer(metrics_, metrics::Method::kValidateStream);
+    v1::ValidateBatchResult* result = response->add_results();
+    request->Clear();
+    absl::Status status;
+    if (!request->ParseFromArray(part.data(), static_cast<int>(part.size()))) {
+      status = Malformed(context, part);
+    }
+    if (status.ok())
+      status = Charge(context, identity, request->recipients_size());
+    if (status.ok()) {
+      status =
+          validator_->Validate(*request, result->mutable_response(), identity);
+      if (status.ok() && draining()) {
+        result->mutable_response()->set_draining(true);
+      }
+    }
+    if (!status.ok()) {
+      v1::ValidateBatchError* error = result->mutable_error();
+      error->set_code(static_cast<int32_t>(status.code()));
+      error->set_message(std::string(ToStd(status.message())));
+    }
+    timer.Done(status);
+  }
+  return SerializeMessage(*response, answer);
+}
+
+}  // namespace rcptguard::service
