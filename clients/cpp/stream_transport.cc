@@ -18,6 +18,9 @@ namespace rcptguard::client::internal {
 namespace {
 
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(100);
+// Octets of requests gathered into one ValidateBatchRequest at most (the
+// server's limits.max_message_bytes defaults to 1 MiB).
+constexpr size_t kMaxMessageBytes = 256 * 1024;
 constexpr char kStreamMethod[] =
     "/rcptguard.v1.RecipientValidation/ValidateStream";
 constexpr char kBatchMethod[] =
@@ -197,10 +200,15 @@ void StreamTransport::MaybeWriteLocked(Conn* conn) {
         queue_.size(), static_cast<size_t>(options_.max_requests_per_message));
     message.entries.reserve(n);
     for (size_t i = 0; i < n; ++i) {
+      const size_t size = queue_.front().request->ByteSizeLong();
+      // The server refuses a message over its limits.max_message_bytes as
+      // a whole: a large request leaves in a message of its own rather
+      // than take others down with it.
+      if (i > 0 && bytes.size() + size > kMaxMessageBytes) break;
       Entry entry = std::move(queue_.front());
       queue_.pop_front();
       bytes.push_back('\x12');
-      AppendVarint(entry.request->ByteSizeLong(), &bytes);
+      AppendVarint(size, &bytes);
       entry.request->AppendToString(&bytes);
       message.entries.push_back(std::move(entry));
     }

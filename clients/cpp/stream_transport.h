@@ -6,9 +6,10 @@
 //     commit. A request goes out at once when no message is in flight on
 //     the stream (no added latency when idle); while one is (at most
 //     `max_in_flight` messages), requests queue and leave together, up to
-//     `max_requests_per_message` per ValidateBatchRequest, when an answer
-//     returns. Each request keeps its own context: the server judges each
-//     one as a unary Validate (one harvest observation of its own client).
+//     `max_requests_per_message` (and 256 KiB) per ValidateBatchRequest,
+//     when an answer returns. Each request keeps its own context: the server
+//     judges each one as a unary Validate (one harvest observation of its own
+//     client).
 //   - kStream (RecipientValidation.ValidateStream): one request per
 //     message, pipelined (up to `max_in_flight` unanswered), answers
 //     matched by request_id (the transport's own ids on the wire; the

@@ -163,6 +163,31 @@ TEST(StreamTransportTest, GroupCommitSendsAtOnceThenTogether) {
   EXPECT_EQ(stats.stream_messages, 3u);
 }
 
+// Requests that together would make a message too large for the server
+// leave in messages of their own.
+TEST(StreamTransportTest, LargeRequestsAreNotGroupedPastTheMessageCap) {
+  FakeService service(absl::Milliseconds(100));
+  Fixture fixture(&service);
+  auto client = fixture.Make(Transport::kBatchStream);
+  ASSERT_EQ(client->CheckRecipientSync(Context(0), "a@example.com").source,
+            RecipientResult::Source::kService);
+  v1::ValidateRequest large;
+  *large.mutable_context() = Context(1);
+  for (int i = 0; i < 500; ++i) {
+    large.add_recipients(std::string(290, 'a') + "@example.com");  // 150 KB
+  }
+  absl::BlockingCounter done(3);
+  for (int i = 0; i < 3; ++i) {
+    client->Validate(large, [&done](absl::StatusOr<v1::ValidateResponse> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      if (r.ok()) EXPECT_EQ(r->verdicts_size(), 500);
+      done.DecrementCount();
+    });
+  }
+  done.Wait();
+  EXPECT_EQ(service.sizes(), (std::vector<int>{1, 1, 1, 1}));
+}
+
 TEST(StreamTransportTest, MismatchedAnswerIsAnErrorNotAWrongVerdict) {
   FakeService service(absl::ZeroDuration(), /*wrong_ids=*/true);
   Fixture fixture(&service);
