@@ -18,8 +18,9 @@ namespace rcptguard::metrics {
 namespace {
 
 constexpr std::string_view kMethodNames[kMethodCount] = {
-    "Validate",     "ValidateStream", "GetStatus",       "ListOffenders",
-    "ForgetClient", "Reload",         "GetServedDomains"};
+    "Validate",         "ValidateStream",     "GetStatus",
+    "ListOffenders",    "ForgetClient",       "Reload",
+    "GetServedDomains", "ValidateBatchStream"};
 constexpr std::string_view kRecipientStatusNames[kRecipientStatusCount] = {
     "valid", "unknown", "not_served", "malformed"};
 constexpr std::string_view kActionNames[kClientActionCount] = {

@@ -106,8 +106,9 @@ enum class Method : uint8_t {
   kForgetClient = 4,
   kReload = 5,
   kGetServedDomains = 6,
+  kValidateBatchStream = 7,
 };
-inline constexpr size_t kMethodCount = 7;
+inline constexpr size_t kMethodCount = 8;
 std::string_view MethodName(Method method);
 
 // Label `reason` of rcptguard_access_refused_total.

@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "server/service/grpc_status.h"
 #include "server/service/handler_support.h"
 #include "server/service/wire.h"
@@ -10,8 +11,8 @@ namespace rcptguard::service {
 
 RecipientValidationService::StreamReactor::StreamReactor(
     const RecipientValidationService* service,
-    grpc::CallbackServerContext* context)
-    : service_(service), context_(context) {
+    grpc::CallbackServerContext* context, bool batch)
+    : service_(service), context_(context), batch_(batch) {
   peer_ = CallerKey(*context);
   absl::Status open = service_->streams_.Open(peer_);
   if (!open.ok()) {
@@ -49,29 +50,20 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
     slot = (head_ + queued_) % kMaxQueued;
   }
   ++messages_;
-  CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
+  CallTimer timer(service_->metrics_,
+                  batch_ ? metrics::Method::kValidateBatchStream
+                         : metrics::Method::kValidateStream);
   // The peer's certificate cannot change within a stream: authorize at
   // the first message only; charge the budget for every message.
   if (!identity_.has_value()) identity_ = service_->Identify(*context_);
   absl::Status status = identity_->status();
+  uint64_t refused_id = 0;
   if (status.ok()) {
-    status = service_->Parse(*context_, request_bytes_, &request_);
+    status = batch_ ? AnswerBatch(&ring_[slot], &refused_id)
+                    : AnswerOne(&ring_[slot], &refused_id);
   }
   request_bytes_.Clear();
-  if (status.ok()) {
-    status =
-        service_->Charge(*context_, **identity_, request_.recipients_size());
-  }
-  if (status.ok()) {
-    response_.Clear();
-    status = service_->validator_->Validate(request_, &response_, **identity_);
-    if (status.ok() && service_->draining()) response_.set_draining(true);
-  }
-  uint64_t size = 0;
-  if (status.ok()) {
-    status = SerializeMessage(response_, &ring_[slot]);
-    size = ring_[slot].Length();
-  }
+  const uint64_t size = status.ok() ? ring_[slot].Length() : 0;
   timer.Done(status);
   Actions next;
   {
@@ -87,8 +79,8 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
                                absl::StartsWith(status.message(), "not a valid")
                            ? absl::StrCat("message ", messages_,
                                           " of the stream: ", status.message())
-                           : absl::StrCat("request_id ", request_.request_id(),
-                                          ": ", status.message()));
+                           : absl::StrCat("request_id ", refused_id, ": ",
+                                          status.message()));
     } else if (!broken_) {
       sizes_[slot] = size;
       queued_bytes_ += size;
@@ -98,6 +90,47 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
     next = NextLocked();
   }
   Run(next);
+}
+
+absl::Status RecipientValidationService::StreamReactor::AnswerOne(
+    grpc::ByteBuffer* out, uint64_t* refused_id) {
+  RG_RETURN_IF_ERROR(service_->Parse(*context_, request_bytes_, &request_));
+  *refused_id = request_.request_id();
+  RG_RETURN_IF_ERROR(
+      service_->Charge(*context_, **identity_, request_.recipients_size()));
+  response_.Clear();
+  RG_RETURN_IF_ERROR(
+      service_->validator_->Validate(request_, &response_, **identity_));
+  if (service_->draining()) response_.set_draining(true);
+  return SerializeMessage(response_, out);
+}
+
+absl::Status RecipientValidationService::StreamReactor::AnswerBatch(
+    grpc::ByteBuffer* out, uint64_t* refused_id) {
+  RG_RETURN_IF_ERROR(
+      service_->Parse(*context_, request_bytes_, &batch_request_));
+  const int n = batch_request_.requests_size();
+  if (n > kMaxBatchRequests) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("requests: ", n, " exceeds the limit of ",
+                     kMaxBatchRequests, " per ValidateBatch"));
+  }
+  int recipients = 0;
+  for (const v1::ValidateRequest& r : batch_request_.requests()) {
+    recipients += r.recipients_size();
+  }
+  if (n > 0) *refused_id = batch_request_.requests(0).request_id();
+  RG_RETURN_IF_ERROR(service_->Charge(*context_, **identity_, recipients));
+  batch_response_.Clear();
+  batch_response_.mutable_responses()->Reserve(n);
+  for (const v1::ValidateRequest& r : batch_request_.requests()) {
+    *refused_id = r.request_id();
+    v1::ValidateResponse* answer = batch_response_.add_responses();
+    RG_RETURN_IF_ERROR(service_->validator_->Validate(r, answer, **identity_));
+    if (service_->draining()) answer->set_draining(true);
+  }
+  if (service_->draining()) batch_response_.set_draining(true);
+  return SerializeMessage(batch_response_, out);
 }
 
 void RecipientValidationService::StreamReactor::OnWriteDone(bool ok) {

@@ -1,6 +1,8 @@
-// One ValidateStream call of RecipientValidationService
-// (validation_service.h); internal to the service, which creates one per
-// stream.
+// One ValidateStream or ValidateBatchStream call of
+// RecipientValidationService (validation_service.h); internal to the
+// service, which creates one per stream. The two differ only in what one
+// message holds: one request and its answer, or a batch of requests
+// (ValidateBatch, at most kMaxBatchRequests) and their answers in order.
 //
 // Requests are read and answered one after another, in order; the next
 // read starts as soon as a request is answered, while its answer is still
@@ -47,11 +49,14 @@ class RecipientValidationService::StreamReactor final
  public:
   // Answers that may wait to be written before reading pauses.
   static constexpr size_t kMaxQueued = 64;
+  // Requests one ValidateBatch may hold (validation.proto).
+  static constexpr int kMaxBatchRequests = 1000;
 
   // Opens the stream (counted per peer; over the limit it finishes at once
-  // with the refusal) and starts the first read.
+  // with the refusal) and starts the first read. `batch`: the messages are
+  // ValidateBatch / ValidateBatchResponse.
   StreamReactor(const RecipientValidationService* service,
-                grpc::CallbackServerContext* context);
+                grpc::CallbackServerContext* context, bool batch = false);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -65,6 +70,11 @@ class RecipientValidationService::StreamReactor final
     std::optional<absl::Status> finish;
   };
 
+  // Parses, charges and answers the message in request_bytes_ into
+  // `out`. On a refusal, `refused_id` is the request_id it names.
+  absl::Status AnswerOne(grpc::ByteBuffer* out, uint64_t* refused_id);
+  absl::Status AnswerBatch(grpc::ByteBuffer* out, uint64_t* refused_id);
+
   // Drops the `n` oldest waiting answers from the accounting.
   void Dequeue(size_t n) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Decides the next operations from the state, and marks them started.
@@ -73,6 +83,7 @@ class RecipientValidationService::StreamReactor final
 
   const RecipientValidationService* const service_;
   grpc::CallbackServerContext* const context_;
+  const bool batch_;
   // Constant after construction.
   std::string peer_;     // what the stream is counted under
   bool counted_ = true;  // streams_.Open succeeded
@@ -83,6 +94,8 @@ class RecipientValidationService::StreamReactor final
   grpc::ByteBuffer request_bytes_;
   v1::ValidateRequest request_;
   v1::ValidateResponse response_;
+  v1::ValidateBatch batch_request_;
+  v1::ValidateBatchResponse batch_response_;
   uint64_t messages_ = 0;  // read so far
 
   // Serialized answers not yet written: ring_[head_] and the queued_ - 1

@@ -88,7 +88,7 @@ absl::Status RecipientValidationService::Charge(
 
 absl::Status RecipientValidationService::Parse(
     const grpc::ServerContextBase& context, const grpc::ByteBuffer& bytes,
-    v1::ValidateRequest* request) const {
+    google::protobuf::Message* request) const {
   absl::Status status = ParseMessage(bytes, request);
   // Counted with the call's status code (INVALID_ARGUMENT).
   if (!status.ok()) LogMalformed(context, status);
@@ -150,6 +150,16 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 RecipientValidationService::ValidateStream(
     grpc::CallbackServerContext* context) {
   return new StreamReactor(this, context);
+}
+
+}  // namespace rcptguard::service
+
+namespace rcptguard::service {
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+RecipientValidationService::ValidateBatchStream(
+    grpc::CallbackServerContext* context) {
+  return new StreamReactor(this, context, /*batch=*/true);
 }
 
 }  // namespace rcptguard::service

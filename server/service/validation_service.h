@@ -1,6 +1,6 @@
 // The RecipientValidation gRPC service: Validate (unary), ValidateStream
-// (bidirectional, stream_reactor.h) and GetServedDomains (unary, for the
-// edges' failure policy; any identity that may validate may ask).
+// and ValidateBatchStream (bidirectional, stream_reactor.h) and
+// GetServedDomains (unary, for the edges' failure policy).
 //
 // Each handler, for each request: authorizes the caller (access.h; the
 // refusal is counted and logged), parses the raw request bytes itself
@@ -35,7 +35,9 @@ class RecipientValidationService final
     : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
           v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
               v1::RecipientValidation::WithRawCallbackMethod_GetServedDomains<
-                  v1::RecipientValidation::Service>>> {
+                  v1::RecipientValidation::
+                      WithRawCallbackMethod_ValidateBatchStream<
+                          v1::RecipientValidation::Service>>>> {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
@@ -50,6 +52,8 @@ class RecipientValidationService final
                                      grpc::ByteBuffer* response) override;
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ValidateStream(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+  ValidateBatchStream(grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetServedDomains(
       grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
       grpc::ByteBuffer* response) override;
@@ -77,7 +81,7 @@ class RecipientValidationService final
   // and its error returned.
   absl::Status Parse(const grpc::ServerContextBase& context,
                      const grpc::ByteBuffer& bytes,
-                     v1::ValidateRequest* request) const;
+                     google::protobuf::Message* request) const;
 
   // Constant after construction.
   const Validator* const validator_;

@@ -15,13 +15,17 @@ const protoLoader = require('@grpc/proto-loader')
 
 const FILE = 'rcptguard/v1/validation.proto'
 
-// The folder holding rcptguard/v1/validation.proto: the package's own copy
-// (made by `npm pack`), else the repository's (a checkout).
+// The folder holding rcptguard/v1/validation.proto: in a rcptguard checkout
+// (clients/haraka) the repository's, else the package's own copy (made by
+// `npm pack`).
 function protoDir(override) {
   const candidates = []
   if (override) candidates.push(override)
-  candidates.push(path.resolve(__dirname, '..', 'proto'))
-  candidates.push(path.resolve(__dirname, '..', '..', '..', 'proto'))
+  const pkg = path.resolve(__dirname, '..')
+  if (path.basename(path.dirname(pkg)) === 'clients') {
+    candidates.push(path.resolve(pkg, '..', '..', 'proto'))
+  }
+  candidates.push(path.join(pkg, 'proto'))
   for (const dir of candidates) {
     if (fs.existsSync(path.join(dir, FILE))) return dir
   }

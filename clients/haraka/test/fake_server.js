@@ -8,7 +8,14 @@ const protos = require('../lib/protos')
 async function startFake(answer, options = {}) {
   const p = protos.load()
   const server = new grpc.Server()
-  const state = { requests: [], streams: 0, frozen: false, draining: false, domains: options.domains }
+  const state = {
+    requests: [],
+    batches: [],
+    streams: 0,
+    frozen: false,
+    draining: false,
+    domains: options.domains,
+  }
   const respond = (req) => {
     state.requests.push(req)
     const r = answer(req)
@@ -16,7 +23,7 @@ async function startFake(answer, options = {}) {
     if (state.draining) r.draining = true
     return r
   }
-  server.addService(p.service, {
+  const handlers = {
     Validate: (call, cb) => {
       if (state.frozen) return
       cb(null, respond(call.request))
@@ -29,11 +36,24 @@ async function startFake(answer, options = {}) {
       call.on('end', () => call.end())
       call.on('error', () => {})
     },
+    ValidateBatchStream: (call) => {
+      state.streams++
+      call.on('data', (batch) => {
+        state.batches.push(batch.requests.length)
+        if (state.frozen) return
+        call.write({ responses: batch.requests.map(respond), draining: state.draining })
+      })
+      call.on('end', () => call.end())
+      call.on('error', () => {})
+    },
     GetServedDomains: (call, cb) => {
       if (!state.domains) return cb({ code: grpc.status.UNAVAILABLE, details: 'no directory' })
       cb(null, { domains: state.domains, directory_version: 'v1' })
     },
-  })
+  }
+  // An older server: no ValidateBatchStream (grpc-js answers UNIMPLEMENTED).
+  if (options.batch === false) delete handlers.ValidateBatchStream
+  server.addService(p.service, handlers)
   const port = await new Promise((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
       err ? reject(err) : resolve(port),
