@@ -66,6 +66,7 @@ class Stream {
     this.pending = new Map() // request_id -> {resolve, reject, timer}
     this.queue = [] // batch: requests waiting for the message in flight
     this.inflight = 0 // batch: messages sent and not yet answered
+    this.scheduled = false // batch: a flush is due at the end of this turn
     this.retired = false
     this.dead = false
   }
@@ -96,7 +97,7 @@ class RcptguardClient {
     this.batch = options.batch !== false
     this.now = options.now || Date.now
     const Client = grpc.makeGenericClientConstructor(
-      this.protos.service,
+      this.protos.clientService || this.protos.service,
       'RecipientValidation',
     )
     const creds = credentials(options.tls)
@@ -297,7 +298,16 @@ class RcptguardClient {
       stream.pending.set(id, { resolve, reject, timer })
       if (stream.batch) {
         stream.queue.push(request)
-        this.flush(stream)
+        // Sent at the end of this turn of the event loop, with the lookups
+        // of the other connections whose commands arrived in the same turn
+        // (or, while a message is in flight, when it is answered).
+        if (!stream.scheduled && stream.inflight === 0) {
+          stream.scheduled = true
+          setImmediate(() => {
+            stream.scheduled = false
+            this.flush(stream)
+          })
+        }
       } else {
         stream.call.write(request)
       }

@@ -49,12 +49,22 @@ test('group commit: lookups queued while a message is in flight go out together'
   const fake = await startFake(byName)
   const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
   try {
+    // Lookups of one turn of the event loop go out in one message.
     const names = Array.from({ length: 200 }, (_, i) => `ok${i}`)
     const answers = await Promise.all(names.map((n) => c.validate(request(n))))
     answers.forEach((a, i) => assert.strictEqual(a.verdicts[0].reply.text, `OK ${names[i]}`))
-    // The first goes alone; the rest wait for it and go in one message.
-    assert.deepStrictEqual(fake.state.batches, [1, 199])
-    assert.strictEqual(c.events.batched_requests, 200)
+    assert.deepStrictEqual(fake.state.batches, [200])
+    // While one message is in flight, later lookups wait and go together.
+    fake.state.delayMs = 100
+    const first = c.validate(request('ok-first'))
+    const later = []
+    for (let i = 0; i < 50; i++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      later.push(c.validate(request(`ok-later${i}`)))
+    }
+    await Promise.all([first, ...later])
+    assert.deepStrictEqual(fake.state.batches, [200, 1, 50])
+    assert.strictEqual(c.events.batched_requests, 251)
   } finally {
     c.close()
     fake.stop()

@@ -14,6 +14,7 @@ async function startFake(answer, options = {}) {
     streams: 0,
     frozen: false,
     draining: false,
+    delayMs: 0,
     domains: options.domains,
   }
   const respond = (req) => {
@@ -41,7 +42,9 @@ async function startFake(answer, options = {}) {
       call.on('data', (batch) => {
         state.batches.push(batch.requests.length)
         if (state.frozen) return
-        call.write({ responses: batch.requests.map(respond), draining: state.draining })
+        const answer = { responses: batch.requests.map(respond), draining: state.draining }
+        if (state.delayMs > 0) setTimeout(() => call.write(answer), state.delayMs)
+        else call.write(answer)
       })
       call.on('end', () => call.end())
       call.on('error', () => {})
