@@ -13,8 +13,11 @@
 # sending up to 300 RCPTs of valid demo addresses per transaction (every
 # answer is 250 in every variant, so the work differs only by the check).
 # Variants alternate for RG_BENCH_ROUNDS (3) rounds of RG_BENCH_SECONDS (10)
-# each; the ratio per round is against that round's baseline. Also
-# printed: CPU ms of Haraka and of rcptguardd per thousand RCPTs.
+# each; the ratio per round is against that round's baseline, and the
+# summary gives, per variant, the ratio of its RCPTs over all rounds to the
+# baseline's (short alternating rounds even out a machine whose load
+# changes) and the median of the per-round ratios. Also printed: CPU us of
+# Haraka and of rcptguardd per RCPT.
 #
 # Everything listens on 127.0.0.1; every process is stopped by PID.
 set -euo pipefail
@@ -152,18 +155,28 @@ print(f'{$total/$SECONDS_PER_RUN:.0f} {1e6*($(cpu_ticks "${PID[$1]}")-$h0)/hz/t:
 
 echo "== Haraka RCPT/s: $SESSIONS sessions, ${SECONDS_PER_RUN}s per variant, $ROUNDS rounds =="
 echo "   (per variant: RCPT/s, ratio to no check, CPU us per RCPT of Haraka + rcptguardd, non-250 replies)"
+declare -A SUM RATIOS
 for round in $(seq "$ROUNDS"); do
   line="round $round:"
   base=0
   for v in $VARIANTS; do
     read -r rate hcpu rcpu bad <<<"$(rcpt_rate "$v")"
+    SUM[$v]=$(( ${SUM[$v]:-0} + rate ))
     if [[ $v == none ]]; then
       base=$rate
       line+=" none ${rate}/s (${hcpu} us, bad ${bad}) |"
     else
       ratio=$(python3 -c "print(f'{$rate/max($base,1):.2f}')")
+      RATIOS[$v]+=" $ratio"
       line+=" $v ${rate}/s = ${ratio}x (${hcpu} + ${rcpu} us, bad ${bad}) |"
     fi
   done
   echo "$line"
+done
+for v in $VARIANTS; do
+  [[ $v == none ]] && continue
+  python3 -c "
+import statistics
+r=[float(x) for x in '${RATIOS[$v]}'.split()]
+print(f'$v: {${SUM[$v]}/max(${SUM[none]},1):.2f}x of no check over all rounds, median {statistics.median(r):.2f}x, range {min(r):.2f}-{max(r):.2f}')"
 done

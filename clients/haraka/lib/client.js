@@ -266,6 +266,25 @@ class RcptguardClient {
       return
     }
     stream.queue = []
+    // One request refused (INVALID_ARGUMENT "request_id N: ..."): that
+    // request's problem only. The others on the stream are asked again on
+    // a new stream; the server is not marked down.
+    const refused = code === grpc.status.INVALID_ARGUMENT && /request_id (\d+):/.exec(String(why))
+    if (refused && !stream.dead) {
+      stream.dead = true
+      const pending = stream.pending
+      stream.pending = new Map()
+      for (const [id, p] of pending) {
+        clearTimeout(p.timer)
+        if (id === Number(refused[1]) || p.request.resent) {
+          p.reject(new LookupError(`${stream.server.target}: ${why}`, code))
+        } else {
+          p.request.resent = true
+          this.validateStream(stream.server, p.request).then(p.resolve, p.reject)
+        }
+      }
+      return
+    }
     const hadPending = stream.pending.size > 0
     if (!stream.dead) {
       stream.dead = true
@@ -295,7 +314,7 @@ class RcptguardClient {
         this.failStream(stream, `no answer within ${this.timeoutMs} ms`, 'deadline')
         stream.call.cancel()
       }, this.timeoutMs)
-      stream.pending.set(id, { resolve, reject, timer })
+      stream.pending.set(id, { resolve, reject, timer, request })
       if (stream.batch) {
         stream.queue.push(request)
         // Sent at the end of this turn of the event loop, with the lookups

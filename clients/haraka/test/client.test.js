@@ -71,6 +71,24 @@ test('group commit: lookups queued while a message is in flight go out together'
   }
 })
 
+test('a refused request fails alone; the others of its message are asked again', async () => {
+  const fake = await startFake(byName)
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
+  try {
+    fake.state.refuse = (r) => r.recipients[0].toString() === 'bad'
+    const results = await Promise.allSettled(['ok1', 'bad', 'ok3'].map((n) => c.validate(request(n))))
+    assert.strictEqual(results[0].status, 'fulfilled')
+    assert.strictEqual(results[1].status, 'rejected')
+    assert.strictEqual(results[1].reason.code, 3) // INVALID_ARGUMENT
+    assert.strictEqual(results[2].status, 'fulfilled')
+    assert.strictEqual(results[2].value.verdicts[0].reply.text, 'OK ok3')
+    assert.strictEqual(c.servers[0].downUntil, 0)
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
+
 test('a server without ValidateBatchStream is asked over ValidateStream', async () => {
   const fake = await startFake(byName, { batch: false })
   const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })

@@ -42,6 +42,14 @@ async function startFake(answer, options = {}) {
       call.on('data', (batch) => {
         state.batches.push(batch.requests.length)
         if (state.frozen) return
+        const bad = batch.requests.find((r) => state.refuse && state.refuse(r))
+        if (bad) {
+          call.emit('error', {
+            code: grpc.status.INVALID_ARGUMENT,
+            details: `request_id ${bad.request_id}: recipients[0]: too long`,
+          })
+          return
+        }
         const answer = { responses: batch.requests.map(respond), draining: state.draining }
         if (state.delayMs > 0) setTimeout(() => call.write(answer), state.delayMs)
         else call.write(answer)
