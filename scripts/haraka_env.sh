@@ -14,6 +14,7 @@ root=$PWD
 HARAKA_VERSION=3.3.4
 GRPC_JS_VERSION=1.14.7
 PROTO_LOADER_VERSION=0.8.1
+PROTOBUFJS_VERSION=7.6.6
 
 dir="${1:-${RG_HARAKA_DIR:-$HOME/.cache/rcptguard/haraka}}"
 mkdir -p "$dir"
@@ -27,7 +28,8 @@ fi
 hash=$( (cd clients/haraka && cat package.json index.js config/rcptguard.ini \
           lib/*.js README.md "$root/proto/rcptguard/v1/validation.proto") |
   sha256sum | cut -c1-16)
-stamp="haraka=$HARAKA_VERSION grpc-js=$GRPC_JS_VERSION proto-loader=$PROTO_LOADER_VERSION plugin=$hash"
+stamp="haraka=$HARAKA_VERSION grpc-js=$GRPC_JS_VERSION proto-loader=$PROTO_LOADER_VERSION"
+stamp+=" protobufjs=$PROTOBUFJS_VERSION plugin=$hash"
 
 exec 9>"$dir/.lock"
 flock 9
@@ -43,7 +45,8 @@ cat >"$dir/package.json" <<JSON
   "dependencies": {
     "Haraka": "$HARAKA_VERSION",
     "@grpc/grpc-js": "$GRPC_JS_VERSION",
-    "@grpc/proto-loader": "$PROTO_LOADER_VERSION"
+    "@grpc/proto-loader": "$PROTO_LOADER_VERSION",
+    "protobufjs": "$PROTOBUFJS_VERSION"
   }
 }
 JSON

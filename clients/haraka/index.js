@@ -48,6 +48,7 @@ exports.register = function () {
       servers: this.cfg.servers,
       protos: this.protos,
       transport: this.cfg.main.transport,
+      batch: this.cfg.main.batch,
       timeout_ms: this.cfg.main.timeout_ms,
       retry_ms: this.cfg.main.retry_ms,
       tls: this.cfg.tls,
@@ -70,13 +71,17 @@ exports.load_rcptguard_ini = function () {
   const cfg = this.config.get(
     'rcptguard.ini',
     {
-      booleans: ['-main.dry_run', '+main.skip_relaying', '-tls.enabled'],
+      booleans: ['-main.dry_run', '+main.skip_relaying', '+main.batch', '-tls.enabled'],
     },
     () => this.load_rcptguard_ini(),
   )
   const m = cfg.main || {}
   const num = (v, d) => (v === undefined || v === '' || isNaN(Number(v)) ? d : Number(v))
   m.transport = m.transport === 'unary' ? 'unary' : 'stream'
+  // Defaults also when the booleans option did not apply them.
+  m.skip_relaying = m.skip_relaying !== false && m.skip_relaying !== 'false'
+  m.batch = m.batch !== false && m.batch !== 'false'
+  m.dry_run = m.dry_run === true || m.dry_run === 'true'
   m.failure_policy = m.failure_policy === 'tempfail' ? 'tempfail' : 'fail_open'
   m.timeout_ms = num(m.timeout_ms, 1000)
   m.retry_ms = num(m.retry_ms, 5000)
@@ -152,6 +157,7 @@ exports.log_stats = function () {
   const e = this.client ? this.client.events : {}
   this.loginfo(
     `rcptguard stats ${parts.join(' ') || 'idle'} streams_opened=${e.stream_opened || 0} ` +
+      `batches=${e.batches || 0} batched_lookups=${e.batched_requests || 0} ` +
       `stream_failures=${e.stream_failed || 0} deadlines=${e.deadline || 0} ` +
       `served_domains=${this.served ? this.served.size : 'unknown'}(${this.served_source})`,
   )
@@ -214,9 +220,11 @@ exports.check_rcpt = function (next, connection, params) {
     const skip = response.client ? response.client.harvest_skipped : 0
     if (skip) {
       this.counters.harvest_skipped++
-      connection.logwarn(this, `rcptguard: harvest defence skipped (HarvestSkip ${skip})`)
+      const name = Object.keys(this.protos.HarvestSkip).find((k) => this.protos.HarvestSkip[k] === skip)
+      connection.logwarn(this, `rcptguard: harvest defence skipped (${name || skip})`)
     }
-    connection.results.add(this, { msg: `${d.outcome} ${d.code}` })
+    // Haraka's results cost more than the lookup: only what is not plain.
+    if (d.outcome !== 'valid') connection.results.add(this, { msg: `${d.outcome} ${d.code}` })
     reply(this, next, d)
   }, failed)
 }

@@ -139,6 +139,68 @@ TEST(EdgeContractE2eTest, AnswersSayDrainingOnceShutdownBegins) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
+TEST(EdgeContractE2eTest, BatchStreamAnswersEachRequestAsValidateWould) {
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(Config(R"(harvest {
+  rules { name: "tarpit" scopes: "v4/32" window: "10m" min_unknown: 1
+          action: HARVEST_ACTION_TARPIT base_delay: "1s" factor: 1 max_delay: "1s" }
+})")));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  auto stub = v1::RecipientValidation::NewStub(server.channel());
+  grpc::ClientContext ctx;
+  Deadline(ctx);
+  auto stream = stub->ValidateBatchStream(&ctx);
+  // Three SMTP sessions of two clients in one message: each is judged on
+  // its own context (192.0.2.9 sends unknown recipients and is tarpitted,
+  // 198.51.100.1 in between is not).
+  v1::ValidateBatchRequest batch;
+  batch.set_batch_id(7);
+  const struct {
+    const char* ip;
+    const char* rcpt;
+  } asks[] = {{"192.0.2.9", "nobody@example.com"},
+              {"198.51.100.1", "alice@example.com"},
+              {"192.0.2.9", "nobody2@example.com"}};
+  uint64_t id = 100;
+  for (const auto& a : asks) {
+    v1::ValidateRequest* r = batch.add_requests();
+    r->set_request_id(++id);
+    r->mutable_context()->set_client_ip(a.ip);
+    r->mutable_context()->set_session_id(absl::StrCat("s", id));
+    r->mutable_context()->set_mail_from("<s@sender.example>");
+    r->add_recipients(a.rcpt);
+  }
+  ASSERT_TRUE(stream->Write(batch));
+  v1::ValidateBatchResponse answer;
+  ASSERT_TRUE(stream->Read(&answer));
+  EXPECT_EQ(answer.batch_id(), 7u);
+  ASSERT_EQ(answer.results_size(), 3);
+  for (const auto& result : answer.results()) {
+    ASSERT_TRUE(result.has_response());
+    EXPECT_FALSE(result.response().draining());
+  }
+  const auto response = [&](int i) { return answer.results(i).response(); };
+  EXPECT_EQ(response(0).request_id(), 101u);
+  EXPECT_EQ(response(0).verdicts(0).reply().code(), 550u);
+  EXPECT_EQ(response(0).client().action(), v1::CLIENT_ACTION_TARPIT);
+  EXPECT_EQ(response(1).request_id(), 102u);
+  EXPECT_EQ(response(1).verdicts(0).reply().code(), 250u);
+  EXPECT_EQ(response(1).client().action(), v1::CLIENT_ACTION_ACCEPT);
+  EXPECT_EQ(response(2).request_id(), 103u);
+  EXPECT_EQ(response(2).client().action(), v1::CLIENT_ACTION_TARPIT);
+
+  // Over the limit of requests per message: the stream ends, naming it.
+  v1::ValidateBatchRequest big;
+  for (int i = 0; i < 1001; ++i) big.add_requests()->set_request_id(i + 1);
+  ASSERT_TRUE(stream->Write(big));
+  EXPECT_FALSE(stream->Read(&answer));
+  grpc::Status end = stream->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(
+      end.error_message(),
+      ::testing::HasSubstr("ValidateBatchRequest.requests: more than 1000"));
+}
+
 // Every file answer of one stream: names of the FileDescriptorProtos.
 std::vector<std::string> FileNames(const rv1::ServerReflectionResponse& r) {
   std::vector<std::string> names;

@@ -13,16 +13,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
+#include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/haraka_process.h"
 #include "tests/e2e/server_process.h"
 #include "tests/testutil/postfix.h"
+#include "tests/testutil/slapd.h"
 #include "tests/testutil/subprocess.h"
 
 namespace rcptguard {
 namespace {
 
 using ::rcptguard::testing::HarakaProcess;
+using ::rcptguard::testing::MakeSelfSignedCertificate;
+using ::rcptguard::testing::ReadFile;
+using ::rcptguard::testing::ScopedTempDir;
 using ::rcptguard::testing::ServerProcess;
 using ::rcptguard::testing::SmtpClient;
 using ::rcptguard::testing::SmtpReply;
@@ -210,6 +215,46 @@ TEST_F(HarakaE2eTest, TempfailPolicyDefersEverythingWhenTheServerIsGone) {
   EXPECT_EQ(served.reply.code, 451) << served.reply.ToString();
   Timed relay = smtp.Rcpt("someone@not-ours.example.net");
   EXPECT_EQ(relay.reply.code, 451) << relay.reply.ToString();
+}
+
+// The plugin over mutual TLS: the server trusts the edge's (self-signed)
+// certificate, whose identity "localhost" may validate; the plugin trusts
+// the server's.
+TEST_F(HarakaE2eTest, MutualTls) {
+  ScopedTempDir pki("haraka-pki");
+  absl::StatusOr<testing::TlsFiles> server_cert =
+      MakeSelfSignedCertificate(pki.path(), "server");
+  ASSERT_TRUE(server_cert.ok()) << server_cert.status();
+  absl::StatusOr<testing::TlsFiles> edge_cert =
+      MakeSelfSignedCertificate(pki.path(), "edge");
+  ASSERT_TRUE(edge_cert.ok()) << edge_cert.status();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadFile(server_cert->certificate_file);
+  ssl.pem_cert_chain = ReadFile(edge_cert->certificate_file);
+  ssl.pem_private_key = ReadFile(edge_cert->key_file);
+  server_.SetChannelCredentials(grpc::SslCredentials(ssl), "localhost");
+  ASSERT_NO_FATAL_FAILURE(server_.Start(ServerConfig(absl::StrCat(
+      R"(} tls { cert_file: ")", server_cert->certificate_file,
+      R"(" key_file: ")", server_cert->key_file, R"(" client_ca_file: ")",
+      edge_cert->certificate_file, R"(" } access { validate: "localhost" )"))));
+  ASSERT_TRUE(server_.WaitServing(absl::Seconds(30))) << server_.log();
+  std::vector<std::pair<std::string, std::string>> settings =
+      PluginSettings(server_, "fail_open");
+  absl::Status s = haraka_.Start(
+      {"rcptguard"}, settings,
+      {{"rcptguard.ini", absl::StrCat("[main]\nservers=", server_.target(),
+                                      "\ntimeout_ms=2000\nstats_interval_s=0\n"
+                                      "[tls]\nenabled=true\nca=",
+                                      server_cert->certificate_file,
+                                      "\ncert=", edge_cert->certificate_file,
+                                      "\nkey=", edge_cert->key_file, "\n")}});
+  ASSERT_TRUE(s.ok()) << s;
+  Session smtp(haraka_);
+  Timed valid = smtp.Rcpt("alice@example.com");
+  EXPECT_EQ(valid.reply.code, 250) << valid.reply.ToString() << haraka_.log();
+  Timed unknown = smtp.Rcpt("nobody@example.com");
+  EXPECT_EQ(unknown.reply.code, 550) << unknown.reply.ToString();
+  EXPECT_THAT(server_.log(), HasSubstr("mutual"));
 }
 
 }  // namespace

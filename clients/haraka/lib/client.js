@@ -13,6 +13,12 @@
 //   An answer with `draining` set (the server is shutting down) retires the
 //   stream: new lookups go to a new stream (another server when there is
 //   one), the old one is closed once its answers are in.
+// - Group commit (`batch`, on by default): the stream is a
+//   ValidateBatchStream; while one message is in flight, lookups from all
+//   connections queue and go out together in the next message when it is
+//   answered (at most 1000 per message), so batches grow with load and an
+//   idle worker adds no delay. A server without ValidateBatchStream answers
+//   UNIMPLEMENTED; the client then uses ValidateStream with it.
 // - Transport "unary": one Validate call per lookup, with the same
 //   deadline. Simpler, and about ten times the client CPU per lookup.
 //
@@ -50,11 +56,19 @@ function credentials(tls) {
   return grpc.credentials.createSsl(ca, key, cert)
 }
 
+const MAX_BATCH = 1000
+
 class Stream {
-  constructor(server, call) {
+  constructor(server, call, batch) {
     this.server = server
     this.call = call
+    this.batch = batch
     this.pending = new Map() // request_id -> {resolve, reject, timer}
+    this.queue = [] // batch: requests waiting for the message in flight
+    this.inflight = 0 // batch: messages sent and not yet answered
+    this.scheduled = false // batch: a flush is due at the end of this turn
+    this.nextBatchId = 0 // batch: batch_id of the last message sent
+    this.sent = new Map() // batch: batch_id -> request_ids, in message order
     this.retired = false
     this.dead = false
   }
@@ -66,6 +80,7 @@ class Server {
     this.client = new Client(target, creds, channelOptions)
     this.stream = null // the current Stream
     this.downUntil = 0
+    this.batch = true // until the server says it has no ValidateBatchStream
   }
 }
 
@@ -81,9 +96,10 @@ class RcptguardClient {
     this.transport = options.transport === 'unary' ? 'unary' : 'stream'
     this.timeoutMs = options.timeout_ms > 0 ? options.timeout_ms : 1000
     this.retryMs = options.retry_ms >= 0 ? options.retry_ms : 5000
+    this.batch = options.batch !== false
     this.now = options.now || Date.now
     const Client = grpc.makeGenericClientConstructor(
-      this.protos.service,
+      this.protos.clientService || this.protos.service,
       'RecipientValidation',
     )
     const creds = credentials(options.tls)
@@ -102,7 +118,14 @@ class RcptguardClient {
     this.next = 0
     this.nextId = 1
     this.closed = false
-    this.events = { stream_opened: 0, stream_failed: 0, stream_retired: 0, deadline: 0 }
+    this.events = {
+      stream_opened: 0,
+      stream_failed: 0,
+      stream_retired: 0,
+      deadline: 0,
+      batches: 0,
+      batched_requests: 0,
+    }
   }
 
   // The next server not being skipped, round robin; null when all are.
@@ -141,8 +164,13 @@ class RcptguardClient {
       this.transport === 'unary'
         ? this.validateUnary(server, request)
         : this.validateStream(server, request)
-    if (retries <= 0 || this.servers.length < 2) return attempt
     return attempt.catch((err) => {
+      // An older server without ValidateBatchStream: ValidateStream then.
+      if (err.code === grpc.status.UNIMPLEMENTED && !server.batch && !request.fell_back) {
+        request.fell_back = true
+        return this.validateStream(server, request)
+      }
+      if (retries <= 0 || this.servers.length < 2) throw err
       if (err.code === 'deadline' || err.code === 'closed' || err.code === grpc.status.DEADLINE_EXCEEDED ||
           err.code === grpc.status.INVALID_ARGUMENT) {
         throw err
@@ -167,15 +195,58 @@ class RcptguardClient {
   }
 
   openStream(server) {
-    const call = server.client.ValidateStream()
-    const stream = new Stream(server, call)
+    const batch = this.batch && server.batch
+    const call = batch ? server.client.ValidateBatchStream() : server.client.ValidateStream()
+    const stream = new Stream(server, call, batch)
     this.events.stream_opened++
-    call.on('data', (response) => this.onAnswer(stream, response))
+    if (batch) {
+      call.on('data', (answer) => this.onBatchAnswer(stream, answer))
+    } else {
+      call.on('data', (response) => this.onAnswer(stream, response))
+    }
     call.on('error', (err) => this.failStream(stream, err.message, err.code))
     call.on('end', () => this.failStream(stream, 'stream ended', 'ended'))
     // 'status' comes after 'end' or 'error'; nothing more to do.
     server.stream = stream
     return stream
+  }
+
+  // One ValidateBatchResponse: a result per request of the message it
+  // answers, in its order. A request the server refused (its own error:
+  // what a unary Validate of it would have failed with) fails alone; the
+  // stream and the other requests go on.
+  onBatchAnswer(stream, answer) {
+    stream.inflight--
+    const batchId = toNumber(answer.batch_id)
+    const ids = stream.sent.get(batchId) || []
+    stream.sent.delete(batchId)
+    const results = answer.results || []
+    for (let i = 0; i < results.length; i++) {
+      const result = results[i]
+      if (result.error) {
+        const p = stream.pending.get(ids[i])
+        if (p === undefined) continue
+        stream.pending.delete(ids[i])
+        clearTimeout(p.timer)
+        p.reject(new LookupError(`${stream.server.target}: ${result.error.message}`, result.error.code))
+      } else if (result.response) {
+        this.onAnswer(stream, result.response)
+      }
+    }
+    this.flush(stream)
+  }
+
+  // Sends the queued lookups as one message unless one is in flight.
+  flush(stream) {
+    if (stream.dead || stream.inflight > 0 || stream.queue.length === 0) return
+    const requests = stream.queue.length <= MAX_BATCH ? stream.queue : stream.queue.slice(0, MAX_BATCH)
+    stream.queue = stream.queue.length <= MAX_BATCH ? [] : stream.queue.slice(MAX_BATCH)
+    stream.inflight++
+    this.events.batches++
+    this.events.batched_requests += requests.length
+    const batchId = ++stream.nextBatchId
+    stream.sent.set(batchId, requests.map((r) => r.request_id))
+    stream.call.write({ batch_id: batchId, requests })
   }
 
   onAnswer(stream, response) {
@@ -186,7 +257,7 @@ class RcptguardClient {
     clearTimeout(p.timer)
     if (response.draining && !stream.retired) this.retire(stream)
     p.resolve(response)
-    if (stream.retired && stream.pending.size === 0 && !stream.dead) {
+    if (stream.retired && stream.pending.size === 0 && stream.queue.length === 0 && !stream.dead) {
       stream.dead = true
       stream.call.end()
     }
@@ -204,6 +275,38 @@ class RcptguardClient {
   // Ends `stream` and fails what it holds.
   failStream(stream, why, code) {
     if (stream.server.stream === stream) stream.server.stream = null
+    if (code === grpc.status.UNIMPLEMENTED && stream.batch) {
+      stream.server.batch = false // an older server; not a failure
+      stream.dead = true
+      stream.queue = []
+      const pending = stream.pending
+      stream.pending = new Map()
+      for (const p of pending.values()) {
+        clearTimeout(p.timer)
+        p.reject(new LookupError(`${stream.server.target}: ${why}`, code))
+      }
+      return
+    }
+    stream.queue = []
+    // One request refused (INVALID_ARGUMENT "request_id N: ..."): that
+    // request's problem only. The others on the stream are asked again on
+    // a new stream; the server is not marked down.
+    const refused = code === grpc.status.INVALID_ARGUMENT && /request_id (\d+):/.exec(String(why))
+    if (refused && !stream.dead) {
+      stream.dead = true
+      const pending = stream.pending
+      stream.pending = new Map()
+      for (const [id, p] of pending) {
+        clearTimeout(p.timer)
+        if (id === Number(refused[1]) || p.request.resent) {
+          p.reject(new LookupError(`${stream.server.target}: ${why}`, code))
+        } else {
+          p.request.resent = true
+          this.validateStream(stream.server, p.request).then(p.resolve, p.reject)
+        }
+      }
+      return
+    }
     const hadPending = stream.pending.size > 0
     if (!stream.dead) {
       stream.dead = true
@@ -233,8 +336,22 @@ class RcptguardClient {
         this.failStream(stream, `no answer within ${this.timeoutMs} ms`, 'deadline')
         stream.call.cancel()
       }, this.timeoutMs)
-      stream.pending.set(id, { resolve, reject, timer })
-      stream.call.write(request)
+      stream.pending.set(id, { resolve, reject, timer, request })
+      if (stream.batch) {
+        stream.queue.push(request)
+        // Sent at the end of this turn of the event loop, with the lookups
+        // of the other connections whose commands arrived in the same turn
+        // (or, while a message is in flight, when it is answered).
+        if (!stream.scheduled && stream.inflight === 0) {
+          stream.scheduled = true
+          setImmediate(() => {
+            stream.scheduled = false
+            this.flush(stream)
+          })
+        }
+      } else {
+        stream.call.write(request)
+      }
     })
   }
 

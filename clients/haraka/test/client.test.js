@@ -34,13 +34,77 @@ for (const transport of ['stream', 'unary']) {
       answers.forEach((a, i) => assert.strictEqual(a.verdicts[0].reply.text.split(' ')[1], names[i]))
       assert.strictEqual(answers[1].verdicts[0].status, RS.RECIPIENT_STATUS_VALID)
       assert.strictEqual(answers[0].verdicts[0].reply.code, 550)
-      if (transport === 'stream') assert.strictEqual(fake.state.streams, 1)
+      if (transport === 'stream') {
+        assert.strictEqual(fake.state.streams, 1)
+        assert.ok(fake.state.batches.length < names.length)
+      }
     } finally {
       c.close()
       fake.stop()
     }
   })
 }
+
+test('group commit: lookups queued while a message is in flight go out together', async () => {
+  const fake = await startFake(byName)
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
+  try {
+    // Lookups of one turn of the event loop go out in one message.
+    const names = Array.from({ length: 200 }, (_, i) => `ok${i}`)
+    const answers = await Promise.all(names.map((n) => c.validate(request(n))))
+    answers.forEach((a, i) => assert.strictEqual(a.verdicts[0].reply.text, `OK ${names[i]}`))
+    assert.deepStrictEqual(fake.state.batches, [200])
+    // While one message is in flight, later lookups wait and go together.
+    fake.state.delayMs = 100
+    const first = c.validate(request('ok-first'))
+    const later = []
+    for (let i = 0; i < 50; i++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      later.push(c.validate(request(`ok-later${i}`)))
+    }
+    await Promise.all([first, ...later])
+    assert.deepStrictEqual(fake.state.batches, [200, 1, 50])
+    assert.strictEqual(c.events.batched_requests, 251)
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
+
+test('a refused request fails alone; the others of its message are answered', async () => {
+  const fake = await startFake(byName)
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
+  try {
+    fake.state.refuse = (r) => r.recipients[0].toString() === 'bad'
+    const results = await Promise.allSettled(['ok1', 'bad', 'ok3'].map((n) => c.validate(request(n))))
+    assert.strictEqual(results[0].status, 'fulfilled')
+    assert.strictEqual(results[1].status, 'rejected')
+    assert.strictEqual(results[1].reason.code, 3) // INVALID_ARGUMENT
+    assert.strictEqual(results[2].status, 'fulfilled')
+    assert.strictEqual(results[2].value.verdicts[0].reply.text, 'OK ok3')
+    assert.strictEqual(c.servers[0].downUntil, 0)
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
+
+test('a server without ValidateBatchStream is asked over ValidateStream', async () => {
+  const fake = await startFake(byName, { batch: false })
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
+  try {
+    const answers = await Promise.all(['ok1', 'no2', 'ok3'].map((n) => c.validate(request(n))))
+    assert.deepStrictEqual(
+      answers.map((a) => a.verdicts[0].reply.code),
+      [250, 550, 250],
+    )
+    assert.strictEqual(c.servers[0].batch, false)
+    await c.validate(request('ok4'))
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
 
 test('a frozen server fails its lookups at the deadline, then at once', async () => {
   const fake = await startFake(byName)

@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Haraka benchmark: RCPT commands per second through a real Haraka with
+# haraka-plugin-rcptguard, against the same Haraka with no recipient check
+# (rcpt_to.in_host_list: the domain alone decides), in the same run.
+#
+#   tests/bench/haraka_bench.sh [BUILD_DIR]     (needs node, npm, python3)
+#
+# One rcptguardd on the sample directory (harvest detection on, default
+# rules), four Haraka processes (one worker each, nodes unset): no check,
+# the plugin as configured by default (stream with group commit, "batch"),
+# over a plain ValidateStream ("stream"), over unary calls ("unary"). An
+# asyncio driver keeps RG_BENCH_SESSIONS (8) SMTP sessions busy, each
+# sending up to 300 RCPTs of valid demo addresses per transaction (every
+# answer is 250 in every variant, so the work differs only by the check).
+# Variants alternate for RG_BENCH_ROUNDS (3) rounds of RG_BENCH_SECONDS (10)
+# each; the ratio per round is against that round's baseline, and the
+# summary gives, per variant, the ratio of its RCPTs over all rounds to the
+# baseline's (short alternating rounds even out a machine whose load
+# changes) and the median of the per-round ratios. Also printed: CPU us of
+# Haraka and of rcptguardd per RCPT.
+#
+# Everything listens on 127.0.0.1; every process is stopped by PID.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+BUILD="${1:-${RG_BINARY_DIR:-$ROOT/build}}"
+SECONDS_PER_RUN="${RG_BENCH_SECONDS:-10}"
+SESSIONS="${RG_BENCH_SESSIONS:-8}"
+ROUNDS="${RG_BENCH_ROUNDS:-3}"
+VARIANTS="${RG_BENCH_VARIANTS:-none batch stream unary}"
+RGD="$BUILD/server/rcptguardd"
+for b in "$RGD" node npm python3; do
+  command -v "$b" >/dev/null || { echo "missing: $b" >&2; exit 2; }
+done
+ENV_DIR="$("$ROOT/scripts/haraka_env.sh" "${RG_HARAKA_DIR:-$BUILD/haraka-env}")"
+HARAKA="$ENV_DIR/node_modules/Haraka/bin/haraka"
+
+WORK="$(mktemp -d /tmp/rg-haraka-bench-XXXXXX)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+
+cat > "$WORK/rg.textproto" <<EOF
+listen_address: "127.0.0.1:0"
+insecure_plaintext: true
+domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
+domains { name: "example.org" }
+directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" }
+metrics { disabled: true }
+EOF
+"$RGD" --config "$WORK/rg.textproto" --port_file "$WORK/rg.port" >"$WORK/rg.log" 2>&1 &
+RGD_PID=$!
+PIDS+=("$RGD_PID")
+wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
+RG_PORT="$(cat "$WORK/rg.port")"
+
+python3 - "$ROOT" >"$WORK/valid.txt" <<'EOF'
+import json, sys
+d = json.load(open(sys.argv[1] + "/deploy/examples/sample.expected.json"))
+for a in d["valid_addresses"]:
+    if a.isascii() and a.lower().endswith("@example.com"):
+        print(a.lower())
+EOF
+
+cat > "$WORK/driver.py" <<'EOF'
+import asyncio, sys, time
+port, secs, sessions, valid_file = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+valid = [l.strip() for l in open(valid_file) if l.strip()]
+counts = {}
+async def reply(r):
+    while True:
+        line = await r.readline()
+        if not line:
+            raise ConnectionError("closed")
+        if line[3:4] != b"-":
+            return int(line[:3])
+async def session(i, stop):
+    n = i * 7
+    while time.monotonic() < stop:
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        await reply(r)
+        for cmd in (b"EHLO bench.example.net", b"MAIL FROM:<s@example.net>"):
+            w.write(cmd + b"\r\n"); await reply(r)
+        for _ in range(300):
+            if time.monotonic() >= stop:
+                break
+            w.write(b"RCPT TO:<" + valid[n % len(valid)].encode() + b">\r\n")
+            code = await reply(r)
+            counts[code] = counts.get(code, 0) + 1
+            n += 1
+        w.write(b"QUIT\r\n"); w.close()
+async def main():
+    stop = time.monotonic() + secs
+    await asyncio.gather(*(session(i, stop) for i in range(sessions)))
+asyncio.run(main())
+print(sum(counts.values()), sum(v for k, v in counts.items() if k != 250))
+EOF
+
+declare -A PORT PID
+# start_haraka NAME PLUGINS RCPTGUARD_INI_LINE
+start_haraka() {
+  local name=$1 plugins=$2 ini=$3 dir="$WORK/$1" port
+  node "$HARAKA" -i "$dir" >/dev/null 2>&1
+  port=$(free_port)
+  printf 'listen=127.0.0.1:%s\nnodes=\n' "$port" >"$dir/config/smtp.ini"
+  printf '%s\n' "$plugins" >"$dir/config/plugins"
+  printf 'example.com\nmail.example.com\nexample.org\n' >"$dir/config/host_list"
+  printf '[main]\nlevel=warn\n' >"$dir/config/log.ini"
+  printf '[main]\nservers=127.0.0.1:%s\nstats_interval_s=0\n%s\n' "$RG_PORT" "$ini" \
+    >"$dir/config/rcptguard.ini"
+  node ${RG_BENCH_NODE_ARGS:-} "$HARAKA" -c "$dir" >"$dir/haraka.log" 2>&1 &
+  PIDS+=("$!")
+  PORT[$name]=$port
+  PID[$name]=$!
+  for _ in $(seq 200); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" \
+      2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "haraka $name did not start"; cat "$dir/haraka.log"; exit 1
+}
+for v in $VARIANTS; do
+  case $v in
+    none) start_haraka none "rcpt_to.in_host_list" "" ;;
+    batch) start_haraka batch "rcptguard" "transport=stream
+batch=true" ;;
+    stream) start_haraka stream "rcptguard" "transport=stream
+batch=false" ;;
+    unary) start_haraka unary "rcptguard" "transport=unary" ;;
+  esac
+done
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# rcpt_rate NAME -> "RCPT/s haraka_cpu_ms_per_1k rcptguardd_cpu_ms_per_1k non_250"
+rcpt_rate() {
+  local h0 r0 total bad
+  h0=$(cpu_ticks "${PID[$1]}"); r0=$(cpu_ticks "$RGD_PID")
+  read -r total bad < <(python3 "$WORK/driver.py" "${PORT[$1]}" "$SECONDS_PER_RUN" \
+    "$SESSIONS" "$WORK/valid.txt")
+  python3 -c "
+t=max($total,1); hz=$HZ
+print(f'{$total/$SECONDS_PER_RUN:.0f} {1e6*($(cpu_ticks "${PID[$1]}")-$h0)/hz/t:.0f} {1e6*($(cpu_ticks "$RGD_PID")-$r0)/hz/t:.0f} $bad')"
+}
+
+echo "== Haraka RCPT/s: $SESSIONS sessions, ${SECONDS_PER_RUN}s per variant, $ROUNDS rounds =="
+echo "   (per variant: RCPT/s, ratio to no check, CPU us per RCPT of Haraka + rcptguardd, non-250 replies)"
+declare -A SUM RATIOS
+for round in $(seq "$ROUNDS"); do
+  line="round $round:"
+  base=0
+  for v in $VARIANTS; do
+    read -r rate hcpu rcpu bad <<<"$(rcpt_rate "$v")"
+    SUM[$v]=$(( ${SUM[$v]:-0} + rate ))
+    if [[ $v == none ]]; then
+      base=$rate
+      line+=" none ${rate}/s (${hcpu} us, bad ${bad}) |"
+    else
+      ratio=$(python3 -c "print(f'{$rate/max($base,1):.2f}')")
+      RATIOS[$v]+=" $ratio"
+      line+=" $v ${rate}/s = ${ratio}x (${hcpu} + ${rcpu} us, bad ${bad}) |"
+    fi
+  done
+  echo "$line"
+done
+for v in $VARIANTS; do
+  [[ $v == none ]] && continue
+  python3 -c "
+import statistics
+r=[float(x) for x in '${RATIOS[$v]}'.split()]
+print(f'$v: {${SUM[$v]}/max(${SUM[none]},1):.2f}x of no check over all rounds, median {statistics.median(r):.2f}x, range {min(r):.2f}-{max(r):.2f}')"
+done
