@@ -217,10 +217,10 @@ TEST(ServerMetricsTest, SeriesExistBeforeAnythingIsRecorded) {
   auto metrics = MustCreate(TestOptions(&clock));
   ASSERT_NE(metrics, nullptr);
   const std::string text = SerializeText(metrics->collectables());
-  // 6 methods x 17 codes, 2 served domains + other x 4 statuses, 4 actions x
+  // 7 methods x 17 codes, 2 served domains + other x 4 statuses, 4 actions x
   // (2 rules + other + none), 2 + 4 + 7 reload series.
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_grpc_requests_total{").size(),
-            6u * 17u);
+            7u * 17u);
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_recipients_total{").size(), 12u);
   EXPECT_EQ(LinesWithPrefix(text, "rcptguard_client_verdicts_total{").size(),
             16u);
