@@ -35,6 +35,7 @@ RUN apt-get update \
       libgtest-dev \
       libgmock-dev \
       libbenchmark-dev \
+      libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -61,6 +62,7 @@ RUN apt-get update \
       libgnutls30 \
       libgrpc++1.51 \
       libgrpc29 \
+      libhiredis0.14 \
       libhogweed6 \
       libidn2-0 \
       libldap-2.5-0 \
