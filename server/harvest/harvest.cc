@@ -166,19 +166,26 @@ class Detector::Impl {
   }
 
   std::vector<SharedKey> TakeDeltas(size_t max_keys) {
+    const int64_t now_ns = ToNanos(clock_->Now());
     std::vector<SharedKey> out;
-    for (size_t si = 0; si < num_shards_ && out.size() < max_keys; ++si) {
-      Shard& s = shards_[si];
+    // Start where the previous call stopped, so a bound never starves the
+    // last shards.
+    const size_t first =
+        take_from_.fetch_add(1, std::memory_order_relaxed) % num_shards_;
+    for (size_t n = 0; n < num_shards_ && out.size() < max_keys; ++n) {
+      Shard& s = shards_[(first + n) % num_shards_];
       absl::MutexLock lock(&s.mu);
       if (s.pending.empty()) continue;
       std::vector<PrefixKey> taken;
       for (auto& [key, pd] : s.pending) {
         if (out.size() >= max_keys) break;
+        taken.push_back(key);
         SharedKey& k = out.emplace_back();
         k.key = key;
         k.buckets = std::move(pd.buckets);
         k.slots = std::move(pd.slots);
         const uint32_t slot = s.Find(key);
+        bool clean = true;  // nothing a rule could fire on
         if (slot != kNil) {
           const Entry& e = s.At(slot);
           k.last_seen_ms = FloorDiv(e.last_seen_ns, 1'000'000);
@@ -187,8 +194,14 @@ class Detector::Impl {
             for (int m = 0; m < kModes; ++m)
               k.boxes[m] = ToShared(e.penalty[m]);
           }
+          clean =
+              e.total.unknown == 0 && !Penalized(e, now_ns) &&
+              std::all_of(e.null_counts.begin(), e.null_counts.end(),
+                          [](const NullCounts& c) { return c.unknown == 0; });
         }
-        taken.push_back(key);
+        // A clean client's valid recipients are not shared: most traffic,
+        // and nothing a rule fires on (docs/harvest-shared.md).
+        if (clean && !k.Suspicious()) out.pop_back();
       }
       if (taken.size() == s.pending.size()) {
         s.pending.clear();
@@ -1075,6 +1088,7 @@ class Detector::Impl {
   absl::flat_hash_map<std::string, int> rule_index_;
   // Sharing: set once by RecordDeltas, before Observe runs.
   std::atomic<bool> record_{false};
+  std::atomic<size_t> take_from_{0};  // TakeDeltas' first shard, rotating
   std::function<void()> on_box_change_;
   // Bad input from the caller is logged once, then only counted.
   mutable std::atomic<bool> logged_unparsable_{false};

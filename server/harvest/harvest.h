@@ -393,8 +393,10 @@ class Detector {
   // must be cheap and must not call back into the detector.
   void RecordDeltas(std::function<void()> on_box_change);
   // Moves out what Observe counted since the previous call, for at most
-  // `max_keys` keys (the rest stay for the next call). Keys of the
-  // unparsable pseudo-client are never shared.
+  // `max_keys` keys (the rest stay for the next call; calls start at a
+  // rotating shard). Keys of the unparsable pseudo-client are never shared,
+  // nor the deltas of clean keys: no unknown recipient in their windows and
+  // no box (valid-only traffic, most of it, which no rule fires on).
   std::vector<SharedKey> TakeDeltas(size_t max_keys);
   // Folds the global state of keys (every replica's counts) into the local
   // windows: per bucket and slot, count = max(local, global + what this

@@ -127,10 +127,12 @@ if tomb then
     end
   end
 end
+local hot = false
 for i = 5, #ARGV, 2 do
   if skip then break end
   local f, v = ARGV[i], ARGV[i + 1]
   local c = string.sub(f, 1, 1)
+  if c == 'u' or c == 'q' or c == 'p' then hot = true end
   if c == 'r' or c == 'c' then
     local old = redis.call('HGET', h, f)
     if old then v = orhex(old, v) end
@@ -192,7 +194,13 @@ else
   redis.call('PEXPIRE', h, ttl)
 end
 local score = tonumber(t[1]) * 1000000 + tonumber(t[2])
-if suspicious then
+-- Only a change a rule may fire on (unknown recipients, a box) makes other
+-- replicas fetch the key; valid-only traffic reaches them with the next
+-- such change, or the next write of their own.
+local listed = suspicious and redis.call('ZSCORE', KEYS[2], ARGV[4])
+if listed and not hot then
+  score = tonumber(listed)
+elseif suspicious then
   -- Scores are Redis time in microseconds made strictly increasing, so a
   -- replica that saw a key at score s knows any other change is newer.
   local last = tonumber(redis.call('GET', KEYS[3]) or '0') or 0

@@ -6,6 +6,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/strings.h"
 #include "hiredis/async.h"
 #include "hiredis/hiredis.h"
@@ -124,6 +125,7 @@ void RedisClient::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
   auto* self = static_cast<RedisClient*>(ac->data);
   auto* cb = static_cast<Callback*>(privdata);
   if (self != nullptr && self->pending_ > 0) --self->pending_;
+  if (self != nullptr && reply != nullptr) self->last_reply_ = absl::Now();
   (*cb)(static_cast<const redisReply*>(reply));
   delete cb;
 }

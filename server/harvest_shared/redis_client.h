@@ -57,6 +57,8 @@ class RedisClient {
   const std::string& error() const { return error_; }
   // Commands sent whose replies have not come back.
   size_t pending() const { return pending_; }
+  // When the last reply came (InfinitePast if none).
+  absl::Time last_reply() const { return last_reply_; }
 
  private:
   static void OnReply(redisAsyncContext* ac, void* reply, void* privdata);
@@ -72,6 +74,7 @@ class RedisClient {
   bool want_write_ = false;
   bool in_callback_ = false;
   size_t pending_ = 0;
+  absl::Time last_reply_ = absl::InfinitePast();
   std::string error_;
 };
 

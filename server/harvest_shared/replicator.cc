@@ -86,7 +86,10 @@ struct Replicator::Cycle {
   size_t requeued = 0;  // error replies: back in the queue, or dropped
   std::vector<Queued> sent;
   std::vector<SharedKey> states;
-  std::vector<std::string> fetch;            // key texts
+  std::vector<std::string> fetch;  // key texts
+  // Keys whose global state this cycle's own writes brought back: not
+  // fetched again.
+  absl::flat_hash_set<std::string> written;
   absl::flat_hash_set<PrefixKey> forgotten;  // not merged in this cycle
   std::vector<PrefixKey> published;          // forgets of this replica it sends
   // ... as taken from forgets_, put back if the cycle fails.
@@ -210,9 +213,24 @@ void Replicator::NoteError(const std::string& what) {
   status_.last_error = what;
 }
 
+absl::Time Replicator::CycleDeadline() const {
+  // A pipeline may be long; what times out is Redis answering nothing.
+  return std::max(deadline_, redis_.last_reply() + options_.command_timeout);
+}
+
 void Replicator::Drain() {
-  std::vector<SharedKey> deltas =
-      detector_->TakeDeltas(options_.max_queued_deltas);
+  // While connected, take no more than the next flush sends: the rest stay
+  // in the detector, where later deltas of the same key merge with them.
+  // While not, queue up to the bound, dropping the oldest.
+  size_t room = options_.max_queued_deltas;
+  if (state_ == State::kConnected) {
+    absl::MutexLock lock(&mu_);
+    room = queue_.size() >= options_.max_keys_per_flush
+               ? 0
+               : options_.max_keys_per_flush - queue_.size();
+  }
+  if (room == 0) return;
+  std::vector<SharedKey> deltas = detector_->TakeDeltas(room);
   if (deltas.empty()) return;
   absl::MutexLock lock(&mu_);
   for (SharedKey& d : deltas) queue_.push_back(Queued{std::move(d), 0});
@@ -252,7 +270,7 @@ void Replicator::Run() {
         break;
       case State::kConnected:
         if (cycle_ != nullptr) {
-          if (now >= deadline_) Fail("command timeout");
+          if (now >= CycleDeadline()) Fail("command timeout");
         } else if (now >= next_flush_ ||
                    (woken && now >= last_cycle_start_ + interval / 5)) {
           StartCycle();
@@ -262,8 +280,10 @@ void Replicator::Run() {
     }
     absl::Time until = next_drain_;
     if (state_ == State::kDisconnected) until = std::min(until, next_attempt_);
-    if (state_ == State::kConnecting || cycle_ != nullptr) {
+    if (state_ == State::kConnecting) {
       until = std::min(until, deadline_);
+    } else if (cycle_ != nullptr) {
+      until = std::min(until, CycleDeadline());
     } else if (state_ == State::kConnected) {
       until = std::min(until, next_flush_);
       if (woken) until = std::min(until, last_cycle_start_ + interval / 5);
@@ -442,6 +462,7 @@ void Replicator::StartCycle() {
         }
       } else {
         known_scores_[text] = ParseScore(Str(r->element[0]));
+        cycle->written.insert(text);
         std::vector<std::pair<std::string_view, std::string_view>> fields;
         for (size_t j = 1; j + 1 < r->elements; j += 2) {
           fields.emplace_back(Str(r->element[j]), Str(r->element[j + 1]));
@@ -558,6 +579,7 @@ void Replicator::StartCycle() {
             auto [it, inserted] = known_scores_.emplace(member, score);
             if (!inserted && it->second == score) continue;  // seen
             it->second = score;
+            if (cycle->written.contains(member)) continue;  // have it
             cycle->fetch.push_back(std::move(member));
           }
           const int64_t cursor = active_cursor_ms_;

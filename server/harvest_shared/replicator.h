@@ -13,7 +13,7 @@
 // Redis trouble never blocks anything but this thread: deltas wait in a
 // bounded queue (the oldest dropped and counted past the bound), the
 // connection is retried with backoff, and the detector keeps counting
-// locally. A pipeline that takes longer than command_timeout drops the
+// locally. A pipeline whose replies stop for command_timeout drops the
 // connection (a frozen or very slow Redis); its deltas in flight are counted
 // as dropped (whether Redis applied them is unknown, and counting them twice
 // could block a legitimate sender).
@@ -91,7 +91,8 @@ class Replicator {
     absl::Duration flush_interval = absl::Milliseconds(250);
     // Key deltas waiting while Redis is away; past it the oldest go.
     size_t max_queued_deltas = 200'000;
-    // Key deltas and fetched keys per cycle (the rest wait a cycle).
+    // Key deltas and fetched keys per cycle (the rest wait a cycle, and
+    // while connected wait in the detector, merging with later ones).
     size_t max_keys_per_flush = 20'000;
     absl::Duration min_backoff = absl::Milliseconds(100);
     absl::Duration max_backoff = absl::Seconds(5);
@@ -128,6 +129,7 @@ class Replicator {
   Replicator(Options options, harvest::Detector* detector);
   void Run();
   void Drain() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Time CycleDeadline() const;
   void StartConnect();
   void StartCycle();
   void SendFetches(const std::shared_ptr<Cycle>& cycle);

@@ -205,7 +205,7 @@ struct HarvestSample {
     double flush_seconds_sum = 0;
     uint64_t flush_count = 0;
   };
-  std::optional<Shared> shared;
+  std::optional<Shared> shared = std::nullopt;
 };
 
 class ScrapeCollector;  // metrics.cc
