@@ -193,6 +193,39 @@ TEST_F(ReplicatorTest, FrozenRedisTimesOutAndRecovers) {
                          absl::Seconds(5)));
 }
 
+// AUTH: the right password connects; a wrong one is reported, retried
+// with backoff, and never counts as connected.
+TEST(ReplicatorAuthTest, PasswordIsSentAndAWrongOneIsReported) {
+  testing::ScopedTempDir dir("rg-redis-auth");
+  auto redis = testing::RedisServer::Start(dir.path(), /*tcp=*/false,
+                                           {"--requirepass", "s3cret"});
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  for (const std::string password : {"s3cret", "wrong"}) {
+    auto d = Detector::Create(Config(), RealClock::Get(), 0);
+    ASSERT_TRUE(d.ok());
+    Replicator::Options o;
+    o.address = (*redis)->address();
+    o.password = password;
+    o.flush_interval = absl::Milliseconds(20);
+    o.min_backoff = absl::Milliseconds(20);
+    auto r = Replicator::Create(o, d->get());
+    ASSERT_TRUE(r.ok());
+    (*r)->Start();
+    if (password == "s3cret") {
+      ASSERT_TRUE(Eventually([&] { return (*r)->status().connected; }));
+      (*d)->Observe(Unknown("192.0.2.1", 2));
+      ASSERT_TRUE(Eventually(
+          [&] { return (*redis)->Cli({"DBSIZE"}).value_or("0") != "0"; }));
+    } else {
+      ASSERT_TRUE(Eventually([&] { return (*r)->status().errors >= 2; }));
+      const ReplicatorStatus st = (*r)->status();
+      EXPECT_FALSE(st.connected);
+      EXPECT_EQ(st.state, "disconnected");
+      EXPECT_NE(st.last_error.find("AUTH"), std::string::npos) << st.last_error;
+    }
+  }
+}
+
 // Regression: over TCP, a Redis frozen (the pipeline times out), thawed,
 // then killed while a flush was under way crashed the process.
 TEST(ReplicatorTcpTest, FrozenThawedThenKilled) {
