@@ -44,6 +44,7 @@ RUN apt-get update \
       libgmock-dev \
       libbenchmark-dev \
       libsystemd-dev \
+      libhiredis-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -73,6 +74,7 @@ RUN apt-get update \
       libgpg-error0 \
       libgrpc++1.51 \
       libgrpc29 \
+      libhiredis0.14 \
       libhogweed6 \
       libidn2-0 \
       libldap-2.5-0 \

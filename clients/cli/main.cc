@@ -416,6 +416,16 @@ int Status() {
   using google::protobuf::util::TimeUtil;
   std::printf("server version   %s\n", response.server_version().c_str());
   std::printf("serving          %s\n", response.serving() ? "yes" : "no");
+  if (response.harvest().has_shared()) {
+    const auto& sh = response.harvest().shared();
+    std::printf(
+        "harvest shared   %s (%s), lag %.1f s, %llu errors, %llu dropped "
+        "deltas%s%s\n",
+        sh.state().c_str(), sh.address().c_str(), sh.lag_seconds(),
+        static_cast<unsigned long long>(sh.errors()),
+        static_cast<unsigned long long>(sh.dropped_deltas()),
+        sh.last_error().empty() ? "" : ": ", sh.last_error().c_str());
+  }
   if (!response.serving()) return 0;
   std::printf("directory        %s\n", response.directory_version().c_str());
   std::printf("source           %s\n", response.source().c_str());

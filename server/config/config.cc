@@ -109,6 +109,11 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
     config.set_fingerprint_key_file(
         ResolvePath(base_dir, config.fingerprint_key_file()));
   }
+  if (config.harvest().has_shared() &&
+      !config.harvest().shared().password_file().empty()) {
+    v1::SharedHarvest* shared = config.mutable_harvest()->mutable_shared();
+    shared->set_password_file(ResolvePath(base_dir, shared->password_file()));
+  }
   for (v1::Domain& domain : *config.mutable_domains()) {
     if (domain.mode() == v1::DOMAIN_MODE_UNSPECIFIED) {
       domain.set_mode(v1::DOMAIN_MODE_ENFORCE);
@@ -372,6 +377,12 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
   RG_RETURN_IF_ERROR(ValidateHarvestNumbers(config.harvest()));
   if (auto harvest = HarvestConfigFromProto(config.harvest()); !harvest.ok()) {
     return harvest.status();
+  }
+  if (config.harvest().has_shared()) {
+    if (auto shared = SharedHarvestFromProto(config.harvest().shared());
+        !shared.ok()) {
+      return shared.status();
+    }
   }
   RG_RETURN_IF_ERROR(CheckDuration("limits.idle_timeout", limits.idle_timeout(),
                                    kIdleTimeoutRange));

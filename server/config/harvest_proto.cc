@@ -1,9 +1,13 @@
 #include "server/config/harvest_proto.h"
 
 #include <string>
+#include <tuple>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/file.h"
+#include "common/strings.h"
 
 namespace rcptguard::service {
 namespace {
@@ -22,7 +26,96 @@ absl::Status ParseDurationField(const std::string& text,
   return absl::OkStatus();
 }
 
+absl::Status DurationInRange(const std::string& text, const std::string& field,
+                             absl::Duration lo, absl::Duration hi,
+                             absl::Duration* out) {
+  if (absl::Status s = ParseDurationField(text, field, out); !s.ok()) return s;
+  if (*out < lo || *out > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": must be between ", absl::FormatDuration(lo),
+                     " and ", absl::FormatDuration(hi)));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::StatusOr<SharedHarvestSettings> SharedHarvestFromProto(
+    const v1::SharedHarvest& proto) {
+  SharedHarvestSettings out;
+  const std::string f = "harvest.shared.";
+  out.address = proto.address();
+  if (out.address.empty()) {
+    return absl::InvalidArgumentError(f + "address: required");
+  }
+  if (out.address.rfind("unix:", 0) == 0) {
+    if (out.address.size() == 5) {
+      return absl::InvalidArgumentError(
+          f + "address: \"unix:\" needs a socket path");
+    }
+  } else {
+    const size_t colon = out.address.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(out.address.substr(colon + 1), &port) || port <= 0 ||
+        port > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          f, "address: \"", out.address, "\" is not host:port or unix:/path"));
+    }
+  }
+  out.username = proto.username();
+  if (!proto.password_file().empty()) {
+    absl::StatusOr<std::string> pw =
+        ReadRegularFile(f + "password_file", proto.password_file(), 4096);
+    if (!pw.ok()) return pw.status();
+    std::string p = *std::move(pw);
+    while (!p.empty() && (p.back() == '\n' || p.back() == '\r')) p.pop_back();
+    if (p.empty() || p.find('\n') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          f + "password_file: must hold one non-empty line");
+    }
+    out.password = std::move(p);
+  } else if (!out.username.empty()) {
+    return absl::InvalidArgumentError(f + "username: needs password_file");
+  }
+  if (!proto.key_prefix().empty()) out.key_prefix = proto.key_prefix();
+  if (out.key_prefix.size() > 64) {
+    return absl::InvalidArgumentError(f + "key_prefix: at most 64 characters");
+  }
+  for (char c : out.key_prefix) {
+    if (c <= 0x20 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          f + "key_prefix: printable ASCII without spaces only");
+    }
+  }
+  if (proto.database() > 15) {
+    return absl::InvalidArgumentError(f + "database: at most 15");
+  }
+  out.database = static_cast<int>(proto.database());
+  for (auto [text, name, out_d, lo, hi] :
+       {std::tuple{&proto.connect_timeout(), "connect_timeout",
+                   &out.connect_timeout, absl::Milliseconds(10),
+                   absl::Seconds(30)},
+        std::tuple{&proto.command_timeout(), "command_timeout",
+                   &out.command_timeout, absl::Milliseconds(10),
+                   absl::Seconds(30)},
+        std::tuple{&proto.flush_interval(), "flush_interval",
+                   &out.flush_interval, absl::Milliseconds(10),
+                   absl::Seconds(10)}}) {
+    if (absl::Status s = DurationInRange(*text, f + name, lo, hi, out_d);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (proto.max_queued_deltas() != 0) {
+    if (proto.max_queued_deltas() > 10'000'000) {
+      return absl::InvalidArgumentError(f +
+                                        "max_queued_deltas: at most 10000000");
+    }
+    out.max_queued_deltas = proto.max_queued_deltas();
+  }
+  return out;
+}
 
 absl::StatusOr<harvest::HarvestConfig> HarvestConfigFromProto(
     const v1::HarvestDetection& proto) {

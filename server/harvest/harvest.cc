@@ -26,6 +26,7 @@
 #include "common/log.h"
 #include "server/harvest/rules.h"
 #include "server/harvest/shard.h"
+#include "server/harvest/shared_state.h"
 #include "server/harvest/window.h"
 
 namespace rcptguard::harvest {
@@ -51,6 +52,9 @@ class Detector::Impl {
       shards_[i].capacity =
           static_cast<uint32_t>(max_tracked_keys_ / num_shards_ +
                                 (i < max_tracked_keys_ % num_shards_));
+    }
+    for (size_t r = 0; r < c_.rules.size(); ++r) {
+      rule_index_.emplace(c_.rules[r].rule.name, static_cast<int>(r));
     }
   }
 
@@ -83,6 +87,9 @@ class Detector::Impl {
     applied.traffic = traffic;
     applied.transaction = obs.transaction;
     applied.recipients = recipients;
+    const bool record = record_.load(std::memory_order_relaxed) &&
+                        ex != Exemption::kUnparsableIp;
+    bool box_changed = false;
     for (int i = 0; i < counted; ++i) {
       const TrackedPrefix& p = c_.prefixes[keys[i].prefix];
       Shard& s = ShardFor(keys[i].hash);
@@ -100,7 +107,9 @@ class Detector::Impl {
         established = Established(e, e.total, now_ns);
         applied.new_client = e.total.total() == 0;
       }
-      AddObservation(e, obs, traffic, i == 0 ? 0 : keys[0].hash, now_ns);
+      PendingDelta* pd = nullptr;
+      if (record && recipients > 0) pd = &s.pending[keys[i].key];
+      AddObservation(e, obs, traffic, i == 0 ? 0 : keys[0].hash, now_ns, pd);
       e.last_seen_ns = now_ns;
 
       Tally cum[kMaxRules];
@@ -121,7 +130,17 @@ class Detector::Impl {
       if (judged) {
         applied.spare = p.network && established;
         const uint64_t fired = Fired(e, p, cum, epoch, applied);
-        UpdateState(e, p, fired, now_ns, applied);
+        if (!record) {
+          UpdateState(e, p, fired, now_ns, applied);
+        } else {
+          Penalty before[kModes];
+          std::copy(e.penalty, e.penalty + kModes, before);
+          UpdateState(e, p, fired, now_ns, applied);
+          if (BoxesChanged(before, e.penalty)) {
+            s.pending[keys[i].key].boxes = true;
+            box_changed = true;
+          }
+        }
         JudgeKey(e, p, cum, fired, epoch, now_ns, applied, best);
       }
       s.Touch(slot, now_ns);
@@ -135,7 +154,94 @@ class Detector::Impl {
 
     Verdict v = MakeVerdict(best, keys[0].key, narrow_unknown, ex);
     Count(obs, ip, ex, v, ShardFor(keys[0].hash).counters, /*dry=*/false);
+    if (box_changed && on_box_change_) on_box_change_();
     return v;
+  }
+
+  // --- Sharing between replicas.
+
+  void RecordDeltas(std::function<void()> on_box_change) {
+    on_box_change_ = std::move(on_box_change);
+    record_.store(true, std::memory_order_relaxed);
+  }
+
+  std::vector<SharedKey> TakeDeltas(size_t max_keys) {
+    const int64_t now_ns = ToNanos(clock_->Now());
+    std::vector<SharedKey> out;
+    // Start where the previous call stopped, so a bound never starves the
+    // last shards.
+    const size_t first =
+        take_from_.fetch_add(1, std::memory_order_relaxed) % num_shards_;
+    for (size_t n = 0; n < num_shards_ && out.size() < max_keys; ++n) {
+      Shard& s = shards_[(first + n) % num_shards_];
+      absl::MutexLock lock(&s.mu);
+      if (s.pending.empty()) continue;
+      std::vector<PrefixKey> taken;
+      for (auto& [key, pd] : s.pending) {
+        if (out.size() >= max_keys) break;
+        taken.push_back(key);
+        SharedKey& k = out.emplace_back();
+        k.key = key;
+        k.buckets = std::move(pd.buckets);
+        k.slots = std::move(pd.slots);
+        const uint32_t slot = s.Find(key);
+        bool clean = true;  // nothing a rule could fire on
+        if (slot != kNil) {
+          const Entry& e = s.At(slot);
+          k.last_seen_ms = FloorDiv(e.last_seen_ns, 1'000'000);
+          if (pd.boxes) {
+            k.has_boxes = true;
+            for (int m = 0; m < kModes; ++m)
+              k.boxes[m] = ToShared(e.penalty[m]);
+          }
+          clean =
+              e.total.unknown == 0 && !Penalized(e, now_ns) &&
+              std::all_of(e.null_counts.begin(), e.null_counts.end(),
+                          [](const NullCounts& c) { return c.unknown == 0; });
+        }
+        // A clean client's valid recipients are not shared: most traffic,
+        // and nothing a rule fires on (docs/harvest-shared.md).
+        if (clean && !k.Suspicious()) out.pop_back();
+      }
+      if (taken.size() == s.pending.size()) {
+        s.pending.clear();
+      } else {
+        for (const PrefixKey& key : taken) s.pending.erase(key);
+      }
+    }
+    return out;
+  }
+
+  MergeStats MergeShared(const std::vector<SharedKey>& global) {
+    MergeStats stats;
+    const int64_t now_ns = ToNanos(clock_->Now());
+    const int64_t epoch = FloorDiv(now_ns, c_.bucket_ns);
+    for (const SharedKey& g : global) {
+      const int prefix = PrefixIndex(g.key);
+      if (prefix < 0 || !Live(g, epoch, now_ns)) {
+        ++stats.skipped;
+        continue;
+      }
+      const size_t hash = absl::HashOf(g.key);
+      Shard& s = ShardFor(hash);
+      absl::MutexLock lock(&s.mu);
+      const bool known = s.Find(g.key) != kNil;
+      const uint32_t slot =
+          s.FindOrInsert(g.key, static_cast<uint8_t>(prefix), epoch, now_ns);
+      Entry& e = s.At(slot);
+      AdvanceRing(e, epoch);
+      auto it = s.pending.find(g.key);
+      const PendingDelta* pd = it == s.pending.end() ? nullptr : &it->second;
+      MergeInto(e, g, pd, now_ns);
+      s.Touch(slot, now_ns);
+      ++stats.merged;
+      if (!known) ++stats.inserted;
+    }
+    return stats;
+  }
+
+  absl::Duration bucket_width() const {
+    return absl::Nanoseconds(c_.bucket_ns);
   }
 
   Verdict Peek(std::string_view client_ip) const {
@@ -216,24 +322,28 @@ class Detector::Impl {
     return out;
   }
 
-  absl::StatusOr<size_t> Forget(std::string_view text) {
+  absl::StatusOr<Forgotten> Forget(std::string_view text) {
+    Forgotten out;
     if (text == "unparsable") {
       const PrefixKey key = PrefixKey::Unparsable();
       Shard& s = ShardFor(absl::HashOf(key));
       absl::MutexLock lock(&s.mu);
-      return s.Remove(key) ? 1 : 0;
+      out.removed = s.Remove(key) ? 1 : 0;
+      return out;
     }
     if (text.find('/') != std::string_view::npos) {
       absl::StatusOr<PrefixKey> net = ParseCidr(text);
       if (!net.ok()) return net.status();
-      size_t removed = 0;
       for (size_t si = 0; si < num_shards_; ++si) {
         Shard& s = shards_[si];
         absl::MutexLock lock(&s.mu);
-        removed += s.RemoveIf(
-            [&](const PrefixKey& key) { return Contains(*net, key); });
+        out.removed += s.RemoveIf([&](const PrefixKey& key) {
+          if (!Contains(*net, key)) return false;
+          out.keys.push_back(key);
+          return true;
+        });
       }
-      return removed;
+      return out;
     }
     const std::optional<IpAddress> ip = ParseIp(text);
     if (!ip.has_value()) {
@@ -242,13 +352,13 @@ class Detector::Impl {
     }
     KeyRef keys[kMaxKeys];
     const int nkeys = KeysFor(ip, keys);
-    size_t removed = 0;
     for (int i = 0; i < nkeys; ++i) {
       Shard& s = ShardFor(keys[i].hash);
       absl::MutexLock lock(&s.mu);
-      removed += s.Remove(keys[i].key) ? 1 : 0;
+      out.removed += s.Remove(keys[i].key) ? 1 : 0;
+      out.keys.push_back(keys[i].key);
     }
-    return removed;
+    return out;
   }
 
   DetectorStats Stats() const {
@@ -337,7 +447,8 @@ class Detector::Impl {
   // offending-clients sketch when the client sent unknown recipients; 0
   // for the client's own key.
   void AddObservation(Entry& e, const Observation& obs, Traffic traffic,
-                      size_t narrow_hash, int64_t now_ns) const {
+                      size_t narrow_hash, int64_t now_ns,
+                      PendingDelta* pd) const {
     const int si = SlotIndex(SlotEpoch(e.head_epoch));
     if (traffic == Traffic::kNormal) {
       const uint32_t add[kOutcomes] = {obs.valid, obs.unknown, obs.not_served,
@@ -351,6 +462,21 @@ class Detector::Impl {
           std::min<uint32_t>(0xffff, uint32_t{n.unknown} + obs.unknown));
       n.total = static_cast<uint16_t>(
           std::min<uint32_t>(0xffff, uint32_t{n.total} + total));
+    }
+    SharedSlot* ps = nullptr;
+    if (pd != nullptr) {
+      ps = &PendSlot(*pd, SlotEpoch(e.head_epoch));
+      if (traffic == Traffic::kNormal) {
+        SharedBucket& b = PendBucket(*pd, e.head_epoch);
+        b.valid += obs.valid;
+        b.unknown += obs.unknown;
+        b.not_served += obs.not_served;
+        b.malformed += obs.malformed;
+      } else {
+        ps->null_unknown += obs.unknown;
+        ps->null_total +=
+            obs.valid + obs.unknown + obs.not_served + obs.malformed;
+      }
     }
     if (obs.unknown == 0) return;
     uint64_t bits = 0;
@@ -370,9 +496,151 @@ class Detector::Impl {
       }
     }
     e.recipients[si] |= bits;
+    if (ps != nullptr) ps->recipients |= bits;
     if (narrow_hash != 0) {
-      e.clients[si] |= uint32_t{1} << (Mix(narrow_hash) % kClientBits);
+      const uint32_t bit = uint32_t{1} << (Mix(narrow_hash) % kClientBits);
+      e.clients[si] |= bit;
+      if (ps != nullptr) ps->clients |= bit;
     }
+  }
+
+  static SharedBucket& PendBucket(PendingDelta& pd, int64_t epoch) {
+    for (SharedBucket& b : pd.buckets) {
+      if (b.epoch == epoch) return b;
+    }
+    SharedBucket& b = pd.buckets.emplace_back();
+    b.epoch = epoch;
+    return b;
+  }
+  static SharedSlot& PendSlot(PendingDelta& pd, int64_t epoch) {
+    for (SharedSlot& sl : pd.slots) {
+      if (sl.epoch == epoch) return sl;
+    }
+    SharedSlot& sl = pd.slots.emplace_back();
+    sl.epoch = epoch;
+    return sl;
+  }
+
+  static bool BoxesChanged(const Penalty* before, const Penalty* after) {
+    for (int m = 0; m < kModes; ++m) {
+      if (before[m].until_ns != after[m].until_ns ||
+          before[m].rule != after[m].rule ||
+          before[m].action != after[m].action) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  SharedBox ToShared(const Penalty& pen) const {
+    SharedBox box;
+    if (pen.rule < 0 || pen.until_ns == kNoTime) return box;
+    // Rounded up: a box never ends earlier on another replica.
+    box.until_ms = FloorDiv(pen.until_ns + 999'999, 1'000'000);
+    box.action = pen.action;
+    box.rule = c_.rules[pen.rule].rule.name;
+    return box;
+  }
+
+  // The index into c_.prefixes of a shared key's prefix; -1 if not tracked
+  // here (another config) or the unparsable pseudo-key.
+  int PrefixIndex(const PrefixKey& key) const {
+    if (key.unparsable()) return -1;
+    for (size_t p = 0; p < c_.prefixes.size(); ++p) {
+      if (static_cast<int>(p) == c_.unparsable) continue;
+      if (c_.prefixes[p].family == key.family &&
+          c_.prefixes[p].len == key.prefix_len) {
+        return static_cast<int>(p);
+      }
+    }
+    return -1;
+  }
+
+  // Whether a global state holds anything inside the windows or a box
+  // that has not ended.
+  static bool Live(const SharedKey& g, int64_t epoch, int64_t now_ns) {
+    for (const SharedBucket& b : g.buckets) {
+      if (b.epoch > epoch - kRingBuckets) return true;
+    }
+    for (const SharedSlot& sl : g.slots) {
+      if (sl.epoch > SlotEpoch(epoch) - kSlots) return true;
+    }
+    for (const SharedBox& box : g.boxes) {
+      if (box.until_ms > 0 && box.until_ms * 1'000'000 > now_ns) return true;
+    }
+    return false;
+  }
+
+  static uint16_t Sat16(uint64_t v) {
+    return static_cast<uint16_t>(std::min<uint64_t>(v, 0xffff));
+  }
+  static uint8_t Sat8(uint64_t v) {
+    return static_cast<uint8_t>(std::min<uint64_t>(v, 0xff));
+  }
+
+  // MergeShared for one key whose ring is advanced to now.
+  void MergeInto(Entry& e, const SharedKey& g, const PendingDelta* pd,
+                 int64_t now_ns) const {
+    const int64_t oldest = e.head_epoch - kRingBuckets + 1;
+    bool changed = false;
+    for (const SharedBucket& gb : g.buckets) {
+      if (gb.epoch > e.head_epoch || gb.epoch < oldest) continue;
+      SharedBucket pend;
+      if (pd != nullptr) {
+        for (const SharedBucket& b : pd->buckets) {
+          if (b.epoch == gb.epoch) pend = b;
+        }
+      }
+      Bucket& lb = e.ring[RingSlot(gb.epoch)];
+      const Bucket old = lb;
+      lb.valid = std::max(lb.valid, Sat16(uint64_t{gb.valid} + pend.valid));
+      lb.unknown =
+          std::max(lb.unknown, Sat16(uint64_t{gb.unknown} + pend.unknown));
+      lb.not_served = std::max(lb.not_served,
+                               Sat8(uint64_t{gb.not_served} + pend.not_served));
+      lb.malformed =
+          std::max(lb.malformed, Sat8(uint64_t{gb.malformed} + pend.malformed));
+      changed = changed || std::memcmp(&old, &lb, sizeof(Bucket)) != 0;
+    }
+    if (changed) {
+      e.total = Tally{};
+      for (const Bucket& b : e.ring) Accumulate(e.total, b);
+    }
+    const int64_t head_slot = SlotEpoch(e.head_epoch);
+    for (const SharedSlot& gs : g.slots) {
+      if (gs.epoch > head_slot || gs.epoch <= head_slot - kSlots) continue;
+      SharedSlot pend;
+      if (pd != nullptr) {
+        for (const SharedSlot& sl : pd->slots) {
+          if (sl.epoch == gs.epoch) pend = sl;
+        }
+      }
+      const int i = SlotIndex(gs.epoch);
+      NullCounts& n = e.null_counts[i];
+      n.unknown = std::max(
+          n.unknown, Sat16(uint64_t{gs.null_unknown} + pend.null_unknown));
+      n.total =
+          std::max(n.total, Sat16(uint64_t{gs.null_total} + pend.null_total));
+      e.recipients[i] |= gs.recipients;
+      e.clients[i] |= gs.clients;
+    }
+    for (int m = 0; m < kModes; ++m) {
+      const SharedBox& box = g.boxes[m];
+      if (box.until_ms <= 0) continue;
+      const int64_t until = box.until_ms * 1'000'000;
+      if (until <= now_ns) continue;
+      auto r = rule_index_.find(box.rule);
+      if (r == rule_index_.end()) continue;  // a rule this config lacks
+      Penalty& pen = e.penalty[m];
+      const bool active = pen.until_ns > now_ns;
+      if (!active || box.action > pen.action) {
+        pen = Penalty{until, static_cast<int16_t>(r->second), box.action};
+      } else if (box.action == pen.action && until > pen.until_ns) {
+        pen.until_ns = until;
+      }
+    }
+    const int64_t seen = g.last_seen_ms * 1'000'000;
+    if (g.last_seen_ms > 0 && seen > e.last_seen_ns) e.last_seen_ns = seen;
   }
 
   // While a domain the transaction asks about is under attack, a client
@@ -816,6 +1084,12 @@ class Detector::Impl {
   // Stands in for the fingerprints of unknown recipients that came without
   // one: each such recipient counts as a new one.
   mutable std::atomic<uint64_t> unfingerprinted_{0};
+  // Rule indexes by name, for boxes from other replicas. Constant.
+  absl::flat_hash_map<std::string, int> rule_index_;
+  // Sharing: set once by RecordDeltas, before Observe runs.
+  std::atomic<bool> record_{false};
+  std::atomic<size_t> take_from_{0};  // TakeDeltas' first shard, rotating
+  std::function<void()> on_box_change_;
   // Bad input from the caller is logged once, then only counted.
   mutable std::atomic<bool> logged_unparsable_{false};
   mutable std::atomic<bool> logged_bad_domain_{false};
@@ -846,7 +1120,36 @@ std::vector<Offender> Detector::ListOffenders(size_t n) const {
   return impl_->ListOffenders(n);
 }
 absl::StatusOr<size_t> Detector::Forget(std::string_view ip_or_cidr) {
+  absl::StatusOr<Forgotten> f = impl_->Forget(ip_or_cidr);
+  if (!f.ok()) return f.status();
+  return f->removed;
+}
+absl::StatusOr<Detector::Forgotten> Detector::ForgetKeys(
+    std::string_view ip_or_cidr) {
   return impl_->Forget(ip_or_cidr);
+}
+void Detector::RecordDeltas(std::function<void()> on_box_change) {
+  impl_->RecordDeltas(std::move(on_box_change));
+}
+std::vector<SharedKey> Detector::TakeDeltas(size_t max_keys) {
+  return impl_->TakeDeltas(max_keys);
+}
+MergeStats Detector::MergeShared(const std::vector<SharedKey>& global) {
+  return impl_->MergeShared(global);
+}
+absl::Duration Detector::bucket_width() const { return impl_->bucket_width(); }
+
+bool SharedKey::Suspicious() const {
+  for (const SharedBucket& b : buckets) {
+    if (b.unknown > 0) return true;
+  }
+  for (const SharedSlot& s : slots) {
+    if (s.null_unknown > 0) return true;
+  }
+  for (const SharedBox& b : boxes) {
+    if (b.until_ms > 0) return true;
+  }
+  return false;
 }
 DetectorStats Detector::Stats() const { return impl_->Stats(); }
 std::vector<DomainStatus> Detector::DomainStatuses() const {

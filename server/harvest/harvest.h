@@ -53,6 +53,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -335,6 +336,10 @@ struct DetectorStats {
   size_t domains_under_attack = 0;
 };
 
+// Sharing between replicas: server/harvest/shared_state.h.
+struct SharedKey;
+struct MergeStats;
+
 struct DomainStatus {
   uint32_t distinct_clients = 0;  // estimate over domain_window
   bool under_attack = false;
@@ -377,6 +382,39 @@ class Detector {
 
   // One entry per served domain, by index.
   std::vector<DomainStatus> DomainStatuses() const;
+
+  // Sharing between replicas (server/harvest_shared, docs/harvest-shared.md).
+  // Nothing here is called on the request path except what Observe records.
+  //
+  // Starts recording, per key, what Observe counts, for TakeDeltas. Call
+  // once, before the first Observe. `on_box_change` (may be empty) is
+  // called after an Observe opened or changed a penalty box, with no lock of
+  // the detector held, so the caller can write the box through at once; it
+  // must be cheap and must not call back into the detector.
+  void RecordDeltas(std::function<void()> on_box_change);
+  // Moves out what Observe counted since the previous call, for at most
+  // `max_keys` keys (the rest stay for the next call; calls start at a
+  // rotating shard). Keys of the unparsable pseudo-client are never shared,
+  // nor the deltas of clean keys: no unknown recipient in their windows and
+  // no box (valid-only traffic, most of it, which no rule fires on).
+  std::vector<SharedKey> TakeDeltas(size_t max_keys);
+  // Folds the global state of keys (every replica's counts) into the local
+  // windows: per bucket and slot, count = max(local, global + what this
+  // replica counted since the deltas were taken); sketches are ORed; the
+  // stronger or longer box wins. Counts never go down, so a Redis that lost
+  // its data (restarted empty, refused a write) never lowers what this
+  // replica saw itself. Keys new here are inserted like observed keys.
+  MergeStats MergeShared(const std::vector<SharedKey>& global);
+  // Forget, also naming the keys other replicas must drop: those removed
+  // here and, for an address, every key it belongs to.
+  struct Forgotten {
+    size_t removed = 0;
+    std::vector<PrefixKey> keys;
+  };
+  absl::StatusOr<Forgotten> ForgetKeys(std::string_view ip_or_cidr);
+  // Width of one ring bucket (longest rule window / 60): replicas share
+  // only with replicas of the same width.
+  absl::Duration bucket_width() const;
 
  private:
   class Impl;

@@ -7,6 +7,7 @@
 #ifndef RCPTGUARD_SERVER_HARVEST_SHARD_H_
 #define RCPTGUARD_SERVER_HARVEST_SHARD_H_
 
+#include "server/harvest/shared_state.h"
 #include "server/harvest/window.h"
 
 namespace rcptguard::harvest {
@@ -37,6 +38,14 @@ inline uint64_t Load(const std::atomic<uint64_t>& c) {
   return c.load(std::memory_order_relaxed);
 }
 
+// What Observe counted for one key since the last Detector::TakeDeltas
+// (only when deltas are recorded). Usually one bucket and one slot.
+struct PendingDelta {
+  std::vector<SharedBucket> buckets;
+  std::vector<SharedSlot> slots;
+  bool boxes = false;  // a box opened or changed
+};
+
 // A hash table from key to slot, entries in fixed-size chunks (allocated as
 // the shard first fills, never freed or moved), and two intrusive LRU lists:
 // keys in an active penalty box ("protected") and the rest ("active").
@@ -49,6 +58,9 @@ class alignas(64) Shard {
   uint32_t capacity = 0;
 
   ShardCounters counters;
+
+  // Deltas not yet taken, by key (Detector::RecordDeltas); empty otherwise.
+  absl::flat_hash_map<PrefixKey, PendingDelta> pending ABSL_GUARDED_BY(mu);
 
   Entry& At(uint32_t slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
     return chunks_[slot / kChunkSlots][slot % kChunkSlots];
@@ -84,6 +96,7 @@ class alignas(64) Shard {
     if (it == index_.end()) return false;
     const uint32_t slot = it->second;
     index_.erase(it);
+    pending.erase(key);
     Unlink(slot);
     At(slot).next = free_head_;
     free_head_ = slot;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <limits>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
@@ -361,6 +362,52 @@ class ScrapeCollector : public prometheus::Collectable {
             "Served domains whose unknown-recipient rate is above the "
             "attack threshold.",
             s.domains_under_attack);
+      if (s.shared.has_value()) {
+        const HarvestSample::Shared& sh = *s.shared;
+        gauge("rcptguard_harvest_shared_connected",
+              "1 while this replica exchanges harvest state with Redis.",
+              sh.connected ? 1 : 0);
+        auto lag = Family("rcptguard_harvest_shared_lag_seconds",
+                          "Seconds since the last complete exchange of "
+                          "harvest state with Redis.",
+                          MetricType::Gauge);
+        AddSample(&lag, sh.lag_seconds);
+        families.push_back(std::move(lag));
+        gauge("rcptguard_harvest_shared_flushes_total",
+              "Complete exchanges of harvest state with Redis.", sh.flushes,
+              MetricType::Counter);
+        gauge("rcptguard_harvest_shared_errors_total",
+              "Redis errors: error replies, timeouts, lost connections.",
+              sh.errors, MetricType::Counter);
+        gauge("rcptguard_harvest_shared_dropped_deltas_total",
+              "Key deltas never applied to Redis (queue bound, lost in "
+              "flight).",
+              sh.dropped_deltas, MetricType::Counter);
+        gauge("rcptguard_harvest_shared_queued_deltas",
+              "Key deltas waiting to be sent to Redis.", sh.queued_deltas);
+        gauge("rcptguard_harvest_shared_reconnects_total",
+              "Connection attempts to Redis after the first.", sh.reconnects,
+              MetricType::Counter);
+        auto flush = Family("rcptguard_harvest_shared_flush_duration_seconds",
+                            "Time of one exchange with Redis (deltas out, "
+                            "global state back).",
+                            MetricType::Histogram);
+        prometheus::ClientMetric m;
+        for (const auto& [bound, count] : sh.flush_buckets) {
+          prometheus::ClientMetric::Bucket b;
+          b.upper_bound = bound;
+          b.cumulative_count = count;
+          m.histogram.bucket.push_back(b);
+        }
+        prometheus::ClientMetric::Bucket inf;
+        inf.upper_bound = std::numeric_limits<double>::infinity();
+        inf.cumulative_count = sh.flush_count;
+        m.histogram.bucket.push_back(inf);
+        m.histogram.sample_count = sh.flush_count;
+        m.histogram.sample_sum = sh.flush_seconds_sum;
+        flush.metric.push_back(std::move(m));
+        families.push_back(std::move(flush));
+      }
     }
 
     auto edges = Family("rcptguard_edge_requests_total",

@@ -67,6 +67,9 @@
 //   rcptguard_harvest_tracked_keys, rcptguard_harvest_tracked_keys_limit,
 //   rcptguard_harvest_evictions_total, rcptguard_harvest_penalty_boxes_active,
 //   rcptguard_harvest_domains_under_attack        with a harvest sampler set
+//   rcptguard_harvest_shared_connected, _lag_seconds, _flushes_total,
+//   _errors_total, _dropped_deltas_total, _queued_deltas, _reconnects_total,
+//   _flush_duration_seconds (histogram)         with harvest.shared as well
 //   process_cpu_seconds_total, process_resident_memory_bytes,
 //   process_virtual_memory_bytes, process_open_fds, process_max_fds,
 //   process_start_time_seconds
@@ -84,8 +87,10 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -196,6 +201,21 @@ struct HarvestSample {
   uint64_t evictions = 0;  // since start, monotonic
   uint64_t active_penalty_boxes = 0;
   uint64_t domains_under_attack = 0;
+  // harvest.shared (docs/harvest-shared.md); absent: not configured.
+  struct Shared {
+    bool connected = false;
+    double lag_seconds = 0;
+    uint64_t flushes = 0;
+    uint64_t errors = 0;
+    uint64_t dropped_deltas = 0;
+    uint64_t queued_deltas = 0;
+    uint64_t reconnects = 0;
+    // Flush latency: cumulative counts per upper bound, sum, count.
+    std::vector<std::pair<double, uint64_t>> flush_buckets;
+    double flush_seconds_sum = 0;
+    uint64_t flush_count = 0;
+  };
+  std::optional<Shared> shared = std::nullopt;
 };
 
 class ScrapeCollector;  // metrics.cc

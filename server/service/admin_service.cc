@@ -73,6 +73,20 @@ absl::Status AdminService::DoGetStatus(v1::GetStatusResponse* response) const {
   h->set_evictions(stats.evictions);
   h->set_active_penalties(stats.active_penalties);
   h->set_domains_under_attack(stats.domains_under_attack);
+  if (replicator_ != nullptr) {
+    const harvest_shared::ReplicatorStatus r = replicator_->status();
+    v1::SharedHarvestStatus* s = h->mutable_shared();
+    s->set_state(r.state);
+    s->set_connected(r.connected);
+    s->set_address(r.address);
+    s->set_last_error(r.last_error);
+    s->set_lag_seconds(r.lag_seconds);
+    s->set_flushes(r.flushes);
+    s->set_errors(r.errors);
+    s->set_dropped_deltas(r.dropped_deltas);
+    s->set_queued_deltas(r.queued_deltas);
+    s->set_reconnects(r.reconnects);
+  }
   const std::vector<harvest::DomainStatus> domains =
       detector_->DomainStatuses();
   for (int i = 0;
@@ -121,7 +135,10 @@ absl::Status AdminService::DoForgetClient(
   if (detector_ == nullptr) {
     return absl::FailedPreconditionError("harvest detection is disabled");
   }
-  absl::StatusOr<size_t> removed = detector_->Forget(request.client());
+  // With sharing, every replica forgets (within one flush interval).
+  absl::StatusOr<size_t> removed = replicator_ != nullptr
+                                       ? replicator_->Forget(request.client())
+                                       : detector_->Forget(request.client());
   if (!removed.ok()) return removed.status();
   response->set_removed(*removed);
   LogInfo(

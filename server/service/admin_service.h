@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
 #include "server/harvest/harvest.h"
+#include "server/harvest_shared/replicator.h"
 #include "server/metrics/metrics.h"
 #include "server/service/access.h"
 #include "server/service/directory_manager.h"
@@ -30,12 +31,14 @@ class AdminService final : public v1::Admin::Service {
   // null (nothing recorded); `access` may be null (everyone allowed).
   AdminService(DirectoryManager* manager, harvest::Detector* detector,
                bool observe_only, metrics::ServerMetrics* metrics = nullptr,
-               const AccessPolicy* access = nullptr)
+               const AccessPolicy* access = nullptr,
+               harvest_shared::Replicator* replicator = nullptr)
       : manager_(manager),
         detector_(detector),
         observe_only_(observe_only),
         metrics_(metrics),
-        access_(access) {}
+        access_(access),
+        replicator_(replicator) {}
 
   grpc::Status GetStatus(grpc::ServerContext* context,
                          const v1::GetStatusRequest* request,
@@ -73,6 +76,8 @@ class AdminService final : public v1::Admin::Service {
   const bool observe_only_;
   metrics::ServerMetrics* const metrics_;
   const AccessPolicy* const access_;
+  // Null unless harvest.shared: ForgetClient then clears every replica.
+  harvest_shared::Replicator* const replicator_;
 };
 
 }  // namespace rcptguard::service

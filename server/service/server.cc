@@ -56,6 +56,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
                                       std::move(harvest_config),
                                       RealClock::Get(), config.domains_size()));
   }
+  std::unique_ptr<harvest_shared::Replicator> replicator;
+  if (detector != nullptr && config.harvest().has_shared()) {
+    RG_ASSIGN_OR_RETURN(SharedHarvestSettings shared,
+                        SharedHarvestFromProto(config.harvest().shared()));
+    harvest_shared::Replicator::Options options;
+    options.address = shared.address;
+    options.username = shared.username;
+    options.password = shared.password;
+    options.key_prefix = shared.key_prefix;
+    options.database = shared.database;
+    options.connect_timeout = shared.connect_timeout;
+    options.command_timeout = shared.command_timeout;
+    options.flush_interval = shared.flush_interval;
+    options.max_queued_deltas = shared.max_queued_deltas;
+    RG_ASSIGN_OR_RETURN(replicator, harvest_shared::Replicator::Create(
+                                        std::move(options), detector.get()));
+  }
   std::unique_ptr<metrics::ServerMetrics> metrics;
   if (!config.metrics().disabled()) {
     metrics::MetricsOptions options;
@@ -75,7 +92,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
     RG_ASSIGN_OR_RETURN(metrics, metrics::ServerMetrics::Create(options));
     if (detector != nullptr) {
       harvest::Detector* d = detector.get();
-      metrics->SetHarvestSampler([d] {
+      harvest_shared::Replicator* r = replicator.get();
+      metrics->SetHarvestSampler([d, r] {
         const harvest::DetectorStats stats = d->Stats();
         metrics::HarvestSample sample;
         sample.tracked_keys = stats.tracked_keys;
@@ -83,21 +101,41 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
         sample.evictions = stats.evictions;
         sample.active_penalty_boxes = stats.active_penalties;
         sample.domains_under_attack = stats.domains_under_attack;
+        if (r != nullptr) {
+          const harvest_shared::ReplicatorStatus rs = r->status();
+          metrics::HarvestSample::Shared& sh = sample.shared.emplace();
+          sh.connected = rs.connected;
+          sh.lag_seconds = rs.lag_seconds;
+          sh.flushes = rs.flushes;
+          sh.errors = rs.errors;
+          sh.dropped_deltas = rs.dropped_deltas;
+          sh.queued_deltas = rs.queued_deltas;
+          sh.reconnects = rs.reconnects;
+          for (size_t b = 0; b < harvest_shared::kFlushBuckets.size(); ++b) {
+            sh.flush_buckets.emplace_back(harvest_shared::kFlushBuckets[b],
+                                          rs.flush_buckets[b]);
+          }
+          sh.flush_seconds_sum = rs.flush_seconds_sum;
+          sh.flush_count = rs.flush_count;
+        }
         return sample;
       });
     }
   }
-  return std::unique_ptr<Server>(new Server(
-      std::move(config), key, std::move(detector), std::move(metrics)));
+  return std::unique_ptr<Server>(
+      new Server(std::move(config), key, std::move(detector),
+                 std::move(replicator), std::move(metrics)));
 }
 
 Server::Server(v1::ServerConfig config, directory::SipKey key,
                std::unique_ptr<harvest::Detector> detector,
+               std::unique_ptr<harvest_shared::Replicator> replicator,
                std::unique_ptr<metrics::ServerMetrics> metrics)
     : config_(std::move(config)),
       metrics_(std::move(metrics)),
       manager_(config_, key, ManagerOptions()),
       detector_(std::move(detector)),
+      replicator_(std::move(replicator)),
       access_(config_),
       limiter_(config_.limits().recipients_per_second_per_identity(),
                config_.limits().rate_burst_seconds(), RealClock::Get()),
@@ -106,8 +144,8 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
       validation_service_(&validator_, metrics_.get(), &access_, &limiter_,
                           StreamLimitsFromConfig(config_.limits())),
       admin_service_(&manager_, detector_.get(),
-                     config_.harvest().observe_only(), metrics_.get(),
-                     &access_) {}
+                     config_.harvest().observe_only(), metrics_.get(), &access_,
+                     replicator_.get()) {}
 
 DirectoryManagerOptions Server::ManagerOptions() {
   DirectoryManagerOptions options;
@@ -212,6 +250,7 @@ std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
 }  // namespace
 
 absl::Status Server::Start() {
+  if (replicator_ != nullptr) replicator_->Start();
   if (metrics_ != nullptr) {
     const std::string& address = config_.metrics().listen_address();
     RG_ASSIGN_OR_RETURN(

@@ -32,6 +32,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
+#include "server/harvest_shared/replicator.h"
 #include "server/metrics/metrics.h"
 #include "server/service/admin_service.h"
 #include "server/service/directory_manager.h"
@@ -80,6 +81,7 @@ class Server {
 
   Server(v1::ServerConfig config, directory::SipKey key,
          std::unique_ptr<harvest::Detector> detector,
+         std::unique_ptr<harvest_shared::Replicator> replicator,
          std::unique_ptr<metrics::ServerMetrics> metrics);
 
   // Constant after construction.
@@ -88,6 +90,8 @@ class Server {
   std::unique_ptr<metrics::ServerMetrics> metrics_;
   DirectoryManager manager_;
   std::unique_ptr<harvest::Detector> detector_;  // null when disabled
+  // Null unless harvest.shared; declared after detector_, so stopped first.
+  std::unique_ptr<harvest_shared::Replicator> replicator_;
   const AccessPolicy access_;
   RateLimiter limiter_;
   Validator validator_;

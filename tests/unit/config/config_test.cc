@@ -250,6 +250,46 @@ INSTANTIATE_TEST_SUITE_P(
                 "4294967295 }",
                 "bad.textproto: limits.max_address_length: must be between 256 "
                 "and 65536 (got 4294967295)"},
+        BadCase{"SharedNoAddress",
+                "domains { name: \"a.com\" } harvest { shared { } }",
+                "harvest.shared.address: required"},
+        BadCase{"SharedBadAddress",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"redis\" } }",
+                "harvest.shared.address: \"redis\" is not host:port or "
+                "unix:/path"},
+        BadCase{"SharedBadPort",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"redis:99999\" } }",
+                "harvest.shared.address: \"redis:99999\" is not host:port"},
+        BadCase{"SharedUnixWithoutPath",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"unix:\" } }",
+                "harvest.shared.address: \"unix:\" needs a socket path"},
+        BadCase{"SharedUserWithoutPassword",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"r:6379\" username: \"rg\" } }",
+                "harvest.shared.username: needs password_file"},
+        BadCase{"SharedPrefixWithSpace",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"r:6379\" key_prefix: \"a b\" } }",
+                "harvest.shared.key_prefix: printable ASCII without spaces"},
+        BadCase{"SharedDatabase",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"r:6379\" database: 16 } }",
+                "harvest.shared.database: at most 15"},
+        BadCase{"SharedFlushInterval",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"r:6379\" flush_interval: \"1ms\" } }",
+                "harvest.shared.flush_interval: must be between 10ms and 10s"},
+        BadCase{"SharedTimeoutUnparsable",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"r:6379\" command_timeout: \"soon\" } }",
+                "harvest.shared.command_timeout: invalid duration \"soon\""},
+        BadCase{"SharedQueueBound",
+                "domains { name: \"a.com\" } harvest { shared { address: "
+                "\"r:6379\" max_queued_deltas: 20000000 } }",
+                "harvest.shared.max_queued_deltas: at most 10000000"},
         BadCase{"HarvestDsnMaxRecipients",
                 "domains { name: \"a.com\" } harvest { dsn_max_recipients: "
                 "4294967295 }",
@@ -376,6 +416,31 @@ TEST(ConfigTest, LoopbackAddresses) {
                         "example.net:50051", "[::1:50051", "128.0.0.1:1"}) {
     EXPECT_FALSE(IsLoopbackListenAddress(a)) << a;
   }
+}
+
+TEST(ConfigTest, SharedHarvestPasswordFileIsReadAndChecked) {
+  const std::string text =
+      "domains { name: \"a.com\" } insecure_plaintext: true "
+      "directory { ldif_files: \"a.ldif\" preset: \"ad\" } "
+      "harvest { shared { address: \"unix:/run/r.sock\" "
+      "password_file: \"/nonexistent/pw\" } }";
+  auto config = ParseConfig(text, "c.textproto", "");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()),
+              HasSubstr("harvest.shared.password_file /nonexistent/pw"));
+  // Defaults when the block is there with an address only.
+  auto ok = ParseConfig(
+      "domains { name: \"a.com\" } insecure_plaintext: true "
+      "directory { ldif_files: \"a.ldif\" preset: \"ad\" } "
+      "harvest { shared { address: \"[::1]:6379\" } }",
+      "c.textproto", "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  auto shared = service::SharedHarvestFromProto(ok->harvest().shared());
+  ASSERT_TRUE(shared.ok()) << shared.status();
+  EXPECT_EQ(shared->key_prefix, "rcptguard:");
+  EXPECT_EQ(shared->flush_interval, absl::Milliseconds(250));
+  EXPECT_EQ(shared->max_queued_deltas, 200'000u);
+  EXPECT_TRUE(shared->password.empty());
 }
 
 TEST(ConfigTest, MissingFileIsNotFoundNamingThePath) {

@@ -554,6 +554,65 @@ class KubernetesTest(unittest.TestCase):
                                      result.stdout + result.stderr)
 
 
+class RedisComponentTest(unittest.TestCase):
+    """deploy/kubernetes/components/redis (docs/harvest-shared.md)."""
+
+    DIR = os.path.join(KUBERNETES, "components", "redis")
+
+    @classmethod
+    def setUpClass(cls):
+        cls.objects = {}
+        for name in sorted(os.listdir(cls.DIR)):
+            if name.endswith(".yaml") and name != "kustomization.yaml":
+                for doc in load_yaml_documents(os.path.join(cls.DIR, name)):
+                    cls.objects[(doc["kind"], doc["metadata"]["name"])] = doc
+
+    def test_component_lists_every_manifest(self):
+        k = load_yaml_documents(os.path.join(self.DIR, "kustomization.yaml"))[0]
+        self.assertEqual(k["kind"], "Component")
+        listed = sorted(k["resources"] + [p["path"] for p in k["patches"]])
+        manifests = sorted(n for n in os.listdir(self.DIR)
+                           if n.endswith(".yaml") and n != "kustomization.yaml")
+        self.assertEqual(listed, manifests)
+
+    def test_one_redis_without_persistence(self):
+        sts = self.objects[("StatefulSet", "rcptguard-redis")]
+        self.assertEqual(sts["spec"]["replicas"], 1)
+        container = sts["spec"]["template"]["spec"]["containers"][0]
+        self.assertTrue(container["image"].startswith("redis:7"))
+        args = container["args"]
+        self.assertEqual(args[args.index("--save") + 1], "")
+        self.assertEqual(args[args.index("--appendonly") + 1], "no")
+        self.assertIn("--aclfile", args)
+        self.assertEqual(args[args.index("--maxmemory-policy") + 1], "noeviction")
+
+    def test_only_rcptguardd_reaches_redis(self):
+        policy = self.objects[("NetworkPolicy", "rcptguard-redis")]["spec"]
+        sts = self.objects[("StatefulSet", "rcptguard-redis")]
+        self.assertEqual(policy["podSelector"]["matchLabels"],
+                         sts["spec"]["selector"]["matchLabels"])
+        self.assertEqual(sorted(policy["policyTypes"]), ["Egress", "Ingress"])
+        self.assertEqual(policy["egress"], [])
+        self.assertEqual(len(policy["ingress"]), 1)
+        peers = policy["ingress"][0]["from"]
+        self.assertEqual(len(peers), 1)
+        deployment = load_yaml_documents(os.path.join(KUBERNETES, "deployment.yaml"))[0]
+        self.assertEqual(peers[0]["podSelector"]["matchLabels"],
+                         deployment["spec"]["selector"]["matchLabels"])
+
+    def test_acl_limits_the_user(self):
+        secret = self.objects[("Secret", "rcptguard-redis")]["stringData"]
+        acl = secret["users.acl"]
+        self.assertIn("user default off", acl)
+        self.assertRegex(acl, r"user rcptguard on >\S+ ~rcptguard:\* ")
+        self.assertIn("-@all", acl)
+        patch = load_yaml_documents(os.path.join(self.DIR, "deployment-patch.yaml"))[0]
+        container = patch["spec"]["template"]["spec"]["containers"][0]
+        self.assertEqual(container["name"], "rcptguardd")
+        self.assertEqual(container["volumeMounts"][0]["mountPath"],
+                         "/etc/rcptguard/redis")
+
+
 class MetricNamesTest(unittest.TestCase):
     """The rules and the dashboard use only what ServerMetrics exports."""
 

@@ -36,7 +36,15 @@ int main() {
                   .built_at = now - absl::Minutes(5),
                   .loaded_at = now,
                   .alias_domain_addresses = 7});
-  m.SetHarvestSampler([] { return HarvestSample{.tracked_keys = 1}; });
+  m.SetHarvestSampler([] {
+    HarvestSample sample{.tracked_keys = 1};
+    // As with harvest.shared configured: every rcptguard_harvest_shared_*.
+    HarvestSample::Shared& shared = sample.shared.emplace();
+    shared.connected = true;
+    shared.flush_buckets = {{0.01, 1}, {0.1, 2}};
+    shared.flush_count = 2;
+    return sample;
+  });
   const std::string text = SerializeText(m.collectables());
   std::fwrite(text.data(), 1, text.size(), stdout);
   return 0;

@@ -301,6 +301,47 @@ TEST(ServerMetricsTest, HarvestSamplerCanBeCleared) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST(ServerMetricsTest, SharedHarvestMetricsOnlyWhenConfigured) {
+  FakeClock clock;
+  auto metrics = MustCreate(TestOptions(&clock));
+  ASSERT_NE(metrics, nullptr);
+  metrics->SetHarvestSampler([] { return HarvestSample{.tracked_keys = 1}; });
+  EXPECT_THAT(SerializeText(metrics->collectables()),
+              Not(HasSubstr("rcptguard_harvest_shared_")));
+  metrics->SetHarvestSampler([] {
+    HarvestSample s;
+    HarvestSample::Shared& sh = s.shared.emplace();
+    sh.connected = false;
+    sh.lag_seconds = 12.5;
+    sh.errors = 3;
+    sh.dropped_deltas = 7;
+    sh.queued_deltas = 5;
+    sh.reconnects = 2;
+    sh.flushes = 40;
+    sh.flush_buckets = {{0.01, 30}, {0.1, 39}};
+    sh.flush_seconds_sum = 0.5;
+    sh.flush_count = 40;
+    return s;
+  });
+  ExpectLines(
+      SerializeText(metrics->collectables()),
+      {
+          "rcptguard_harvest_shared_connected 0",
+          "rcptguard_harvest_shared_lag_seconds 12.5",
+          "rcptguard_harvest_shared_errors_total 3",
+          "rcptguard_harvest_shared_dropped_deltas_total 7",
+          "rcptguard_harvest_shared_queued_deltas 5",
+          "rcptguard_harvest_shared_reconnects_total 2",
+          "rcptguard_harvest_shared_flushes_total 40",
+          "rcptguard_harvest_shared_flush_duration_seconds_bucket{le=\"0.01\"} "
+          "30",
+          "rcptguard_harvest_shared_flush_duration_seconds_bucket{le=\"+Inf\"} "
+          "40",
+          "rcptguard_harvest_shared_flush_duration_seconds_count 40",
+          "# TYPE rcptguard_harvest_shared_flush_duration_seconds histogram",
+      });
+}
+
 TEST(ServerMetricsTest, DomainsBeyondTheLabelCapFoldIntoOther) {
   FakeClock clock;
   MetricsOptions options = TestOptions(&clock);
