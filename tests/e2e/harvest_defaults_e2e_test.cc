@@ -74,7 +74,11 @@ TEST_F(HarvestDefaultsE2eTest, NullSenderHarvesterLearnsNothing) {
                {absl::StrCat("guess", i, "@example.com")});
     truthful += last.verdicts(0).reply().code() == 550 ? 1 : 0;
   }
-  EXPECT_LE(truthful, 10);
+  // The rule fires at 10 distinct unknown recipients as estimated by the
+  // 64-bit sketch (linear counting, keyed per process): when guesses share
+  // a bit it takes a few more. 14 holds for all but 0.03 % of keys (13 %
+  // of runs needed more than 10; CI once saw 12).
+  EXPECT_LE(truthful, 14);
   EXPECT_EQ(last.client().action(), v1::CLIENT_ACTION_ACCEPT);
   EXPECT_EQ(last.client().rule(), "null-sender-accept-all");
   EXPECT_EQ(last.verdicts(0).status(), v1::RECIPIENT_STATUS_UNKNOWN);
