@@ -69,6 +69,8 @@ class Detector::Impl {
     const int nkeys = KeysFor(ip, keys);
     const uint32_t recipients =
         obs.valid + obs.unknown + obs.not_served + obs.malformed;
+    // The client's bit in its networks' and domains' sketches.
+    const uint64_t client_sketch_hash = SketchHash(keys[0].key);
 
     Candidate best[kModes];
     uint32_t narrow_unknown = 0;
@@ -109,7 +111,8 @@ class Detector::Impl {
       }
       PendingDelta* pd = nullptr;
       if (record && recipients > 0) pd = &s.pending[keys[i].key];
-      AddObservation(e, obs, traffic, i == 0 ? 0 : keys[0].hash, now_ns, pd);
+      AddObservation(e, obs, traffic, i == 0 ? 0 : client_sketch_hash, now_ns,
+                     pd);
       e.last_seen_ns = now_ns;
 
       Tally cum[kMaxRules];
@@ -148,7 +151,7 @@ class Detector::Impl {
     // The domain signal is fed and applied by normal traffic only: bounces
     // to forged addresses (backscatter) from many MTAs are not an attack.
     if (judged && traffic == Traffic::kNormal) {
-      if (probing) RecordDomains(obs, keys[0].hash, now_ns);
+      if (probing) RecordDomains(obs, client_sketch_hash, now_ns);
       if (!established) JudgeDomains(obs, now_ns, keys[0].key, best);
     }
 

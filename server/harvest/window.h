@@ -221,6 +221,23 @@ inline uint64_t Mix(uint64_t h) {
   return h;
 }
 
+// A hash of `key` that is the same in every process (absl::HashOf is seeded
+// per process): the bits it picks in the distinct-client and domain
+// sketches must agree between replicas that OR their sketches together
+// (harvest.shared), and between runs of the simulator. Never 0.
+inline uint64_t SketchHash(const PrefixKey& key) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a over the key's fields
+  auto add = [&h](uint8_t b) {
+    h ^= b;
+    h *= 0x100000001b3ULL;
+  };
+  add(static_cast<uint8_t>(key.family));
+  add(key.prefix_len);
+  for (uint8_t b : key.bytes) add(b);
+  h = Mix(h);
+  return h == 0 ? 1 : h;
+}
+
 inline bool Penalized(const Entry& e, int64_t now_ns) {
   return e.penalty[kEnforced].until_ns > now_ns ||
          e.penalty[kObserved].until_ns > now_ns;
