@@ -179,7 +179,7 @@ TEST_F(HarakaE2eTest, FrozenOrStoppedServerFailsOpenForServedDomainsOnly) {
     ASSERT_EQ(smtp.Rcpt("alice@example.com").reply.code, 250);
   }
   // The plugin learnt the served domains at start (GetServedDomains).
-  server_.process().Signal(SIGSTOP);
+  ASSERT_TRUE(server_.process().Freeze());
   {
     Session smtp(haraka_);
     Timed open = smtp.Rcpt("nobody@example.com");  // unknown, but no answer

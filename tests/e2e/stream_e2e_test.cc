@@ -292,7 +292,7 @@ TEST_F(StreamTest, FrozenServerDeadlineThenFailurePolicy) {
       client->CheckRecipientSync(Context("198.51.100.5"), "alice@example.com")
           .source,
       RecipientResult::Source::kService);
-  ASSERT_EQ(kill(server_.process().pid(), SIGSTOP), 0);
+  ASSERT_TRUE(server_.process().Freeze());
   const absl::Time start = absl::Now();
   std::vector<std::pair<v1::SmtpContext, std::string>> checks;
   for (int i = 0; i < 6; ++i) {

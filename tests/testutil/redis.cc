@@ -100,7 +100,7 @@ absl::StatusOr<std::string> RedisServer::Cli(
 }
 
 void RedisServer::Pause() {
-  if (process_ != nullptr) process_->Signal(SIGSTOP);
+  if (process_ != nullptr) process_->Freeze();
 }
 void RedisServer::Resume() {
   if (process_ != nullptr) process_->Signal(SIGCONT);

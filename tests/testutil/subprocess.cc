@@ -80,6 +80,42 @@ void Subprocess::Signal(int sig) {
   if (pid_ > 0 && !exit_status_.has_value()) ::kill(pid_, sig);
 }
 
+namespace {
+
+// The state letter of /proc/<pid>/task/<tid>/stat (after the ")" that ends
+// the command name), or 0 if unreadable.
+char TaskState(const std::filesystem::path& stat_file) {
+  const std::string stat = ReadFile(stat_file.string());
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return 0;
+  return stat[paren + 2];
+}
+
+}  // namespace
+
+bool Subprocess::Freeze(absl::Duration timeout) {
+  if (pid_ <= 0 || exit_status_.has_value()) return false;
+  if (::kill(pid_, SIGSTOP) != 0) return false;
+  const std::filesystem::path tasks = absl::StrCat("/proc/", pid_, "/task");
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    bool all_stopped = true;
+    std::error_code error;
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+      const char state = TaskState(task.path() / "stat");
+      // 'T' stopped; a thread that exited meanwhile reads as 0 or 'Z'/'X'.
+      if (state != 'T' && state != 0 && state != 'Z' && state != 'X') {
+        all_stopped = false;
+        break;
+      }
+    }
+    if (error) return false;
+    if (all_stopped) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return false;
+}
+
 std::optional<int> Subprocess::Wait(absl::Duration timeout) {
   if (exit_status_.has_value()) return exit_status_;
   if (pid_ <= 0) return std::nullopt;

@@ -37,6 +37,12 @@ class Subprocess {
 
   // Sends `sig` to the process.
   void Signal(int sig);
+  // SIGSTOP, then waits (up to `timeout`) until every thread of the process
+  // is stopped: kill() returns before that, and on a loaded machine a
+  // thread already running can still answer a request meanwhile (the group
+  // stop reaches the other threads only once the thread picked for the
+  // signal is scheduled). Returns false on timeout or if not running.
+  bool Freeze(absl::Duration timeout = absl::Seconds(10));
   // Waits up to `timeout` for the process to exit; returns its exit status
   // as from waitpid (use WIFEXITED etc.), or nullopt on timeout.
   std::optional<int> Wait(absl::Duration timeout);
