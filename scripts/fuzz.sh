@@ -19,7 +19,7 @@ CC=clang CXX=clang++ cmake -G Ninja -S . -B "$dir" \
   -DRG_FUZZ_SECONDS="$secs" -DCMAKE_CXX_FLAGS="-Werror=thread-safety" \
   >/dev/null
 fuzzers=(address_fuzz ldif_fuzz config_fuzz snapshot_fuzz policy_fuzz
-         socketmap_fuzz edge_path_fuzz)
+         socketmap_fuzz edge_path_fuzz batch_split_fuzz)
 targets=(rcptguardd rcptguard rcptguard-postfix "${fuzzers[@]}")
 args=()
 for t in "${targets[@]}"; do args+=(--target "$t"); done

@@ -13,8 +13,6 @@
 #include "common/log.h"
 #include "common/strings.h"
 #include "google/protobuf/arena.h"
-#include "google/protobuf/io/coded_stream.h"
-#include "google/protobuf/wire_format_lite.h"
 #include "server/service/handler_support.h"
 #include "server/service/stream_reactor.h"
 #include "server/service/validation_service.h"
@@ -22,17 +20,6 @@
 
 namespace rcptguard::service {
 namespace {
-
-using google::protobuf::io::CodedInputStream;
-
-// More requests than this in one message end the stream: a batch is
-// answered within one callback, and its answer is buffered whole.
-constexpr int kMaxRequestsPerBatch = 1000;
-
-// ValidateBatchRequest's fields, by number (validation.proto).
-constexpr uint32_t kBatchIdTag = (1 << 3) | 0;   // varint
-constexpr uint32_t kRequestsTag = (2 << 3) | 2;  // length-delimited
-constexpr uint32_t kRequestsField = 2;
 
 // The message's octets in one piece: the buffer's own slice when it has
 // one, else a copy in `flat`.
@@ -47,46 +34,6 @@ std::string_view Flatten(const grpc::ByteBuffer& bytes,
     flat->append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   return *flat;
-}
-
-// The octets of each request of a ValidateBatchRequest, without parsing
-// them: a request that does not parse is its own problem.
-absl::Status SplitBatch(std::string_view data, uint64_t* batch_id,
-                        std::vector<std::string_view>* requests) {
-  CodedInputStream in(reinterpret_cast<const uint8_t*>(data.data()),
-                      static_cast<int>(data.size()));
-  for (;;) {
-    const size_t offset = static_cast<size_t>(in.CurrentPosition());
-    if (offset == data.size()) return absl::OkStatus();
-    const uint32_t tag = in.ReadTag();
-    bool ok = true;
-    if (tag == kBatchIdTag) {
-      ok = in.ReadVarint64(batch_id);
-    } else if (tag == kRequestsTag) {
-      uint32_t length = 0;
-      ok = in.ReadVarint32(&length);
-      const size_t start = static_cast<size_t>(in.CurrentPosition());
-      ok = ok && length <= data.size() - start && in.Skip(length);
-      if (ok) {
-        if (requests->size() >= kMaxRequestsPerBatch) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("ValidateBatchRequest.requests: more than ",
-                           kMaxRequestsPerBatch, " requests in one message"));
-        }
-        requests->push_back(data.substr(start, length));
-      }
-    } else if ((tag >> 3) == kRequestsField || tag == 0) {
-      ok = false;  // requests with the wrong wire type, or no tag at all
-    } else {
-      ok = google::protobuf::internal::WireFormatLite::SkipField(&in, tag);
-    }
-    if (!ok) break;
-  }
-  std::string why =
-      DescribeMalformed(data, v1::ValidateBatchRequest::descriptor());
-  if (why.empty()) why = "does not parse";
-  return absl::InvalidArgumentError(
-      absl::StrCat("not a valid rcptguard.v1.ValidateBatchRequest: ", why));
 }
 
 // The unary Validate's error for a request that does not parse.
@@ -123,7 +70,7 @@ absl::Status RecipientValidationService::AnswerBatch(
   const std::string_view data = Flatten(bytes, &slices, &flat);
   uint64_t batch_id = 0;
   std::vector<std::string_view> parts;
-  absl::Status split = SplitBatch(data, &batch_id, &parts);
+  absl::Status split = SplitBatchRequest(data, &batch_id, &parts);
   if (!split.ok()) return split;
 
   google::protobuf::Arena arena;

@@ -11,9 +11,11 @@
 #include "common/text.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/stubs/logging.h"
+#include "google/protobuf/wire_format_lite.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "grpcpp/support/proto_buffer_writer.h"
+#include "rcptguard/v1/validation.pb.h"
 
 namespace rcptguard::service {
 namespace {
@@ -222,6 +224,54 @@ void ProtobufLogHandler(google::protobuf::LogLevel level, const char* file,
 
 void InstallProtobufLogHandler() {
   google::protobuf::SetLogHandler(&ProtobufLogHandler);
+}
+
+namespace {
+
+// ValidateBatchRequest's fields, by number (validation.proto).
+constexpr uint32_t kBatchIdTag = (1 << 3) | 0;   // varint
+constexpr uint32_t kRequestsTag = (2 << 3) | 2;  // length-delimited
+constexpr uint32_t kRequestsField = 2;
+
+}  // namespace
+
+absl::Status SplitBatchRequest(std::string_view data, uint64_t* batch_id,
+                               std::vector<std::string_view>* requests) {
+  google::protobuf::io::CodedInputStream in(
+      reinterpret_cast<const uint8_t*>(data.data()),
+      static_cast<int>(data.size()));
+  for (;;) {
+    const size_t offset = static_cast<size_t>(in.CurrentPosition());
+    if (offset == data.size()) return absl::OkStatus();
+    const uint32_t tag = in.ReadTag();
+    bool ok = true;
+    if (tag == kBatchIdTag) {
+      ok = in.ReadVarint64(batch_id);
+    } else if (tag == kRequestsTag) {
+      uint32_t length = 0;
+      ok = in.ReadVarint32(&length);
+      const size_t start = static_cast<size_t>(in.CurrentPosition());
+      ok = ok && length <= data.size() - start && in.Skip(length);
+      if (ok) {
+        if (requests->size() >= static_cast<size_t>(kMaxBatchRequests)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("ValidateBatchRequest.requests: more than ",
+                           kMaxBatchRequests, " requests in one message"));
+        }
+        requests->push_back(data.substr(start, length));
+      }
+    } else if ((tag >> 3) == kRequestsField || tag == 0) {
+      ok = false;  // requests with the wrong wire type, or no tag at all
+    } else {
+      ok = google::protobuf::internal::WireFormatLite::SkipField(&in, tag);
+    }
+    if (!ok) break;
+  }
+  std::string why =
+      DescribeMalformed(data, v1::ValidateBatchRequest::descriptor());
+  if (why.empty()) why = "does not parse";
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a valid rcptguard.v1.ValidateBatchRequest: ", why));
 }
 
 }  // namespace rcptguard::service

@@ -13,8 +13,10 @@
 #ifndef RCPTGUARD_SERVER_SERVICE_WIRE_H_
 #define RCPTGUARD_SERVER_SERVICE_WIRE_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "google/protobuf/descriptor.h"
@@ -34,6 +36,21 @@ absl::Status ParseMessage(const grpc::ByteBuffer& bytes,
 // empty string when its wire format looks well-formed.
 std::string DescribeMalformed(std::string_view data,
                               const google::protobuf::Descriptor* descriptor);
+
+// More requests than this in one ValidateBatchRequest end the stream: a
+// batch is answered within one callback, and its answer is buffered whole.
+inline constexpr int kMaxBatchRequests = 1000;
+
+// Splits a serialized rcptguard.v1.ValidateBatchRequest without parsing its
+// requests (a request that does not parse is its own problem, answered in
+// its own result): sets `batch_id` (the last one on the wire, as a parser
+// would) and appends the octets of each request, views into `data`, in
+// order. Errors: InvalidArgument "not a valid
+// rcptguard.v1.ValidateBatchRequest: <what>" (truncated, a field of the
+// wrong wire type) or "ValidateBatchRequest.requests: more than 1000
+// requests in one message".
+absl::Status SplitBatchRequest(std::string_view data, uint64_t* batch_id,
+                               std::vector<std::string_view>* requests);
 
 // Serializes `message` into `bytes`.
 absl::Status SerializeMessage(const google::protobuf::Message& message,

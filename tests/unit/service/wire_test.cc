@@ -1,6 +1,8 @@
 #include "server/service/wire.h"
 
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -83,6 +85,60 @@ TEST(SerializeMessageTest, RoundTrips) {
   ASSERT_TRUE(ParseMessage(bytes, &back).ok());
   EXPECT_EQ(back.request_id(), 42u);
   EXPECT_EQ(back.verdicts(0).status(), v1::RECIPIENT_STATUS_VALID);
+}
+
+TEST(SplitBatchRequestTest, SplitsWithoutParsingTheRequests) {
+  v1::ValidateBatchRequest batch;
+  batch.set_batch_id(7);
+  batch.add_requests()->add_recipients("alice@example.com");
+  batch.add_requests()->set_request_id(3);
+  std::string data = batch.SerializeAsString();
+  // A request that does not parse is still split (its own problem), and
+  // unknown fields are skipped; the last batch_id wins, as in a parser.
+  data += Field(2, Field(3, "\xff"));
+  data += Field(9, "later") + std::string("\x08\x09", 2);
+  uint64_t id = 0;
+  std::vector<std::string_view> parts;
+  ASSERT_TRUE(SplitBatchRequest(data, &id, &parts).ok());
+  EXPECT_EQ(id, 9u);
+  ASSERT_EQ(parts.size(), 3u);
+  v1::ValidateRequest first;
+  ASSERT_TRUE(first.ParseFromArray(parts[0].data(), parts[0].size()));
+  EXPECT_EQ(first.recipients(0), "alice@example.com");
+  EXPECT_EQ(parts[2], Field(3, "\xff"));
+}
+
+TEST(SplitBatchRequestTest, RefusesWhatIsNotABatch) {
+  uint64_t id = 0;
+  std::vector<std::string_view> parts;
+  // requests (field 2) as a varint.
+  absl::Status s = SplitBatchRequest(std::string("\x10\x01", 2), &id, &parts);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(),
+              HasSubstr("not a valid rcptguard.v1.ValidateBatchRequest: "));
+  // A request whose length runs past the end.
+  s = SplitBatchRequest(std::string("\x12\x40"
+                                    "ab",
+                                    4),
+                        &id, &parts);
+  EXPECT_THAT(s.message(), HasSubstr("runs past the end"));
+  // A truncated batch_id, and a zero tag.
+  EXPECT_FALSE(SplitBatchRequest(std::string("\x08", 1), &id, &parts).ok());
+  EXPECT_FALSE(SplitBatchRequest(std::string("\x00\x01", 2), &id, &parts).ok());
+}
+
+TEST(SplitBatchRequestTest, MoreThanTheLimitIsRefused) {
+  std::string data;
+  for (int i = 0; i < kMaxBatchRequests; ++i) data += Field(2, "");
+  uint64_t id = 0;
+  std::vector<std::string_view> parts;
+  ASSERT_TRUE(SplitBatchRequest(data, &id, &parts).ok());
+  EXPECT_EQ(parts.size(), static_cast<size_t>(kMaxBatchRequests));
+  parts.clear();
+  data += Field(2, "");
+  absl::Status s = SplitBatchRequest(data, &id, &parts);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(s.message(), HasSubstr("more than 1000 requests"));
 }
 
 }  // namespace
