@@ -68,19 +68,20 @@ absl::Status RecipientValidationService::AnswerBatch(
   std::vector<grpc::Slice> slices;
   std::string flat;
   const std::string_view data = Flatten(bytes, &slices, &flat);
-  uint64_t batch_id = 0;
-  std::vector<std::string_view> parts;
-  absl::Status split = SplitBatchRequest(data, &batch_id, &parts);
+  google::protobuf::Arena arena;
+  auto* frame =
+      google::protobuf::Arena::CreateMessage<internal::ValidateBatchFrame>(
+          &arena);
+  absl::Status split = SplitBatchRequest(data, frame);
   if (!split.ok()) return split;
 
-  google::protobuf::Arena arena;
   auto* response =
       google::protobuf::Arena::CreateMessage<v1::ValidateBatchResponse>(&arena);
-  response->set_batch_id(batch_id);
-  response->mutable_results()->Reserve(static_cast<int>(parts.size()));
+  response->set_batch_id(frame->batch_id());
+  response->mutable_results()->Reserve(frame->requests_size());
   auto* request =
       google::protobuf::Arena::CreateMessage<v1::ValidateRequest>(&arena);
-  for (std::string_view part : parts) {
+  for (const std::string& part : frame->requests()) {
     // Each request is one ValidateStream request in the metrics.
     CallTimer timer(metrics_, metrics::Method::kValidateStream);
     v1::ValidateBatchResult* result = response->add_results();

@@ -103,7 +103,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(
         sample.domains_under_attack = stats.domains_under_attack;
         if (r != nullptr) {
           const harvest_shared::ReplicatorStatus rs = r->status();
-          metrics::HarvestSample::Shared& sh = sample.shared.emplace();
+          // Assigned, not emplace()d: clang finds a nested struct with
+          // member initializers not default-constructible here.
+          sample.shared = metrics::HarvestSample::Shared{};
+          metrics::HarvestSample::Shared& sh = *sample.shared;
           sh.connected = rs.connected;
           sh.lag_seconds = rs.lag_seconds;
           sh.flushes = rs.flushes;

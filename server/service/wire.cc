@@ -11,7 +11,7 @@
 #include "common/text.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/stubs/logging.h"
-#include "google/protobuf/wire_format_lite.h"
+#include "google/protobuf/unknown_field_set.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/proto_buffer_reader.h"
 #include "grpcpp/support/proto_buffer_writer.h"
@@ -226,52 +226,30 @@ void InstallProtobufLogHandler() {
   google::protobuf::SetLogHandler(&ProtobufLogHandler);
 }
 
-namespace {
-
-// ValidateBatchRequest's fields, by number (validation.proto).
-constexpr uint32_t kBatchIdTag = (1 << 3) | 0;   // varint
-constexpr uint32_t kRequestsTag = (2 << 3) | 2;  // length-delimited
-constexpr uint32_t kRequestsField = 2;
-
-}  // namespace
-
-absl::Status SplitBatchRequest(std::string_view data, uint64_t* batch_id,
-                               std::vector<std::string_view>* requests) {
-  google::protobuf::io::CodedInputStream in(
-      reinterpret_cast<const uint8_t*>(data.data()),
-      static_cast<int>(data.size()));
-  for (;;) {
-    const size_t offset = static_cast<size_t>(in.CurrentPosition());
-    if (offset == data.size()) return absl::OkStatus();
-    const uint32_t tag = in.ReadTag();
-    bool ok = true;
-    if (tag == kBatchIdTag) {
-      ok = in.ReadVarint64(batch_id);
-    } else if (tag == kRequestsTag) {
-      uint32_t length = 0;
-      ok = in.ReadVarint32(&length);
-      const size_t start = static_cast<size_t>(in.CurrentPosition());
-      ok = ok && length <= data.size() - start && in.Skip(length);
-      if (ok) {
-        if (requests->size() >= static_cast<size_t>(kMaxBatchRequests)) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("ValidateBatchRequest.requests: more than ",
-                           kMaxBatchRequests, " requests in one message"));
-        }
-        requests->push_back(data.substr(start, length));
-      }
-    } else if ((tag >> 3) == kRequestsField || tag == 0) {
-      ok = false;  // requests with the wrong wire type, or no tag at all
-    } else {
-      ok = google::protobuf::internal::WireFormatLite::SkipField(&in, tag);
-    }
-    if (!ok) break;
+absl::Status SplitBatchRequest(std::string_view data,
+                               internal::ValidateBatchFrame* frame) {
+  bool ok = frame->ParseFromArray(data.data(), static_cast<int>(data.size()));
+  // protobuf keeps a known field of the wrong wire type (requests as a
+  // varint) as an unknown field; a request would go unanswered, so that is
+  // refused like a message that does not parse.
+  const google::protobuf::UnknownFieldSet& unknown =
+      frame->GetReflection()->GetUnknownFields(*frame);
+  for (int i = 0; ok && i < unknown.field_count(); ++i) {
+    ok = unknown.field(i).number() != 1 && unknown.field(i).number() != 2;
   }
-  std::string why =
-      DescribeMalformed(data, v1::ValidateBatchRequest::descriptor());
-  if (why.empty()) why = "does not parse";
-  return absl::InvalidArgumentError(
-      absl::StrCat("not a valid rcptguard.v1.ValidateBatchRequest: ", why));
+  if (!ok) {
+    std::string why =
+        DescribeMalformed(data, v1::ValidateBatchRequest::descriptor());
+    if (why.empty()) why = "does not parse";
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a valid rcptguard.v1.ValidateBatchRequest: ", why));
+  }
+  if (frame->requests_size() > kMaxBatchRequests) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ValidateBatchRequest.requests: more than ",
+                     kMaxBatchRequests, " requests in one message"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace rcptguard::service

@@ -13,15 +13,14 @@
 #ifndef RCPTGUARD_SERVER_SERVICE_WIRE_H_
 #define RCPTGUARD_SERVER_SERVICE_WIRE_H_
 
-#include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/support/byte_buffer.h"
+#include "rcptguard/internal/batch_frame.pb.h"
 
 namespace rcptguard::service {
 
@@ -41,16 +40,15 @@ std::string DescribeMalformed(std::string_view data,
 // batch is answered within one callback, and its answer is buffered whole.
 inline constexpr int kMaxBatchRequests = 1000;
 
-// Splits a serialized rcptguard.v1.ValidateBatchRequest without parsing its
-// requests (a request that does not parse is its own problem, answered in
-// its own result): sets `batch_id` (the last one on the wire, as a parser
-// would) and appends the octets of each request, views into `data`, in
-// order. Errors: InvalidArgument "not a valid
-// rcptguard.v1.ValidateBatchRequest: <what>" (truncated, a field of the
-// wrong wire type) or "ValidateBatchRequest.requests: more than 1000
-// requests in one message".
-absl::Status SplitBatchRequest(std::string_view data, uint64_t* batch_id,
-                               std::vector<std::string_view>* requests);
+// Splits a serialized rcptguard.v1.ValidateBatchRequest into `frame`
+// without parsing its requests (a request that does not parse is its own
+// problem, answered in its own result): protobuf's own parser reads the
+// message as a ValidateBatchFrame, so exactly what it accepts is accepted.
+// Errors: InvalidArgument "not a valid rcptguard.v1.ValidateBatchRequest:
+// <what>" (truncated, a field of the wrong wire type) or
+// "ValidateBatchRequest.requests: more than 1000 requests in one message".
+absl::Status SplitBatchRequest(std::string_view data,
+                               internal::ValidateBatchFrame* frame);
 
 // Serializes `message` into `bytes`.
 absl::Status SerializeMessage(const google::protobuf::Message& message,

@@ -1,8 +1,6 @@
 #include "server/service/wire.h"
 
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -95,50 +93,76 @@ TEST(SplitBatchRequestTest, SplitsWithoutParsingTheRequests) {
   std::string data = batch.SerializeAsString();
   // A request that does not parse is still split (its own problem), and
   // unknown fields are skipped; the last batch_id wins, as in a parser.
-  data += Field(2, Field(3, "\xff"));
+  data += Field(2, Field(2, "\xff"));
   data += Field(9, "later") + std::string("\x08\x09", 2);
-  uint64_t id = 0;
-  std::vector<std::string_view> parts;
-  ASSERT_TRUE(SplitBatchRequest(data, &id, &parts).ok());
-  EXPECT_EQ(id, 9u);
-  ASSERT_EQ(parts.size(), 3u);
+  internal::ValidateBatchFrame frame;
+  ASSERT_TRUE(SplitBatchRequest(data, &frame).ok());
+  EXPECT_EQ(frame.batch_id(), 9u);
+  ASSERT_EQ(frame.requests_size(), 3);
   v1::ValidateRequest first;
-  ASSERT_TRUE(first.ParseFromArray(parts[0].data(), parts[0].size()));
+  ASSERT_TRUE(first.ParseFromString(frame.requests(0)));
   EXPECT_EQ(first.recipients(0), "alice@example.com");
-  EXPECT_EQ(parts[2], Field(3, "\xff"));
+  EXPECT_EQ(frame.requests(2), Field(2, "\xff"));
+  EXPECT_FALSE(first.ParseFromString(frame.requests(2)));
 }
 
 TEST(SplitBatchRequestTest, RefusesWhatIsNotABatch) {
-  uint64_t id = 0;
-  std::vector<std::string_view> parts;
-  // requests (field 2) as a varint.
-  absl::Status s = SplitBatchRequest(std::string("\x10\x01", 2), &id, &parts);
+  internal::ValidateBatchFrame frame;
+  // requests (field 2) as a varint: protobuf would keep it as an unknown
+  // field, and the request would go unanswered.
+  absl::Status s = SplitBatchRequest(std::string("\x10\x01", 2), &frame);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(),
               HasSubstr("not a valid rcptguard.v1.ValidateBatchRequest: "));
+  EXPECT_THAT(s.message(), HasSubstr("requests"));
   // A request whose length runs past the end.
   s = SplitBatchRequest(std::string("\x12\x40"
                                     "ab",
                                     4),
-                        &id, &parts);
+                        &frame);
   EXPECT_THAT(s.message(), HasSubstr("runs past the end"));
-  // A truncated batch_id, and a zero tag.
-  EXPECT_FALSE(SplitBatchRequest(std::string("\x08", 1), &id, &parts).ok());
-  EXPECT_FALSE(SplitBatchRequest(std::string("\x00\x01", 2), &id, &parts).ok());
+  // A truncated batch_id, a zero tag, and a tag longer than protobuf's
+  // five octets (which a lenient splitter once took for an unknown field).
+  EXPECT_FALSE(SplitBatchRequest(std::string("\x08", 1), &frame).ok());
+  EXPECT_FALSE(SplitBatchRequest(std::string("\x00\x01", 2), &frame).ok());
+  EXPECT_FALSE(SplitBatchRequest(std::string("\xb1\xb1\xb1\xb1\xb1\xb1\x61"
+                                             "12345678",
+                                             15),
+                                 &frame)
+                   .ok());
 }
 
 TEST(SplitBatchRequestTest, MoreThanTheLimitIsRefused) {
   std::string data;
   for (int i = 0; i < kMaxBatchRequests; ++i) data += Field(2, "");
-  uint64_t id = 0;
-  std::vector<std::string_view> parts;
-  ASSERT_TRUE(SplitBatchRequest(data, &id, &parts).ok());
-  EXPECT_EQ(parts.size(), static_cast<size_t>(kMaxBatchRequests));
-  parts.clear();
+  internal::ValidateBatchFrame frame;
+  ASSERT_TRUE(SplitBatchRequest(data, &frame).ok());
+  EXPECT_EQ(frame.requests_size(), kMaxBatchRequests);
   data += Field(2, "");
-  absl::Status s = SplitBatchRequest(data, &id, &parts);
+  absl::Status s = SplitBatchRequest(data, &frame);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(s.message(), HasSubstr("more than 1000 requests"));
+}
+
+// The frame must read a ValidateBatchRequest's wire format: same numbers,
+// same wire types (requests are messages there, octets here).
+TEST(SplitBatchRequestTest, FrameMatchesValidateBatchRequest) {
+  const auto* frame = internal::ValidateBatchFrame::descriptor();
+  const auto* batch = v1::ValidateBatchRequest::descriptor();
+  ASSERT_EQ(frame->field_count(), batch->field_count());
+  for (int i = 0; i < batch->field_count(); ++i) {
+    const auto* want = batch->field(i);
+    const auto* got = frame->FindFieldByNumber(want->number());
+    ASSERT_NE(got, nullptr) << want->name();
+    EXPECT_EQ(got->name(), want->name());
+    EXPECT_EQ(got->is_repeated(), want->is_repeated());
+    EXPECT_EQ(got->type() == google::protobuf::FieldDescriptor::TYPE_BYTES,
+              want->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE)
+        << want->name();
+    if (got->type() != google::protobuf::FieldDescriptor::TYPE_BYTES) {
+      EXPECT_EQ(got->type(), want->type()) << want->name();
+    }
+  }
 }
 
 }  // namespace
