@@ -11,21 +11,24 @@
 #
 # Part 2, RCPT commands per second through one private Postfix instance, in
 # the same run: relay_recipient_maps = lmdb: (the baseline a site would use
-# without rcptguard), relay_recipient_maps = socketmap: (adapter), and
-# check_policy_service (adapter). The recipients are a fixed mix of 1/3
+# without rcptguard), relay_recipient_maps = ldap: (Postfix asking a private
+# slapd directly, one search per RCPT, mail indexed; when slapd and
+# postfix-ldap are installed), relay_recipient_maps = socketmap: (adapter),
+# and check_policy_service (adapter). The recipients are a fixed mix of 1/3
 # valid and 2/3 unknown demo addresses; harvest detection is off in the
 # server (every session comes from 127.0.0.1), Postfix's own error tarpit is
 # off (smtpd_error_sleep_time = 0, high soft/hard error limits) and
 # in_flow_delay = 0.
 #
 # Issue 15's figures: every Postfix row prints the adapter's and rcptguardd's
-# own CPU per RCPT (utime + stime from /proc/PID/stat over the row) and its
+# (on the ldap: row, slapd's) own CPU per RCPT (utime + stime from /proc/PID/stat over the row) and its
 # ratio against the lmdb: row of the same round. Two adapters run side by
 # side: the default (lookups over one ValidateBatchStream, group commit)
 # and one with --transport=unary (one Validate per lookup, as before).
 #
-#   RG_BENCH_PIN=1      rcptguardd on CPU 1 (taskset), Postfix, the
-#                       adapters and the SMTP driver on CPU 0 (lmdb: too)
+#   RG_BENCH_PIN=1      rcptguardd and slapd on CPU 1 (taskset), Postfix,
+#                       the adapters and the SMTP driver on CPU 0 (lmdb: too)
+#   RG_BENCH_LDAP=0     skip the ldap: row
 #   RG_BENCH_ROUNDS=N   repeat the Postfix rows N times, alternating
 #   RG_BENCH_SKIP_ALONE=1  skip part 1;  RG_BENCH_UNARY=0  skip unary rows
 #   RG_BENCH_SECONDS, RG_BENCH_SESSIONS  per row (10 s, 16 sessions)
@@ -115,6 +118,65 @@ for a in d["valid_addresses"]:
     if a.isascii():
         print(a.lower())
 EOF
+
+# --- slapd for the ldap: row (optional) --------------------------------------
+SLAPD_PID=""
+if [ "${RG_BENCH_LDAP:-1}" = 1 ] && [ -x /usr/sbin/slapd ] &&
+   [ -e /usr/lib/postfix/postfix-ldap.so ]; then
+  mkdir -p "$WORK/slapd/db"
+  LDAP_MODULES=""
+  if [ -r /usr/lib/ldap/back_mdb.so ]; then
+    LDAP_MODULES=$'modulepath /usr/lib/ldap\nmoduleload back_mdb'
+  fi
+  cat >"$WORK/slapd/slapd.conf" <<EOF
+include /etc/ldap/schema/core.schema
+include /etc/ldap/schema/cosine.schema
+include /etc/ldap/schema/inetorgperson.schema
+pidfile $WORK/slapd/slapd.pid
+argsfile $WORK/slapd/slapd.args
+$LDAP_MODULES
+sizelimit unlimited
+database mdb
+maxsize 1073741824
+suffix "dc=example,dc=com"
+rootdn "cn=admin,dc=example,dc=com"
+rootpw bench-only
+directory $WORK/slapd/db
+index objectClass eq
+index mail eq
+access to * by * read
+EOF
+  # One inetOrgPerson per valid demo address: Postfix's ldap table looks
+  # up the mail attribute.
+  python3 - "$WORK/valid.txt" >"$WORK/slapd/users.ldif" <<'EOF'
+import sys
+print("dn: dc=example,dc=com\nobjectClass: dcObject\nobjectClass: organization\ndc: example\no: example\n")
+for i, a in enumerate(l.strip() for l in open(sys.argv[1]) if l.strip()):
+    print(f"dn: uid=u{i},dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: u{i}\ncn: u{i}\nsn: u{i}\nmail: {a}\n")
+EOF
+  timeout 60 /usr/sbin/slapadd -q -f "$WORK/slapd/slapd.conf" \
+    -l "$WORK/slapd/users.ldif" >"$WORK/slapd/slapadd.log" 2>&1 || {
+    cat "$WORK/slapd/slapadd.log"; exit 1; }
+  SLAPD_PORT="$(free_port)"
+  "${PIN_SERVER[@]}" /usr/sbin/slapd -f "$WORK/slapd/slapd.conf" \
+    -h "ldap://127.0.0.1:$SLAPD_PORT/" -d 0 >"$WORK/slapd.log" 2>&1 &
+  SLAPD_PID=$!
+  PIDS+=($SLAPD_PID)
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$SLAPD_PORT") 2>/dev/null && break
+    sleep 0.1
+  done
+  cat >"$WORK/ldap-recipients.cf" <<EOF
+server_host = ldap://127.0.0.1:$SLAPD_PORT
+version = 3
+bind = no
+search_base = dc=example,dc=com
+query_filter = (mail=%s)
+result_attribute = mail
+EOF
+else
+  echo "(no ldap: row: it needs slapd and postfix-ldap; RG_BENCH_LDAP=0 skips it)"
+fi
 
 if [ "${RG_BENCH_SKIP_ALONE:-0}" != 1 ]; then
 echo "== adapter alone: 2000 idle + 200 active policy connections, then 200 socketmap =="
@@ -314,12 +376,13 @@ MASTER_CONFIG="$WORK/pf/config"
   echo "postfix start failed"; cat "$WORK/pf/maillog" 2>/dev/null; exit 1; }
 
 
-rcpt_rate() {  # $1 = label, $2 = the adapter's PID or empty
+rcpt_rate() {  # $1 = label, $2 = the adapter's PID or empty,
+              # $3 = the server's PID (rcptguardd), $4 = its name
   postfix -c "$MASTER_CONFIG" reload >/dev/null 2>&1
   sleep 1.5
-  local a0=0 r0 a1=0 r1 c0=0 c1=0
+  local a0=0 r0 a1=0 r1 c0=0 c1=0 server="${3:-$RG_PID}" name="${4:-rcptguardd}"
   [ -n "$2" ] && a0="$(cpu_ticks "$2")" && c0="$(ctx_switches "$2")"
-  r0="$(cpu_ticks "$RG_PID")"
+  r0="$(cpu_ticks "$server")"
   "${PIN_EDGE[@]}" python3 - "$SMTP_PORT" "$SECONDS_PER_RUN" "$SESSIONS" "$WORK/valid.txt" "$1" "$WORK/total" <<'EOF'
 import asyncio, sys, time
 port, secs, sessions, valid_file, label, total_file = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
@@ -357,16 +420,16 @@ open(total_file, "w").write(str(total))
 print(f"{label:44s} {total/secs:8.0f} RCPT/s   replies {dict(sorted(counts.items()))}", end="")
 EOF
   [ -n "$2" ] && a1="$(cpu_ticks "$2")" && c1="$(ctx_switches "$2")"
-  r1="$(cpu_ticks "$RG_PID")"
+  r1="$(cpu_ticks "$server")"
   local total rate
   total="$(cat "$WORK/total")"
   rate=$((total / SECONDS_PER_RUN))
   [ "$1" = "relay_recipient_maps = lmdb:" ] && BASE_RATE=$rate
   awk -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v n="$total" -v t="$TICK_US" \
       -v c=$((c1 - c0)) \
-      -v rate="$rate" -v base="${BASE_RATE:-0}" 'BEGIN {
+      -v rate="$rate" -v base="${BASE_RATE:-0}" -v name="$name" 'BEGIN {
     printf "   %.2fx lmdb", (base > 0 ? rate / base : 0);
-    if (n > 0) printf "   adapter %.1f us/RCPT %.2f cs/RCPT   rcptguardd %.1f us/RCPT", a * t / n, c / n, r * t / n;
+    if (n > 0) printf "   adapter %.1f us/RCPT %.2f cs/RCPT   %s %.1f us/RCPT", a * t / n, c / n, name, r * t / n;
     printf "\n" }'
 }
 
@@ -376,6 +439,11 @@ for round in $(seq "$ROUNDS"); do
   postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps = lmdb:$WORK/pf/valid" \
     "smtpd_recipient_restrictions = reject_unauth_destination"
   rcpt_rate "relay_recipient_maps = lmdb:" ""
+  if [ -n "$SLAPD_PID" ]; then
+    postconf -c "$MASTER_CONFIG" -e \
+      "relay_recipient_maps = ldap:$WORK/ldap-recipients.cf"
+    rcpt_rate "relay_recipient_maps = ldap: (slapd)" "" "$SLAPD_PID" slapd
+  fi
   postconf -c "$MASTER_CONFIG" -e \
     "relay_recipient_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:rcpt"
   rcpt_rate "relay_recipient_maps = socketmap: (adapter)" "$ADAPTER_PID"
