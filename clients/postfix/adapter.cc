@@ -52,12 +52,29 @@ constexpr uint64_t kFirstConnectionId = 16;
 
 constexpr size_t kMaxPendingOutput = 64 * 1024;
 
-// Answers posted by gRPC threads for the loop. Shared with the callbacks,
-// so a late callback after the adapter is gone writes into a live object.
+// True on a thread while it holds Mailbox::state_mu (the loop thread
+// between its epoll_waits, or a thread answering a lookup): a lookup whose
+// callback runs at once, inside CheckRecipient, must not take the lock
+// again; its answer goes through the mailbox.
+thread_local bool t_holds_state = false;
+
+// What the adapter shares with the client library's callbacks; shared, so
+// a late callback after the adapter is gone finds a live object.
+//
+// A lookup's answer is given by the thread that receives it (the client's
+// completion thread), under state_mu, as long as `owner` is set: that saves
+// the loop a wake-up per lookup. Answers that cannot be given there (a
+// callback run inside CheckRecipient, on a thread already holding the
+// lock) are posted for the loop.
+//
 // Thread safety: Post() and Wake() from any thread (Wake() also from a
-// signal handler); Take() on the loop thread only.
+// signal handler); Take() on the loop thread only; state_mu guards the
+// whole adapter state (Adapter::Impl), `owner` included.
 class Mailbox {
  public:
+  absl::Mutex state_mu;
+  Adapter::Impl* owner ABSL_GUARDED_BY(state_mu) = nullptr;
+
   struct Item {
     uint64_t connection;
     client::RecipientResult result;
@@ -97,6 +114,32 @@ class Mailbox {
   bool signaled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+// Holds a Mailbox's state lock and marks the thread as holding it.
+class ABSL_SCOPED_LOCKABLE StateLock {
+ public:
+  explicit StateLock(Mailbox* m) ABSL_EXCLUSIVE_LOCK_FUNCTION(m->state_mu)
+      : mu_(&m->state_mu) {
+    Lock();
+  }
+  ~StateLock() ABSL_UNLOCK_FUNCTION() {
+    if (held_) Unlock();
+  }
+  void Lock() ABSL_EXCLUSIVE_LOCK_FUNCTION() {
+    mu_->Lock();
+    held_ = true;
+    t_holds_state = true;
+  }
+  void Unlock() ABSL_UNLOCK_FUNCTION() {
+    t_holds_state = false;
+    held_ = false;
+    mu_->Unlock();
+  }
+
+ private:
+  absl::Mutex* const mu_;
+  bool held_ = false;
+};
+
 }  // namespace
 
 class Adapter::Impl {
@@ -109,6 +152,10 @@ class Adapter::Impl {
         mailbox_(std::make_shared<Mailbox>()) {}
 
   ~Impl() {
+    {
+      absl::MutexLock lock(&mailbox_->state_mu);
+      mailbox_->owner = nullptr;
+    }
     for (auto& [id, c] : connections_) close(c->fd);
     for (Listener* l : {&policy_, &socketmap_}) CloseListener(*l);
     if (epoll_ >= 0) close(epoll_);
@@ -137,8 +184,14 @@ class Adapter::Impl {
       Watch(socketmap_.fd, kSocketmapListenerId, EPOLLIN);
     }
     Watch(mailbox_->fd(), kWakeId, EPOLLIN);
+    absl::MutexLock lock(&mailbox_->state_mu);
+    mailbox_->owner = this;
     return absl::OkStatus();
   }
+
+  // A lookup's answer, on the thread that received it; `mailbox` holds
+  // the state lock.
+  void AnswerLocked(Mailbox::Item& item) { Complete(item); }
 
   int policy_port() const { return policy_.port; }
   int socketmap_port() const { return socketmap_.port; }
@@ -158,6 +211,9 @@ class Adapter::Impl {
               client::FailurePolicyName(client_->options().failure_policy)}});
     std::array<epoll_event, 256> events;
     absl::Time next_sweep = absl::Now() + absl::Seconds(1);
+    // The loop holds the state lock except while it waits in epoll_wait.
+    StateLock lock(mailbox_.get());
+    in_loop_ = true;
     for (;;) {
       absl::Time wake = next_sweep;
       if (!timers_.empty()) wake = std::min(wake, timers_.front().at);
@@ -169,10 +225,15 @@ class Adapter::Impl {
                                        absl::ToInt64Milliseconds(absl::Ceil(
                                            wait, absl::Milliseconds(1))),
                                        1000));
+      in_loop_ = false;
+      lock.Unlock();
       const int n = epoll_wait(epoll_, events.data(),
                                static_cast<int>(events.size()), timeout_ms);
-      if (n < 0 && errno != EINTR) {
-        return ErrnoStatus("epoll_wait", errno);
+      const int wait_errno = errno;  // before Lock() may change it
+      lock.Lock();
+      in_loop_ = true;
+      if (n < 0 && wait_errno != EINTR) {
+        return ErrnoStatus("epoll_wait", wait_errno);
       }
       for (int i = 0; i < n; ++i) {
         const uint64_t id = events[i].data.u64;
@@ -520,7 +581,14 @@ class Adapter::Impl {
     client_->CheckRecipient(
         context, std::move(recipient), check,
         [mailbox = mailbox_, id = c.id](client::RecipientResult result) {
-          mailbox->Post(Mailbox::Item{id, std::move(result)});
+          Mailbox::Item item{id, std::move(result)};
+          if (!t_holds_state) {
+            Mailbox* m = mailbox.get();
+            StateLock lock(m);
+            if (m->owner != nullptr) m->owner->AnswerLocked(item);
+            return;  // answered, or the adapter is gone
+          }
+          mailbox->Post(std::move(item));
         });
   }
 
@@ -567,6 +635,8 @@ class Adapter::Impl {
         c->delayed_outcome = outcome;
         timers_.push_back(Timer{now + delay, c->id});
         std::push_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
+        // Answered off the loop: the loop must learn of the new timer.
+        if (!in_loop_) mailbox_->Wake();
         return;
       }
     }
@@ -649,7 +719,10 @@ class Adapter::Impl {
   const std::unique_ptr<AdapterMetrics> metrics_;
   const std::shared_ptr<Mailbox> mailbox_;
 
-  // Used by the loop thread only.
+  // Guarded by mailbox_->state_mu: used by the loop thread between its
+  // epoll_waits and by a thread answering a lookup. (epoll_ctl is safe
+  // from any thread; an event already returned for a connection that
+  // another thread closed meanwhile names an id that is never reused.)
   int epoll_ = -1;
   Listener policy_, socketmap_;
   bool listeners_paused_ = false;
@@ -660,6 +733,10 @@ class Adapter::Impl {
   absl::Time drain_deadline_;
   absl::Time last_refused_log_ = absl::InfinitePast();
   absl::Time last_failure_log_ = absl::InfinitePast();
+
+  // True while the loop thread holds the state lock (between its
+  // epoll_waits); false while a lookup is answered on another thread.
+  bool in_loop_ = false;
 
   std::atomic<bool> stop_requested_{false};
 };

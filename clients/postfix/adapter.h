@@ -3,12 +3,17 @@
 // library.
 //
 // Design: one event-loop thread (epoll, non-blocking sockets, level
-// triggered) owns every connection. A request that needs rcptguard starts
-// an asynchronous CheckRecipient(); its callback (on a gRPC thread) only
-// posts the answer to a mailbox and wakes the loop through an eventfd. A
-// TARPIT verdict parks the connection on a timer heap: nothing blocks per
-// connection, so thousands of mostly idle smtpd connections cost a few
-// kilobytes each and a tarpitted one costs nothing while it waits.
+// triggered) serves every connection. A request that needs rcptguard starts
+// an asynchronous CheckRecipient(); its callback answers on the thread that
+// received the answer (the client library's completion thread), under the
+// adapter's state lock, which the loop holds except while it waits in
+// epoll_wait: the reply is written at once, with no hand-over to the loop
+// (a wake-up less per lookup). A callback run inside CheckRecipient itself
+// (a request refused at once) posts its answer to a mailbox that wakes the
+// loop through an eventfd. A TARPIT verdict parks the connection on the
+// loop's timer heap: nothing blocks per connection, so thousands of mostly
+// idle smtpd connections cost a few kilobytes each and a tarpitted one
+// costs nothing while it waits.
 //
 // Each connection handles one request at a time, as Postfix sends them
 // (Postfix waits for each answer); bytes that arrive meanwhile stay in the
@@ -28,7 +33,10 @@
 // (protocol_handling.h); adapter.cc is the event loop.
 //
 // Thread safety: Create() and Run() on one thread; Stop() from any thread
-// (it only writes an eventfd). Ports are known after Create().
+// (it only writes an eventfd). Ports are known after Create(). Internally
+// the connection state is guarded by one lock shared by the loop and the
+// threads that answer lookups; a callback that arrives after the Adapter
+// is gone finds no owner and drops its answer.
 #ifndef RCPTGUARD_CLIENTS_POSTFIX_ADAPTER_H_
 #define RCPTGUARD_CLIENTS_POSTFIX_ADAPTER_H_
 
