@@ -13,6 +13,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "rcptguard/v1/admin.grpc.pb.h"
@@ -32,7 +34,9 @@ using ::rcptguard::testing::SourceDir;
 
 constexpr int kThreshold = 30;
 
-std::string Config(const std::string& redis_address) {
+// `shared_extra`: more fields of harvest.shared (e.g. the ACL user).
+std::string Config(const std::string& redis_address,
+                   const std::string& shared_extra = "") {
   return absl::StrCat(R"(
 listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
@@ -46,15 +50,17 @@ harvest {
           action: HARVEST_ACTION_REJECT penalty_duration: "10m" }
   shared { address: ")",
                       redis_address, R"(" flush_interval: "100ms"
-           connect_timeout: "200ms" command_timeout: "300ms" }
+           connect_timeout: "200ms" command_timeout: "300ms" )",
+                      shared_extra, R"( }
 }
 )");
 }
 
 class Replica {
  public:
-  void Start(const std::string& redis_address) {
-    ASSERT_NO_FATAL_FAILURE(server_.Start(Config(redis_address)));
+  void Start(const std::string& redis_address,
+             const std::string& shared_extra = "") {
+    ASSERT_NO_FATAL_FAILURE(server_.Start(Config(redis_address, shared_extra)));
     ASSERT_TRUE(server_.WaitServing(absl::Seconds(30))) << server_.log();
     validate_ = v1::RecipientValidation::NewStub(server_.channel());
     admin_ = v1::Admin::NewStub(server_.channel());
@@ -134,10 +140,11 @@ class HarvestSharedE2eTest : public ::testing::Test {
     ASSERT_TRUE(redis.ok()) << redis.status();
     redis_ = *std::move(redis);
   }
-  void StartReplicas(int n) {
+  void StartReplicas(int n, const std::string& shared_extra = "") {
     for (int i = 0; i < n; ++i) {
       replicas_.push_back(std::make_unique<Replica>());
-      ASSERT_NO_FATAL_FAILURE(replicas_.back()->Start(redis_->address()));
+      ASSERT_NO_FATAL_FAILURE(
+          replicas_.back()->Start(redis_->address(), shared_extra));
     }
     for (auto& r : replicas_) {
       ASSERT_TRUE(Eventually([&] { return r->Shared().connected(); }))
@@ -179,6 +186,82 @@ TEST_F(HarvestSharedE2eTest, ThreeReplicasCountOneHarvesterOnce) {
   for (int r = 0; r < 3; ++r) {
     EXPECT_FALSE(Rejected(replicas_[r]->Probe("198.51.100.23", 2000 + r)))
         << "replica " << r;
+  }
+}
+
+// The ACL that deploy/kubernetes/components/redis ships (taken verbatim
+// from its secret.yaml, password filled in; plus a user for the test to
+// look at the keys): the default user off, user rcptguard limited to its
+// key prefix and the commands it needs. Two
+// replicas log in as that user: counting, the shared box, ForgetClient
+// and the flushes all work, with no permission error anywhere.
+TEST_F(HarvestSharedE2eTest, ShippedKubernetesAclIsEnough) {
+  const std::string secret = testing::ReadFile(
+      SourceDir() + "/deploy/kubernetes/components/redis/secret.yaml");
+  const size_t at = secret.find("users.acl: |\n");
+  ASSERT_NE(at, std::string::npos) << "users.acl not found in secret.yaml";
+  const std::string password = "acl-test-7f3a9c";
+  std::string acl;
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(secret).substr(at + 13), '\n')) {
+    if (!absl::StartsWith(line, "    ")) break;  // the block ends
+    acl += absl::StrReplaceAll(line.substr(4), {{"REPLACE-ME", password}});
+    acl += "\n";
+  }
+  ASSERT_TRUE(absl::StrContains(acl, "user default off")) << acl;
+  ASSERT_TRUE(absl::StrContains(acl, "user rcptguard on")) << acl;
+  // The test's own user, to look at every key (rcptguard may not SCAN).
+  acl += "user inspector on >inspector-pw ~* &* +@all\n";
+  const std::string acl_file = dir_.path() + "/users.acl";
+  const std::string password_file = dir_.path() + "/redis-password";
+  ASSERT_TRUE(testing::WriteFile(acl_file, acl).ok());
+  ASSERT_TRUE(testing::WriteFile(password_file, password + "\n").ok());
+  auto redis =
+      RedisServer::Start(dir_.path(), /*tcp=*/false, {"--aclfile", acl_file},
+                         {"inspector", "inspector-pw"});
+  ASSERT_TRUE(redis.ok()) << redis.status();
+  redis_ = *std::move(redis);
+  // The default user is really off.
+  std::string anonymous;
+  ASSERT_TRUE(testing::RunCommand({"/usr/bin/redis-cli", "-s", redis_->socket(),
+                                   "SET", "x", "1"},
+                                  &anonymous)
+                  .ok());
+  EXPECT_TRUE(absl::StrContains(anonymous, "NOAUTH")) << anonymous;
+  ASSERT_NO_FATAL_FAILURE(
+      StartReplicas(2, absl::StrCat(R"(username: "rcptguard" password_file: ")",
+                                    password_file, R"(")")));
+
+  int first_block = -1;
+  for (int i = 0; i < 2 * kThreshold && first_block < 0; ++i) {
+    if (Rejected(replicas_[i % 2]->Probe("203.0.113.77", i))) {
+      first_block = i + 1;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GT(first_block, 0) << replicas_[0]->server().log();
+  EXPECT_LE(first_block, kThreshold + 15);
+  EXPECT_TRUE(Eventually(
+      [&] { return Rejected(replicas_[1]->Probe("203.0.113.77", 500)); }));
+  EXPECT_EQ(replicas_[1]->Forget("203.0.113.77"), 2u);
+  EXPECT_TRUE(Eventually(
+      [&] { return !Rejected(replicas_[0]->Probe("203.0.113.77", 600)); }));
+  // Every key lives under the prefix the ACL allows, and no command was
+  // refused.
+  absl::StatusOr<std::string> keys = redis_->Cli({"--scan"});
+  ASSERT_TRUE(keys.ok()) << keys.status();
+  EXPECT_FALSE(keys->empty());
+  for (absl::string_view key : absl::StrSplit(*keys, '\n', absl::SkipEmpty())) {
+    EXPECT_TRUE(absl::StartsWith(key, "rcptguard:")) << key;
+  }
+  for (auto& r : replicas_) {
+    const v1::SharedHarvestStatus shared = r->Shared();
+    EXPECT_TRUE(shared.connected()) << shared.ShortDebugString();
+    EXPECT_EQ(shared.errors(), 0u) << shared.ShortDebugString();
+    EXPECT_GT(shared.flushes(), 0u);
+    EXPECT_EQ(shared.last_error(), "");
+    EXPECT_FALSE(absl::StrContains(r->server().log(), "NOPERM"))
+        << r->server().log();
   }
 }
 

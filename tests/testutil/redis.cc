@@ -11,12 +11,14 @@
 namespace rcptguard::testing {
 
 absl::StatusOr<std::unique_ptr<RedisServer>> RedisServer::Start(
-    const std::string& dir, bool tcp, std::vector<std::string> extra) {
+    const std::string& dir, bool tcp, std::vector<std::string> extra,
+    CliUser cli_user) {
   std::unique_ptr<RedisServer> r(new RedisServer());
   r->dir_ = dir;
   r->socket_ = dir + "/redis.sock";
   r->tcp_ = tcp;
   r->extra_ = std::move(extra);
+  r->cli_user_ = std::move(cli_user);
   for (int attempt = 0; attempt < 5; ++attempt) {
     if (tcp) {
       absl::StatusOr<int> port = PickFreeLoopbackPort();
@@ -81,6 +83,10 @@ absl::Status RedisServer::Launch() {
 absl::StatusOr<std::string> RedisServer::Cli(
     const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"/usr/bin/redis-cli", "-s", socket_};
+  if (!cli_user_.name.empty()) {
+    argv.insert(argv.end(), {"--no-auth-warning", "--user", cli_user_.name,
+                             "--pass", cli_user_.password});
+  }
   for (size_t i = 0; i < extra_.size(); ++i) {
     if (extra_[i] == "--requirepass" && i + 1 < extra_.size()) {
       argv.push_back("--no-auth-warning");

@@ -22,12 +22,19 @@ namespace rcptguard::testing {
 
 class RedisServer {
  public:
+  // An ACL user redis-cli logs in as (e.g. when the default user is off).
+  struct CliUser {
+    std::string name;
+    std::string password;
+  };
+
   // Starts redis-server in `dir` (which must exist). With tcp, it also
   // listens on a free port of 127.0.0.1. Extra "--name value" arguments
-  // (e.g. {"--requirepass", "x"}) are passed on.
+  // (e.g. {"--requirepass", "x"} or {"--aclfile", path}) are passed on;
+  // with `cli_user`, Cli() (and the start-up PING) log in as that user.
   static absl::StatusOr<std::unique_ptr<RedisServer>> Start(
       const std::string& dir, bool tcp = false,
-      std::vector<std::string> extra = {});
+      std::vector<std::string> extra = {}, CliUser cli_user = {});
   ~RedisServer();
 
   // "unix:<dir>/redis.sock", or "127.0.0.1:PORT" with tcp.
@@ -54,6 +61,7 @@ class RedisServer {
   bool tcp_ = false;
   int port_ = 0;
   std::vector<std::string> extra_;
+  CliUser cli_user_;
   std::unique_ptr<Subprocess> process_;
 };
 
