@@ -209,6 +209,16 @@ TEST_F(HarvestSharedE2eTest, ShippedKubernetesAclIsEnough) {
     acl += "\n";
   }
   ASSERT_TRUE(absl::StrContains(acl, "user default off")) << acl;
+  // docs/harvest-shared.md gives the same rules for an existing Redis.
+  const size_t rules = acl.find(absl::StrCat(">", password, " "));
+  ASSERT_NE(rules, std::string::npos) << acl;
+  const std::string rule_text =
+      acl.substr(rules + password.size() + 2,
+                 acl.find('\n', rules) - rules - password.size() - 2);
+  EXPECT_TRUE(absl::StrContains(
+      testing::ReadFile(SourceDir() + "/docs/harvest-shared.md"),
+      absl::StrCat("ACL SETUSER rcptguard on >PASSWORD ", rule_text)))
+      << "docs/harvest-shared.md should give: " << rule_text;
   ASSERT_TRUE(absl::StrContains(acl, "user rcptguard on")) << acl;
   // The test's own user, to look at every key (rcptguard may not SCAN).
   acl += "user inspector on >inspector-pw ~* &* +@all\n";
