@@ -41,39 +41,18 @@ if [[ "${RG_PIN:-0}" = 1 ]]; then
 else
   PIN_SERVER=(); PIN_BENCH=()
 fi
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/rg-edge-XXXXXX")"
-RG_PID=""
-cleanup() {
-  if [[ -n "$RG_PID" ]]; then
-    kill -TERM "$RG_PID" 2>/dev/null || true
-    wait "$RG_PID" 2>/dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$REPO/tests/bench/lib.sh"
+bench_workdir rg-edge
 
-python3 - "$REPO" >"$WORK/valid.txt" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1] + "/deploy/examples/sample.expected.json"))
-for a in d["valid_addresses"]:
-    if a.isascii():
-        print(a.lower())
-PY
-cat >"$WORK/rg.textproto" <<CFG
-listen_address: "127.0.0.1:0"
-insecure_plaintext: true
-domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
-domains { name: "example.org" }
-directory { ldif_files: "$REPO/deploy/examples/sample.ldif" preset: "ad" }
-limits { max_recipients_per_request: 1000 }
+sample_valid_addresses "$REPO" >"$WORK/valid.txt"
+sample_config "$REPO" 'limits { max_recipients_per_request: 1000 }
 harvest { disabled: true }
-shutdown { grace_ms: 0 drain_timeout_ms: 500 }
-CFG
+shutdown { grace_ms: 0 drain_timeout_ms: 500 }' >"$WORK/rg.textproto"
 "${PIN_SERVER[@]}" "$SERVER" --config="$WORK/rg.textproto" \
   --port_file="$WORK/rg.port" >"$WORK/rg.log" 2>&1 &
 RG_PID=$!
-for _ in $(seq 200); do [[ -s "$WORK/rg.port" ]] && break; sleep 0.05; done
-[[ -s "$WORK/rg.port" ]] || { cat "$WORK/rg.log"; exit 1; }
+bench_track "$RG_PID"
+wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
 TARGET="127.0.0.1:$(cat "$WORK/rg.port")"
 sleep 0.5
 

@@ -18,33 +18,17 @@ BUILD="${1:-$REPO/build-test}"
 N="${RG_REQUESTS:-2000}"
 SERVER="$BUILD/server/rcptguardd"
 BENCH="$BUILD/clients/bench/rcptguard-bench"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/rg-edgecg-XXXXXX")"
-RG_PID=""
-cleanup() {
-  [[ -n "$RG_PID" ]] && { kill -TERM "$RG_PID" 2>/dev/null || true; wait "$RG_PID" 2>/dev/null || true; }
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-python3 - "$REPO" >"$WORK/valid.txt" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1] + "/deploy/examples/sample.expected.json"))
-for a in d["valid_addresses"]:
-    if a.isascii():
-        print(a.lower())
-PY
-cat >"$WORK/rg.textproto" <<CFG
-listen_address: "127.0.0.1:0"
-insecure_plaintext: true
-domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
-domains { name: "example.org" }
-directory { ldif_files: "$REPO/deploy/examples/sample.ldif" preset: "ad" }
-harvest { disabled: true }
-shutdown { grace_ms: 0 drain_timeout_ms: 500 }
-CFG
+source "$REPO/tests/bench/lib.sh"
+bench_workdir rg-edgecg
+sample_valid_addresses "$REPO" >"$WORK/valid.txt"
+sample_config "$REPO" 'harvest { disabled: true }
+shutdown { grace_ms: 0 drain_timeout_ms: 500 }' >"$WORK/rg.textproto"
 valgrind --tool=callgrind --callgrind-out-file="$WORK/server.%p" \
   "$SERVER" --config="$WORK/rg.textproto" --port_file="$WORK/rg.port" \
   >"$WORK/rg.log" 2>&1 &
 RG_PID=$!
+bench_track "$RG_PID"
+# Under valgrind start-up takes a while: up to 60 s.
 for _ in $(seq 600); do [[ -s "$WORK/rg.port" ]] && break; sleep 0.1; done
 [[ -s "$WORK/rg.port" ]] || { cat "$WORK/rg.log"; exit 1; }
 TARGET="127.0.0.1:$(cat "$WORK/rg.port")"

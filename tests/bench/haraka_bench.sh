@@ -35,41 +35,17 @@ done
 ENV_DIR="$("$ROOT/scripts/haraka_env.sh" "${RG_HARAKA_DIR:-$BUILD/haraka-env}")"
 HARAKA="$ENV_DIR/node_modules/Haraka/bin/haraka"
 
-WORK="$(mktemp -d /tmp/rg-haraka-bench-XXXXXX)"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$ROOT/tests/bench/lib.sh"
+bench_workdir rg-haraka-bench
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
-
-cat > "$WORK/rg.textproto" <<EOF
-listen_address: "127.0.0.1:0"
-insecure_plaintext: true
-domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
-domains { name: "example.org" }
-directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" }
-metrics { disabled: true }
-EOF
+sample_config "$ROOT" 'metrics { disabled: true }' >"$WORK/rg.textproto"
 "$RGD" --config "$WORK/rg.textproto" --port_file "$WORK/rg.port" >"$WORK/rg.log" 2>&1 &
 RGD_PID=$!
-PIDS+=("$RGD_PID")
+bench_track "$RGD_PID"
 wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
 RG_PORT="$(cat "$WORK/rg.port")"
 
-python3 - "$ROOT" >"$WORK/valid.txt" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1] + "/deploy/examples/sample.expected.json"))
-for a in d["valid_addresses"]:
-    if a.isascii() and a.lower().endswith("@example.com"):
-        print(a.lower())
-EOF
+sample_valid_addresses "$ROOT" example.com >"$WORK/valid.txt"
 
 cat > "$WORK/driver.py" <<'EOF'
 import asyncio, sys, time
@@ -118,7 +94,7 @@ start_haraka() {
   printf '[main]\nservers=127.0.0.1:%s\nstats_interval_s=0\n%s\n' "$RG_PORT" "$ini" \
     >"$dir/config/rcptguard.ini"
   node ${RG_BENCH_NODE_ARGS:-} "$HARAKA" -c "$dir" >"$dir/haraka.log" 2>&1 &
-  PIDS+=("$!")
+  bench_track "$!"
   PORT[$name]=$port
   PID[$name]=$!
   for _ in $(seq 200); do

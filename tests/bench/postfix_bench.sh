@@ -55,39 +55,23 @@ for b in "$RGD" "$ADAPTER" /usr/sbin/postfix /usr/sbin/postmap python3; do
 done
 [ "$(id -u)" = 0 ] || { echo "run as root (private Postfix instance)" >&2; exit 2; }
 
-WORK="$(mktemp -d /tmp/rg-postfix-bench-XXXXXX)"
-chmod 755 "$WORK"
-PIDS=()
+source "$ROOT/tests/bench/lib.sh"
+bench_workdir rg-postfix-bench
 MASTER_CONFIG=""
-cleanup() {
+stop_postfix() {
   if [ -n "$MASTER_CONFIG" ]; then
     postfix -c "$MASTER_CONFIG" stop >/dev/null 2>&1 || true
   fi
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$WORK"
 }
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_file() { for _ in $(seq 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+bench_on_exit stop_postfix
 
 # --- rcptguardd and the adapter --------------------------------------------
-cat > "$WORK/rg.textproto" <<EOF
-listen_address: "127.0.0.1:0"
-insecure_plaintext: true
-domains { name: "example.com" subaddress_delimiters: "+" aliases: "mail.example.com" }
-domains { name: "example.org" }
-directory { ldif_files: "$ROOT/deploy/examples/sample.ldif" preset: "ad" stale_after: "0s" }
-harvest { disabled: true }
-shutdown { grace_ms: 0 drain_timeout_ms: 1000 }
-EOF
+sample_config "$ROOT" 'harvest { disabled: true }
+shutdown { grace_ms: 0 drain_timeout_ms: 1000 }' >"$WORK/rg.textproto"
 "${PIN_SERVER[@]}" "$RGD" --config="$WORK/rg.textproto" \
   --port_file="$WORK/rg.port" >"$WORK/rg.log" 2>&1 &
 RG_PID=$!
-PIDS+=($RG_PID)
+bench_track "$RG_PID"
 wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
 RG_PORT="$(cat "$WORK/rg.port")"
 "${PIN_EDGE[@]}" "$ADAPTER" --server="127.0.0.1:$RG_PORT" \
@@ -95,13 +79,13 @@ RG_PORT="$(cat "$WORK/rg.port")"
   --metrics_listen=127.0.0.1:0 --port_file="$WORK/adapter.ports" \
   --log_level=warning >"$WORK/adapter.log" 2>&1 &
 ADAPTER_PID=$!
-PIDS+=($ADAPTER_PID)
+bench_track "$ADAPTER_PID"
 "${PIN_EDGE[@]}" "$ADAPTER" --server="127.0.0.1:$RG_PORT" --transport=unary \
   --policy_listen=inet:127.0.0.1:0 --socketmap_listen=inet:127.0.0.1:0 \
   --metrics_listen=127.0.0.1:0 --port_file="$WORK/unary.ports" \
   --log_level=warning >"$WORK/unary.log" 2>&1 &
 UNARY_PID=$!
-PIDS+=($UNARY_PID)
+bench_track "$UNARY_PID"
 wait_file "$WORK/adapter.ports" || { cat "$WORK/adapter.log"; exit 1; }
 wait_file "$WORK/unary.ports" || { cat "$WORK/unary.log"; exit 1; }
 POLICY_PORT="$(sed -n 's/^policy=//p' "$WORK/adapter.ports")"
@@ -111,13 +95,7 @@ UNARY_SOCKETMAP_PORT="$(sed -n 's/^socketmap=//p' "$WORK/unary.ports")"
 sleep 0.5
 
 # Recipients: demo addresses, 1 valid : 2 unknown.
-python3 - "$ROOT" >"$WORK/valid.txt" <<'EOF'
-import json, sys
-d = json.load(open(sys.argv[1] + "/deploy/examples/sample.expected.json"))
-for a in d["valid_addresses"]:
-    if a.isascii():
-        print(a.lower())
-EOF
+sample_valid_addresses "$ROOT" >"$WORK/valid.txt"
 
 # --- slapd for the ldap: row (optional) --------------------------------------
 SLAPD_PID=""
@@ -161,7 +139,7 @@ EOF
   "${PIN_SERVER[@]}" /usr/sbin/slapd -f "$WORK/slapd/slapd.conf" \
     -h "ldap://127.0.0.1:$SLAPD_PORT/" -d 0 >"$WORK/slapd.log" 2>&1 &
   SLAPD_PID=$!
-  PIDS+=($SLAPD_PID)
+  bench_track "$SLAPD_PID"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$SLAPD_PORT") 2>/dev/null && break
     sleep 0.1
