@@ -342,13 +342,16 @@ std::vector<std::string> PostfixInstance::Deliveries() const {
   return out;
 }
 
-bool PostfixInstance::WaitForDeliveries(size_t n, absl::Duration timeout) {
+bool PostfixInstance::WaitForDelivery(const std::string& text,
+                                      absl::Duration timeout) {
   const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (Deliveries().size() >= n) return true;
+  for (;;) {
+    for (const std::string& m : Deliveries()) {
+      if (m.find(text) != std::string::npos) return true;
+    }
+    if (absl::Now() >= deadline) return false;
     absl::SleepFor(absl::Milliseconds(100));
   }
-  return Deliveries().size() >= n;
 }
 
 }  // namespace rcptguard::testing

@@ -93,9 +93,12 @@ class PostfixInstance {
 
   // Messages smtp-sink has received, as dumped (headers include
   // X-Rcpt-Args lines with the envelope recipients).
+  // A message's file appears before smtp-sink has written all of it.
   std::vector<std::string> Deliveries() const;
-  // Waits until at least `n` messages arrived at smtp-sink.
-  bool WaitForDeliveries(size_t n, absl::Duration timeout);
+  // Waits until a message that contains `text` (e.g. "X-Rcpt-Args:
+  // <bob@example.com>") has arrived at smtp-sink. Waiting for a number of
+  // files instead raced with smtp-sink still writing the last one.
+  bool WaitForDelivery(const std::string& text, absl::Duration timeout);
 
  private:
   absl::Status Postfix(const std::vector<std::string>& args,
