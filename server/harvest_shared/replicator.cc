@@ -536,13 +536,9 @@ void Replicator::StartCycle() {
             ++status_.forgets_applied;
           }
           const int64_t horizon = forget_cursor_ms_ - kForgetKeepMs;
-          for (auto it = seen_forgets_.begin(); it != seen_forgets_.end();) {
-            if (it->second < horizon) {
-              seen_forgets_.erase(it++);
-            } else {
-              ++it;
-            }
-          }
+          absl::erase_if(seen_forgets_, [horizon](const auto& e) {
+            return e.second < horizon;
+          });
         } else if (IsError(r)) {
           ++cycle->errors;
           NoteError(std::string(Str(r)));
@@ -583,13 +579,8 @@ void Replicator::StartCycle() {
             cycle->fetch.push_back(std::move(member));
           }
           const int64_t cursor = active_cursor_ms_;
-          for (auto it = known_scores_.begin(); it != known_scores_.end();) {
-            if (it->second < cursor) {
-              known_scores_.erase(it++);
-            } else {
-              ++it;
-            }
-          }
+          absl::erase_if(known_scores_,
+                         [cursor](const auto& e) { return e.second < cursor; });
         } else if (IsError(r)) {
           ++cycle->errors;
           NoteError(std::string(Str(r)));
