@@ -145,9 +145,11 @@ class ABSL_SCOPED_LOCKABLE StateLock {
 class Adapter::Impl {
  public:
   Impl(const AdapterOptions& options, client::Client* client,
+       std::shared_ptr<prometheus::Registry> registry,
        std::unique_ptr<AdapterMetrics> metrics)
       : options_(options),
         client_(client),
+        registry_(std::move(registry)),
         metrics_(std::move(metrics)),
         mailbox_(std::make_shared<Mailbox>()) {}
 
@@ -264,6 +266,11 @@ class Adapter::Impl {
         if (now >= drain_deadline_) {
           LogWarning("postfix_adapter_drain_timeout",
                      {{"connections_cut", connections_.size()}});
+          // Cut now, not when the Adapter goes: their peers learn at once
+          // (an answer still on its way finds no connection).
+          std::vector<uint64_t> left;
+          for (auto& [id, c] : connections_) left.push_back(id);
+          for (uint64_t id : left) Close(*Find(id));
           return absl::OkStatus();
         }
       }
@@ -716,6 +723,8 @@ class Adapter::Impl {
   // Constant after construction.
   const AdapterOptions options_;
   client::Client* const client_;
+  // Owns what metrics_ points into: kept as long as the adapter records.
+  const std::shared_ptr<prometheus::Registry> registry_;
   const std::unique_ptr<AdapterMetrics> metrics_;
   const std::shared_ptr<Mailbox> mailbox_;
 
@@ -752,7 +761,8 @@ absl::StatusOr<std::unique_ptr<Adapter>> Adapter::Create(
   absl::StatusOr<std::unique_ptr<AdapterMetrics>> metrics =
       AdapterMetrics::Register(*registry);
   if (!metrics.ok()) return metrics.status();
-  auto impl = std::make_unique<Impl>(options, client, *std::move(metrics));
+  auto impl = std::make_unique<Impl>(options, client, std::move(registry),
+                                     *std::move(metrics));
   absl::Status init = impl->Init();
   if (!init.ok()) return init;
   return std::unique_ptr<Adapter>(new Adapter(std::move(impl)));

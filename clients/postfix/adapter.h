@@ -58,7 +58,8 @@ namespace rcptguard::postfix {
 class Adapter {
  public:
   // Binds the listeners and registers the metrics (prefix
-  // rcptguard_postfix_) in `registry`. `client` must outlive the Adapter.
+  // rcptguard_postfix_) in `registry`, which the Adapter keeps alive.
+  // `client` must outlive the Adapter.
   // Errors: InvalidArgument for options, the bind/listen error otherwise.
   static absl::StatusOr<std::unique_ptr<Adapter>> Create(
       const AdapterOptions& options, client::Client* client,
