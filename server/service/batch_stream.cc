@@ -39,10 +39,7 @@ std::string_view Flatten(const grpc::ByteBuffer& bytes,
 // The unary Validate's error for a request that does not parse.
 absl::Status Malformed(const grpc::ServerContextBase& context,
                        std::string_view data) {
-  std::string why = DescribeMalformed(data, v1::ValidateRequest::descriptor());
-  if (why.empty()) why = "does not parse";
-  absl::Status status = absl::InvalidArgumentError(
-      absl::StrCat("not a valid rcptguard.v1.ValidateRequest: ", why));
+  absl::Status status = MalformedError(data, v1::ValidateRequest::descriptor());
   static LogLimiter* const limiter = new LogLimiter(10);
   int64_t left_out = 0;
   if (limiter->Allow(&left_out)) {

@@ -185,10 +185,15 @@ absl::Status ParseMessage(const grpc::ByteBuffer& bytes,
       flat.append(reinterpret_cast<const char*>(s.begin()), s.size());
     }
   }
-  std::string why = DescribeMalformed(flat, message->GetDescriptor());
+  return MalformedError(flat, message->GetDescriptor());
+}
+
+absl::Status MalformedError(std::string_view data,
+                            const google::protobuf::Descriptor* descriptor) {
+  std::string why = DescribeMalformed(data, descriptor);
   if (why.empty()) why = "does not parse";
-  return absl::InvalidArgumentError(absl::StrCat(
-      "not a valid ", message->GetDescriptor()->full_name(), ": ", why));
+  return absl::InvalidArgumentError(
+      absl::StrCat("not a valid ", descriptor->full_name(), ": ", why));
 }
 
 absl::Status SerializeMessage(const google::protobuf::Message& message,
@@ -235,15 +240,11 @@ absl::Status SplitBatchRequest(std::string_view data,
   const google::protobuf::UnknownFieldSet& unknown =
       frame->GetReflection()->GetUnknownFields(*frame);
   for (int i = 0; ok && i < unknown.field_count(); ++i) {
-    ok = unknown.field(i).number() != 1 && unknown.field(i).number() != 2;
+    const int number = unknown.field(i).number();
+    ok = number != internal::ValidateBatchFrame::kBatchIdFieldNumber &&
+         number != internal::ValidateBatchFrame::kRequestsFieldNumber;
   }
-  if (!ok) {
-    std::string why =
-        DescribeMalformed(data, v1::ValidateBatchRequest::descriptor());
-    if (why.empty()) why = "does not parse";
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a valid rcptguard.v1.ValidateBatchRequest: ", why));
-  }
+  if (!ok) return MalformedError(data, v1::ValidateBatchRequest::descriptor());
   if (frame->requests_size() > kMaxBatchRequests) {
     return absl::InvalidArgumentError(
         absl::StrCat("ValidateBatchRequest.requests: more than ",

@@ -40,6 +40,12 @@ std::string DescribeMalformed(std::string_view data,
 // batch is answered within one callback, and its answer is buffered whole.
 inline constexpr int kMaxBatchRequests = 1000;
 
+// The error for `data` that is not a valid `descriptor`: InvalidArgument
+// "not a valid <full name>: <what DescribeMalformed finds>" (or "does not
+// parse").
+absl::Status MalformedError(std::string_view data,
+                            const google::protobuf::Descriptor* descriptor);
+
 // Splits a serialized rcptguard.v1.ValidateBatchRequest into `frame`
 // without parsing its requests (a request that does not parse is its own
 // problem, answered in its own result): protobuf's own parser reads the
