@@ -256,14 +256,18 @@ void StreamTransport::FailQueueLocked(const absl::Status& why,
   queue_.clear();
 }
 
+void StreamTransport::NoMoreAnswersLocked(Conn* conn) {
+  conn->read_failed = true;
+  DetachLocked(conn);
+  MaybeFinishLocked(conn);
+  MaybeDestroyLocked(conn);
+}
+
 void StreamTransport::OnStart(Conn* conn, bool ok) {
   absl::MutexLock lock(&mu_);
   --conn->ops;
   if (!ok) {
-    conn->read_failed = true;
-    DetachLocked(conn);
-    MaybeFinishLocked(conn);
-    MaybeDestroyLocked(conn);
+    NoMoreAnswersLocked(conn);
     return;
   }
   conn->started = true;
@@ -296,10 +300,7 @@ void StreamTransport::OnRead(Conn* conn, bool ok) {
     absl::MutexLock lock(&mu_);
     --conn->ops;
     if (!ok) {
-      conn->read_failed = true;
-      DetachLocked(conn);
-      MaybeFinishLocked(conn);
-      MaybeDestroyLocked(conn);
+      NoMoreAnswersLocked(conn);
       return;
     }
     Answer(conn, &out);

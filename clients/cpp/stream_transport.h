@@ -141,6 +141,9 @@ class StreamTransport {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Deletes `conn` once nothing of it is in flight; true when it did.
   bool MaybeDestroyLocked(Conn* conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Its start or a read failed: no answer will come; it detaches, finishes
+  // and goes once nothing of it is in flight (may delete `conn`).
+  void NoMoreAnswersLocked(Conn* conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailQueueLocked(const absl::Status& why, std::vector<Outcome>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
