@@ -191,10 +191,6 @@ class Adapter::Impl {
     return absl::OkStatus();
   }
 
-  // A lookup's answer, on the thread that received it; `mailbox` holds
-  // the state lock.
-  void AnswerLocked(Mailbox::Item& item) { Complete(item); }
-
   int policy_port() const { return policy_.port; }
   int socketmap_port() const { return socketmap_.port; }
 
@@ -215,7 +211,6 @@ class Adapter::Impl {
     absl::Time next_sweep = absl::Now() + absl::Seconds(1);
     // The loop holds the state lock except while it waits in epoll_wait.
     StateLock lock(mailbox_.get());
-    in_loop_ = true;
     for (;;) {
       absl::Time wake = next_sweep;
       if (!timers_.empty()) wake = std::min(wake, timers_.front().at);
@@ -227,13 +222,11 @@ class Adapter::Impl {
                                        absl::ToInt64Milliseconds(absl::Ceil(
                                            wait, absl::Milliseconds(1))),
                                        1000));
-      in_loop_ = false;
       lock.Unlock();
       const int n = epoll_wait(epoll_, events.data(),
                                static_cast<int>(events.size()), timeout_ms);
       const int wait_errno = errno;  // before Lock() may change it
       lock.Lock();
-      in_loop_ = true;
       if (n < 0 && wait_errno != EINTR) {
         return ErrnoStatus("epoll_wait", wait_errno);
       }
@@ -268,9 +261,9 @@ class Adapter::Impl {
                      {{"connections_cut", connections_.size()}});
           // Cut now, not when the Adapter goes: their peers learn at once
           // (an answer still on its way finds no connection).
-          std::vector<uint64_t> left;
-          for (auto& [id, c] : connections_) left.push_back(id);
-          for (uint64_t id : left) Close(*Find(id));
+          while (!connections_.empty()) {
+            Close(*connections_.begin()->second);
+          }
           return absl::OkStatus();
         }
       }
@@ -592,7 +585,7 @@ class Adapter::Impl {
           if (!t_holds_state) {
             Mailbox* m = mailbox.get();
             StateLock lock(m);
-            if (m->owner != nullptr) m->owner->AnswerLocked(item);
+            if (m->owner != nullptr) m->owner->Complete(item);
             return;  // answered, or the adapter is gone
           }
           mailbox->Post(std::move(item));
@@ -642,8 +635,9 @@ class Adapter::Impl {
         c->delayed_outcome = outcome;
         timers_.push_back(Timer{now + delay, c->id});
         std::push_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
-        // Answered off the loop: the loop must learn of the new timer.
-        if (!in_loop_) mailbox_->Wake();
+        // Possibly answered off the loop: the loop must learn of the new
+        // timer (a tarpit is rare; a spurious wake-up costs nothing).
+        mailbox_->Wake();
         return;
       }
     }
@@ -742,10 +736,6 @@ class Adapter::Impl {
   absl::Time drain_deadline_;
   absl::Time last_refused_log_ = absl::InfinitePast();
   absl::Time last_failure_log_ = absl::InfinitePast();
-
-  // True while the loop thread holds the state lock (between its
-  // epoll_waits); false while a lookup is answered on another thread.
-  bool in_loop_ = false;
 
   std::atomic<bool> stop_requested_{false};
 };
