@@ -549,7 +549,7 @@ void Replicator::StartCycle() {
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   redis_.Command({"ZREMRANGEBYSCORE", names_.active, "-inf",
                   absl::StrCat((now_ms - active_ttl_ms_) * 1000)},
-                 [this, cycle, done](const redisReply* r) {
+                 [cycle, done](const redisReply* r) {
                    if (cycle->aborted) return;
                    if (r == nullptr) {
                      cycle->aborted = true;
