@@ -61,6 +61,7 @@ void ApplyDefaults(v1::ServerConfig& config, std::string_view base_dir) {
   if (limits->grpc_memory_bytes() == 0) {
     limits->set_grpc_memory_bytes(kDefaultGrpcMemoryBytes);
   }
+  if (limits->grpc_threads() == 0) limits->set_grpc_threads(1);
   if (limits->idle_timeout().empty()) limits->set_idle_timeout("5m");
   if (limits->max_connection_age().empty()) {
     limits->set_max_connection_age("0s");
@@ -412,6 +413,8 @@ absl::Status ValidateConfig(const v1::ServerConfig& config) {
                                 limits.max_streams_per_peer(), 1, 100000));
   RG_RETURN_IF_ERROR(
       CheckRange("limits.max_streams", limits.max_streams(), 1, 1000000));
+  RG_RETURN_IF_ERROR(
+      CheckRange("limits.grpc_threads", limits.grpc_threads(), 1, 64));
   RG_RETURN_IF_ERROR(CheckRange("limits.grpc_memory_bytes",
                                 limits.grpc_memory_bytes(), uint64_t{64} << 20,
                                 uint64_t{64} << 30));

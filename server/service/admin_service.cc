@@ -4,12 +4,16 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/text.h"
 #include "server/service/client_verdict.h"
 #include "server/service/grpc_status.h"
 #include "server/service/handler_support.h"
 #include "server/service/proto_enums.h"
 #include "server/service/proto_time.h"
+#include "server/service/wire.h"
 
 namespace rcptguard::service {
 
@@ -21,44 +25,62 @@ absl::Status AdminService::Authorize(const grpc::ServerContextBase& context,
   return Refuse(metrics_, context, who.status());
 }
 
-grpc::Status AdminService::GetStatus(grpc::ServerContext* context,
-                                     const v1::GetStatusRequest* request,
-                                     v1::GetStatusResponse* response) {
-  CallTimer timer(metrics_, metrics::Method::kGetStatus);
-  absl::Status status = Authorize(*context, Role::kRead);
-  if (status.ok()) status = DoGetStatus(response);
+namespace {
+
+// One Admin call: authorized, parsed, answered by `work`, serialized and
+// recorded.
+template <typename Request, typename Response, typename Work>
+absl::Status Serve(metrics::ServerMetrics* metrics, metrics::Method method,
+                   absl::FunctionRef<absl::Status()> authorize,
+                   const grpc::ByteBuffer& in, grpc::ByteBuffer* out,
+                   Work work) {
+  CallTimer timer(metrics, method);
+  Request request;
+  Response response;
+  absl::Status status = authorize();
+  if (status.ok()) status = ParseMessage(in, &request);
+  if (status.ok()) status = work(request, &response);
+  if (status.ok()) status = SerializeMessage(response, out);
   timer.Done(status);
-  return ToGrpcStatus(status);
+  return status;
 }
 
-grpc::Status AdminService::ListOffenders(
-    grpc::ServerContext* context, const v1::ListOffendersRequest* request,
-    v1::ListOffendersResponse* response) {
-  CallTimer timer(metrics_, metrics::Method::kListOffenders);
-  absl::Status status = Authorize(*context, Role::kRead);
-  if (status.ok()) status = DoListOffenders(*request, response);
-  timer.Done(status);
-  return ToGrpcStatus(status);
-}
+}  // namespace
 
-grpc::Status AdminService::ForgetClient(grpc::ServerContext* context,
-                                        const v1::ForgetClientRequest* request,
-                                        v1::ForgetClientResponse* response) {
-  CallTimer timer(metrics_, metrics::Method::kForgetClient);
-  absl::Status status = Authorize(*context, Role::kAdmin);
-  if (status.ok()) status = DoForgetClient(*request, context->peer(), response);
-  timer.Done(status);
-  return ToGrpcStatus(status);
-}
-
-grpc::Status AdminService::Reload(grpc::ServerContext* context,
-                                  const v1::ReloadRequest* request,
-                                  v1::ReloadResponse* response) {
-  CallTimer timer(metrics_, metrics::Method::kReload);
-  absl::Status status = Authorize(*context, Role::kAdmin);
-  if (status.ok()) status = DoReload(*request, context->peer(), response);
-  timer.Done(status);
-  return ToGrpcStatus(status);
+absl::Status AdminService::Answer(std::string_view method,
+                                  const grpc::ServerContextBase& context,
+                                  const grpc::ByteBuffer& request,
+                                  grpc::ByteBuffer* response) {
+  const auto may = [&](Role role) {
+    return [this, &context, role] { return Authorize(context, role); };
+  };
+  if (method == "/rcptguard.v1.Admin/GetStatus") {
+    return Serve<v1::GetStatusRequest, v1::GetStatusResponse>(
+        metrics_, metrics::Method::kGetStatus, may(Role::kRead), request,
+        response, [&](const auto&, auto* out) { return DoGetStatus(out); });
+  }
+  if (method == "/rcptguard.v1.Admin/ListOffenders") {
+    return Serve<v1::ListOffendersRequest, v1::ListOffendersResponse>(
+        metrics_, metrics::Method::kListOffenders, may(Role::kRead), request,
+        response,
+        [&](const auto& in, auto* out) { return DoListOffenders(in, out); });
+  }
+  if (method == "/rcptguard.v1.Admin/ForgetClient") {
+    return Serve<v1::ForgetClientRequest, v1::ForgetClientResponse>(
+        metrics_, metrics::Method::kForgetClient, may(Role::kAdmin), request,
+        response, [&](const auto& in, auto* out) {
+          return DoForgetClient(in, context.peer(), out);
+        });
+  }
+  if (method == "/rcptguard.v1.Admin/Reload") {
+    return Serve<v1::ReloadRequest, v1::ReloadResponse>(
+        metrics_, metrics::Method::kReload, may(Role::kAdmin), request,
+        response, [&](const auto& in, auto* out) {
+          return DoReload(in, context.peer(), out);
+        });
+  }
+  return absl::UnimplementedError(
+      absl::StrCat("no such method: ", SafeText(method, 128)));
 }
 
 absl::Status AdminService::DoGetStatus(v1::GetStatusResponse* response) const {

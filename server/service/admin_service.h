@@ -9,14 +9,22 @@
 // records the call in metrics and returns its absl::Status through
 // ToGrpcStatus (grpc_status.h).
 //
-// Thread safety: gRPC calls the handlers from its synchronous thread pool;
-// the service is safe to call concurrently as long as what it points at
+// Served by GenericCalls (generic_calls.h) on the server's Admin worker
+// thread: a reload may take seconds and must not hold up the threads that
+// answer validation calls.
+//
+// Thread safety: safe to call concurrently as long as what it points at
 // outlives it (DirectoryManager and Detector are thread-safe themselves).
 #ifndef RCPTGUARD_SERVER_SERVICE_ADMIN_SERVICE_H_
 #define RCPTGUARD_SERVER_SERVICE_ADMIN_SERVICE_H_
 
+#include <string>
+#include <string_view>
+
 #include "absl/status/status.h"
-#include "rcptguard/v1/admin.grpc.pb.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "rcptguard/v1/admin.pb.h"
 #include "server/harvest/harvest.h"
 #include "server/harvest_shared/replicator.h"
 #include "server/metrics/metrics.h"
@@ -25,7 +33,7 @@
 
 namespace rcptguard::service {
 
-class AdminService final : public v1::Admin::Service {
+class AdminService final {
  public:
   // `detector` may be null (harvest detection disabled); `metrics` may be
   // null (nothing recorded); `access` may be null (everyone allowed).
@@ -40,18 +48,14 @@ class AdminService final : public v1::Admin::Service {
         access_(access),
         replicator_(replicator) {}
 
-  grpc::Status GetStatus(grpc::ServerContext* context,
-                         const v1::GetStatusRequest* request,
-                         v1::GetStatusResponse* response) override;
-  grpc::Status ListOffenders(grpc::ServerContext* context,
-                             const v1::ListOffendersRequest* request,
-                             v1::ListOffendersResponse* response) override;
-  grpc::Status ForgetClient(grpc::ServerContext* context,
-                            const v1::ForgetClientRequest* request,
-                            v1::ForgetClientResponse* response) override;
-  grpc::Status Reload(grpc::ServerContext* context,
-                      const v1::ReloadRequest* request,
-                      v1::ReloadResponse* response) override;
+  // Answers one call of `method`, the full gRPC method name (e.g.
+  // "/rcptguard.v1.Admin/Reload"), with the serialized response or the
+  // call's error: UNIMPLEMENTED for a method Admin does not have,
+  // INVALID_ARGUMENT for a request that does not parse.
+  absl::Status Answer(std::string_view method,
+                      const grpc::ServerContextBase& context,
+                      const grpc::ByteBuffer& request,
+                      grpc::ByteBuffer* response);
 
  private:
   // The work of each call once the caller is authorized; free of gRPC but

@@ -14,7 +14,6 @@
 #include "common/strings.h"
 #include "google/protobuf/arena.h"
 #include "server/service/handler_support.h"
-#include "server/service/stream_reactor.h"
 #include "server/service/validation_service.h"
 #include "server/service/wire.h"
 
@@ -52,12 +51,6 @@ absl::Status Malformed(const grpc::ServerContextBase& context,
 }
 
 }  // namespace
-
-grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-RecipientValidationService::ValidateBatchStream(
-    grpc::CallbackServerContext* context) {
-  return new StreamReactor(this, context, /*batch=*/true);
-}
 
 absl::Status RecipientValidationService::AnswerBatch(
     const grpc::ServerContextBase& context, const std::string& identity,

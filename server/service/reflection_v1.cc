@@ -1,12 +1,12 @@
 #include "server/service/reflection_v1.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/text.h"
 #include "google/protobuf/descriptor.pb.h"
-#include "grpcpp/impl/server_builder_plugin.h"
-#include "grpcpp/impl/server_initializer.h"
+#include "grpcpp/support/status_code_enum.h"
 
 namespace rcptguard::service {
 namespace {
@@ -46,29 +46,13 @@ void AnswerFile(const FileDescriptor* file, std::vector<std::string>* sent,
   AddFile(file, sent, response->mutable_file_descriptor_response());
 }
 
-class Plugin final : public grpc::ServerBuilderPlugin {
- public:
-  std::string name() override { return "rcptguard_reflection_v1"; }
-  void InitServer(grpc::ServerInitializer* si) override {
-    si->RegisterService(service_);
-  }
-  void Finish(grpc::ServerInitializer* si) override {
-    service_->SetServiceList(si->GetServiceList());
-  }
-  void ChangeArguments(const std::string&, void*) override {}
-  bool has_sync_methods() const override { return true; }
-  bool has_async_methods() const override { return false; }
-
- private:
-  std::shared_ptr<ReflectionV1Service> service_ =
-      std::make_shared<ReflectionV1Service>();
-};
-
 }  // namespace
 
 ReflectionV1Service::ReflectionV1Service(
+    std::vector<std::string> services,
     const google::protobuf::DescriptorPool* pool)
-    : pool_(pool != nullptr
+    : services_(std::move(services)),
+      pool_(pool != nullptr
                 ? pool
                 : google::protobuf::DescriptorPool::generated_pool()) {}
 
@@ -81,10 +65,8 @@ void ReflectionV1Service::Answer(
     case rv1::ServerReflectionRequest::kListServices: {
       rv1::ListServiceResponse* list =
           response->mutable_list_services_response();
-      if (services_ != nullptr) {
-        for (const std::string& name : *services_) {
-          list->add_service()->set_name(name);
-        }
+      for (const std::string& name : services_) {
+        list->add_service()->set_name(name);
       }
       return;
     }
@@ -153,25 +135,6 @@ void ReflectionV1Service::Answer(
   }
   SetError(response, grpc::StatusCode::UNIMPLEMENTED,
            "no request in message_request");
-}
-
-grpc::Status ReflectionV1Service::ServerReflectionInfo(
-    grpc::ServerContext*,
-    grpc::ServerReaderWriter<rv1::ServerReflectionResponse,
-                             rv1::ServerReflectionRequest>* stream) {
-  rv1::ServerReflectionRequest request;
-  std::vector<std::string> sent;
-  while (stream->Read(&request)) {
-    rv1::ServerReflectionResponse response;
-    Answer(request, &sent, &response);
-    if (!stream->Write(response)) break;
-  }
-  return grpc::Status::OK;
-}
-
-void ReflectionV1Option::UpdatePlugins(
-    std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) {
-  plugins->push_back(std::make_unique<Plugin>());
 }
 
 }  // namespace rcptguard::service

@@ -13,9 +13,6 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "common/text.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/generic/async_generic_service.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/security/tls_certificate_provider.h"
@@ -27,7 +24,6 @@
 #include "server/service/directory_loader.h"
 #include "server/service/grpc_status.h"
 #include "server/service/metrics_enums.h"
-#include "server/service/reflection_v1.h"
 #include "server/service/wire.h"
 
 namespace rcptguard::service {
@@ -148,7 +144,15 @@ Server::Server(v1::ServerConfig config, directory::SipKey key,
                           StreamLimitsFromConfig(config_.limits())),
       admin_service_(&manager_, detector_.get(),
                      config_.harvest().observe_only(), metrics_.get(), &access_,
-                     replicator_.get()) {}
+                     replicator_.get()),
+      reflection_(std::vector<std::string>{
+          "rcptguard.v1.RecipientValidation", "rcptguard.v1.Admin",
+          "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection",
+          "grpc.reflection.v1alpha.ServerReflection"}),
+      generic_({.admin = &admin_service_, .reflection = &reflection_},
+               &health_),
+      health_generic_({.unimplemented = "not served on the health port"},
+                      &health_) {}
 
 DirectoryManagerOptions Server::ManagerOptions() {
   DirectoryManagerOptions options;
@@ -184,55 +188,12 @@ int Server::metrics_port() const {
 }
 
 Server::~Server() {
-  for (auto* s : {&server_, &health_server_}) {
-    if (*s != nullptr) {
-      (*s)->Shutdown();
-      (*s)->Wait();
-    }
-  }
+  StopServing(absl::Now());
   // No load (and so no health callback) may run while members go away.
   manager_.StopMaintenance();
 }
 
 namespace {
-
-// Removes server reflection from a builder (the plugin registers itself for
-// every ServerBuilder of the process): the health-only port may listen
-// beyond loopback and must not describe the API.
-class WithoutReflection final : public grpc::ServerBuilderOption {
- public:
-  void UpdateArguments(grpc::ChannelArguments*) override {}
-  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
-                         plugins) override {
-    plugins->erase(
-        std::remove_if(plugins->begin(), plugins->end(),
-                       [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
-                         return p->name().find("reflection") !=
-                                std::string::npos;
-                       }),
-        plugins->end());
-  }
-};
-
-// Answers every method that no registered service has with UNIMPLEMENTED.
-// The health-only server registers it so that gRPC runs its callback
-// machinery (the default health service needs a polled queue) without any
-// service of ours.
-class UnimplementedGenericService final : public grpc::CallbackGenericService {
- public:
-  grpc::ServerGenericBidiReactor* CreateReactor(
-      grpc::GenericCallbackServerContext* context) override {
-    class Reactor final : public grpc::ServerGenericBidiReactor {
-     public:
-      explicit Reactor(const std::string& method) {
-        Finish(ToGrpcStatus(absl::UnimplementedError(
-            "not served on the health port: " + SafeText(method, 128))));
-      }
-      void OnDone() override { delete this; }
-    };
-    return new Reactor(context->method());
-  }
-};
 
 // Mutual TLS whose files are re-read when they change.
 std::shared_ptr<grpc::ServerCredentials> MutualTlsCredentials(
@@ -263,8 +224,6 @@ absl::Status Server::Start() {
             {{"address", address}, {"port", metrics_server_->port()}});
   }
   InstallProtobufLogHandler();
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   std::shared_ptr<grpc::ServerCredentials> credentials;
   if (config_.has_tls()) {
@@ -291,11 +250,12 @@ absl::Status Server::Start() {
     credentials = grpc::InsecureServerCredentials();
   }
   builder.AddListeningPort(config_.listen_address(), credentials, &port_);
-  // grpc.reflection.v1 beside gRPC's own v1alpha plugin.
-  builder.SetOption(std::make_unique<ReflectionV1Option>());
-  builder.RegisterService(&validation_service_);
-  builder.RegisterService(&admin_service_);
   const v1::Limits& limits = config_.limits();
+  // Every call on our queues (call_queues.h): RecipientValidation's
+  // methods registered, everything else through the generic service.
+  builder.RegisterService(&validation_service_);
+  generic_.Register(&builder);
+  queues_.AddTo(&builder, static_cast<int>(limits.grpc_threads()));
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       DurationMillisForGrpc(ConfigDuration(limits.idle_timeout())));
@@ -328,15 +288,13 @@ absl::Status Server::Start() {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", config_.listen_address()));
   }
-  AddHealthService(server_->GetHealthCheckService());
   if (!config_.health_listen_address().empty()) {
-    // Only grpc.health.v1 (the default health service) on this port.
+    // Only grpc.health.v1 on this port.
     grpc::ServerBuilder health;
     health.AddListeningPort(config_.health_listen_address(),
                             grpc::InsecureServerCredentials(), &health_port_);
-    health.SetOption(std::make_unique<WithoutReflection>());
-    health_generic_ = std::make_unique<UnimplementedGenericService>();
-    health.RegisterCallbackGenericService(health_generic_.get());
+    health_generic_.Register(&health);
+    health_queues_.AddTo(&health, 1);
     health.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 60000);
     health.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 5000);
     health_server_ = health.BuildAndStart();
@@ -344,13 +302,23 @@ absl::Status Server::Start() {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", config_.health_listen_address()));
     }
-    AddHealthService(health_server_->GetHealthCheckService());
+    queues_.AddPassenger(&health_queues_);
+    health_queues_.Start(
+        [&](grpc::ServerCompletionQueue* q) {
+          health_generic_.Serve(&health_queues_, q);
+        },
+        /*threads=*/false);
     LogInfo("health_listening", {{"address", config_.health_listen_address()},
                                  {"port", health_port_}});
   }
+  queues_.Start([&](grpc::ServerCompletionQueue* q) {
+    validation_service_.Serve(&queues_, q);
+    generic_.Serve(&queues_, q);
+  });
   LogInfo("listening", {{"address", config_.listen_address()},
                         {"port", port_},
                         {"tls", config_.has_tls() ? "mutual" : "off"},
+                        {"grpc_threads", limits.grpc_threads()},
                         {"version", RCPTGUARD_VERSION}});
   return absl::OkStatus();
 }
@@ -394,26 +362,28 @@ void Server::Shutdown() {
            {"drain_timeout_ms", config_.shutdown().drain_timeout_ms()}});
   // Keep answering while load balancers notice NOT_SERVING.
   absl::SleepFor(grace);
-  server_->Shutdown(
-      std::chrono::system_clock::now() +
-      std::chrono::milliseconds(absl::ToInt64Milliseconds(drain)));
-  if (health_server_ != nullptr) health_server_->Shutdown();
+  StopServing(absl::Now() + drain);
   manager_.StopMaintenance();
   LogInfo("stopped");
 }
 
-void Server::SetServing(bool serving) {
-  absl::MutexLock lock(&health_mu_);
-  serving_ = serving && !shutting_down_;
-  for (grpc::HealthCheckServiceInterface* h : health_services_) {
-    h->SetServingStatus(serving_);
+void Server::StopServing(absl::Time deadline) {
+  // Watch streams would otherwise hold the servers up until the deadline.
+  health_.EndWatches();
+  if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(deadline));
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(
+        absl::ToChronoTime(std::min(deadline, absl::Now() + absl::Seconds(1))));
   }
+  // No call is left, so no Admin work either; then the threads.
+  generic_.StopWorker();
+  health_queues_.Shutdown();
+  queues_.Shutdown();
 }
 
-void Server::AddHealthService(grpc::HealthCheckServiceInterface* health) {
+void Server::SetServing(bool serving) {
   absl::MutexLock lock(&health_mu_);
-  health_services_.push_back(health);
-  health->SetServingStatus(serving_);
+  health_.Set(serving && !shutting_down_);
 }
 
 void Server::Wait() {

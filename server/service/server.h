@@ -28,14 +28,15 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/exposition/http_endpoint.h"
-#include "grpcpp/generic/async_generic_service.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server.h"
 #include "rcptguard/v1/config.pb.h"
 #include "server/harvest_shared/replicator.h"
 #include "server/metrics/metrics.h"
 #include "server/service/admin_service.h"
+#include "server/service/call_queues.h"
 #include "server/service/directory_manager.h"
+#include "server/service/generic_calls.h"
+#include "server/service/reflection_v1.h"
 #include "server/service/validation_service.h"
 #include "server/service/validator.h"
 
@@ -72,10 +73,9 @@ class Server {
   // Health status of both the main and the health-only server; never
   // SERVING again once Shutdown() began.
   void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(health_mu_);
-  // Registers a started server's health service and gives it the current
-  // status.
-  void AddHealthService(grpc::HealthCheckServiceInterface* health)
-      ABSL_LOCKS_EXCLUDED(health_mu_);
+  // Stops both gRPC servers (calls get until `deadline`), then the Admin
+  // worker and the queues' threads.
+  void StopServing(absl::Time deadline);
   // The DirectoryManager's clock and callbacks (health, reload metrics).
   DirectoryManagerOptions ManagerOptions();
 
@@ -98,10 +98,19 @@ class Server {
   RecipientValidationService validation_service_;
   AdminService admin_service_;
 
+  // grpc.health.v1 of both servers; what SetServing last allowed.
+  Health health_;
+  const ReflectionV1Service reflection_;
+  // Admin, health, reflection on the main port; health on the other.
+  GenericCalls generic_;
+  GenericCalls health_generic_;
+  // Declared before the servers, so destroyed after them (gRPC's rule).
+  // The health-only port's queue rides along with the first main thread.
+  CallQueues health_queues_;
+  CallQueues queues_;
+
   std::unique_ptr<grpc::Server> server_;
   // The plaintext health-only server (health_listen_address); may be null.
-  // Answers UNIMPLEMENTED on the health port; outlives health_server_.
-  std::unique_ptr<grpc::CallbackGenericService> health_generic_;
   std::unique_ptr<grpc::Server> health_server_;
   int health_port_ = 0;
   // Declared last, so destroyed first: scrapes stop before the detector
@@ -109,13 +118,8 @@ class Server {
   std::unique_ptr<exposition::HttpEndpoint> metrics_server_;
   int port_ = 0;
 
-  // Health: what SetServing last asked for, applied to every health
-  // service registered so far and to each one as it is registered.
   absl::Mutex health_mu_;
-  bool serving_ ABSL_GUARDED_BY(health_mu_) = false;
   bool shutting_down_ ABSL_GUARDED_BY(health_mu_) = false;
-  std::vector<grpc::HealthCheckServiceInterface*> health_services_
-      ABSL_GUARDED_BY(health_mu_);
 };
 
 }  // namespace rcptguard::service

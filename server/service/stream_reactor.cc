@@ -8,23 +8,51 @@
 
 namespace rcptguard::service {
 
+void RecipientValidationService::StreamReactor::Await(
+    RecipientValidationService* service, CallQueues* queues,
+    grpc::ServerCompletionQueue* queue, bool batch) {
+  auto* call = new StreamReactor(service, queues, queue, batch);
+  if (!queues->Request([&] {
+        if (batch) {
+          service->RequestValidateBatchStream(&call->context_, &call->stream_,
+                                              queue, queue, &call->started_);
+        } else {
+          service->RequestValidateStream(&call->context_, &call->stream_, queue,
+                                         queue, &call->started_);
+        }
+      })) {
+    delete call;
+  }
+}
+
 RecipientValidationService::StreamReactor::StreamReactor(
-    const RecipientValidationService* service,
-    grpc::CallbackServerContext* context, bool batch)
-    : service_(service), context_(context), batch_(batch) {
-  peer_ = CallerKey(*context);
-  absl::Status open = service_->streams_.Open(peer_);
-  if (!open.ok()) {
-    counted_ = false;
-    {
-      absl::MutexLock lock(&mu_);
-      reading_ = false;
-      finished_ = true;
-    }
-    Finish(ToGrpcStatus(Refuse(service_->metrics_, *context, open)));
+    RecipientValidationService* service, CallQueues* queues,
+    grpc::ServerCompletionQueue* queue, bool batch)
+    : service_(service), queues_(queues), queue_(queue), batch_(batch) {}
+
+void RecipientValidationService::StreamReactor::OnStarted(bool ok) {
+  if (!ok) {  // the server shuts down: no call came
+    delete this;
     return;
   }
-  StartRead(&request_bytes_);  // reading_ starts true
+  Await(service_, queues_, queue_, batch_);  // the next call of this method
+  peer_ = CallerKey(context_);
+  absl::Status open = service_->streams_.Open(peer_);
+  if (!open.ok()) {
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = true;
+    }
+    stream_.Finish(ToGrpcStatus(Refuse(service_->metrics_, context_, open)),
+                   &finish_done_);
+    return;
+  }
+  counted_ = true;
+  {
+    absl::MutexLock lock(&mu_);
+    reading_ = true;
+  }
+  stream_.Read(&request_bytes_, &read_done_);
 }
 
 void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
@@ -52,14 +80,14 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
   CallTimer timer(service_->metrics_, metrics::Method::kValidateStream);
   // The peer's certificate cannot change within a stream: authorize at
   // the first message only; charge the budget for every message.
-  if (!identity_.has_value()) identity_ = service_->Identify(*context_);
+  if (!identity_.has_value()) identity_ = service_->Identify(context_);
   absl::Status status = identity_->status();
   uint64_t size = 0;
   if (batch_) {
     // Each request of the batch is timed and recorded by AnswerBatch; the
     // message itself only when it ends the stream.
     if (status.ok()) {
-      status = service_->AnswerBatch(*context_, **identity_, request_bytes_,
+      status = service_->AnswerBatch(context_, **identity_, request_bytes_,
                                      &ring_[slot]);
     }
     request_bytes_.Clear();
@@ -67,12 +95,12 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
     if (status.ok()) size = ring_[slot].Length();
   } else {
     if (status.ok()) {
-      status = service_->Parse(*context_, request_bytes_, &request_);
+      status = service_->Parse(context_, request_bytes_, &request_);
     }
     request_bytes_.Clear();
     if (status.ok()) {
       status =
-          service_->Charge(*context_, **identity_, request_.recipients_size());
+          service_->Charge(context_, **identity_, request_.recipients_size());
     }
     if (status.ok()) {
       response_.Clear();
@@ -129,7 +157,7 @@ void RecipientValidationService::StreamReactor::OnWriteDone(bool ok) {
   Run(next);
 }
 
-void RecipientValidationService::StreamReactor::OnDone() {
+void RecipientValidationService::StreamReactor::OnFinishDone(bool /*ok*/) {
   {
     absl::MutexLock lock(&mu_);
     Dequeue(queued_);
@@ -177,9 +205,11 @@ RecipientValidationService::StreamReactor::NextLocked() {
 }
 
 void RecipientValidationService::StreamReactor::Run(const Actions& next) {
-  if (next.write != nullptr) StartWrite(next.write);
-  if (next.read) StartRead(&request_bytes_);
-  if (next.finish.has_value()) Finish(ToGrpcStatus(*next.finish));
+  if (next.write != nullptr) stream_.Write(*next.write, &write_done_);
+  if (next.read) stream_.Read(&request_bytes_, &read_done_);
+  if (next.finish.has_value()) {
+    stream_.Finish(ToGrpcStatus(*next.finish), &finish_done_);
+  }
 }
 
 }  // namespace rcptguard::service

@@ -1,6 +1,11 @@
-// One ValidateStream call of RecipientValidationService
-// (validation_service.h); internal to the service, which creates one per
-// stream.
+// One ValidateStream or ValidateBatchStream call of
+// RecipientValidationService (validation_service.h), served on one of our
+// completion queues (call_queues.h); internal to the service.
+//
+// Each object first awaits a new call of its method on its queue (Await);
+// when one arrives it awaits the next (so a call is always awaited) and
+// serves its own. Every operation's completion comes back on the queue,
+// whose thread calls OnReadDone, OnWriteDone or OnFinishDone.
 //
 // Requests are read and answered one after another, in order; the next
 // read starts as soon as a request is answered, while its answer is still
@@ -19,9 +24,10 @@
 // stream with its error, through ToGrpcStatus, once the answers before it
 // are written. Deletes itself when done.
 //
-// Thread safety: gRPC may run OnReadDone and OnWriteDone at the same time
-// on different threads; the state they share is guarded by mu_, and the
-// gRPC calls (StartRead, StartWrite, Finish) are made after releasing it.
+// Thread safety: a call's completions all come from its queue, which one
+// thread drives, so they never run at the same time; the state they share
+// is still guarded by mu_ (uncontended) and the gRPC operations (StartRead,
+// StartWrite, Finish) are started after releasing it.
 #ifndef RCPTGUARD_SERVER_SERVICE_STREAM_REACTOR_H_
 #define RCPTGUARD_SERVER_SERVICE_STREAM_REACTOR_H_
 
@@ -35,30 +41,41 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "grpcpp/completion_queue.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/async_stream.h"
 #include "grpcpp/support/byte_buffer.h"
-#include "grpcpp/support/server_callback.h"
 #include "rcptguard/v1/validation.pb.h"
+#include "server/service/call_queues.h"
 #include "server/service/validation_service.h"
 
 namespace rcptguard::service {
 
-class RecipientValidationService::StreamReactor final
-    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+class RecipientValidationService::StreamReactor final {
  public:
   // Answers that may wait to be written before reading pauses.
   static constexpr size_t kMaxQueued = 64;
 
-  // Opens the stream (counted per peer; over the limit it finishes at once
-  // with the refusal) and starts the first read. `batch`: the messages are
-  // ValidateBatchRequests (ValidateBatchStream), answered by AnswerBatch.
-  StreamReactor(const RecipientValidationService* service,
-                grpc::CallbackServerContext* context, bool batch = false);
-
-  void OnReadDone(bool ok) override;
-  void OnWriteDone(bool ok) override;
-  void OnDone() override;
+  // Awaits the next call of ValidateStream (or, with `batch`, of
+  // ValidateBatchStream: the messages are ValidateBatchRequests, answered
+  // by AnswerBatch) on `queue`, one of `queues`.
+  static void Await(RecipientValidationService* service, CallQueues* queues,
+                    grpc::ServerCompletionQueue* queue, bool batch);
 
  private:
+  StreamReactor(RecipientValidationService* service, CallQueues* queues,
+                grpc::ServerCompletionQueue* queue, bool batch);
+
+  // A call arrived (ok) or the server shuts down (!ok). Opens the stream
+  // (counted per peer; over the limit it finishes at once with the
+  // refusal) and starts the first read.
+  void OnStarted(bool ok);
+  void OnReadDone(bool ok);
+  void OnWriteDone(bool ok);
+  // The call is over (Finish is started only when no read or write is
+  // outstanding): uncounts it and deletes this.
+  void OnFinishDone(bool ok);
+
   // What to start once mu_ is released.
   struct Actions {
     grpc::ByteBuffer* write = nullptr;
@@ -72,12 +89,20 @@ class RecipientValidationService::StreamReactor final
   Actions NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(const Actions& next);
 
-  const RecipientValidationService* const service_;
-  grpc::CallbackServerContext* const context_;
+  RecipientValidationService* const service_;
+  CallQueues* const queues_;
+  grpc::ServerCompletionQueue* const queue_;
   const bool batch_;
-  // Constant after construction.
-  std::string peer_;     // what the stream is counted under
-  bool counted_ = true;  // streams_.Open succeeded
+  grpc::ServerContext context_;
+  grpc::ServerAsyncReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer> stream_{
+      &context_};
+  Op<StreamReactor> started_{this, &StreamReactor::OnStarted};
+  Op<StreamReactor> read_done_{this, &StreamReactor::OnReadDone};
+  Op<StreamReactor> write_done_{this, &StreamReactor::OnWriteDone};
+  Op<StreamReactor> finish_done_{this, &StreamReactor::OnFinishDone};
+  // Set once in OnStarted.
+  std::string peer_;      // what the stream is counted under
+  bool counted_ = false;  // streams_.Open succeeded
 
   // Used by OnReadDone only (one read at a time).
   // The caller's identity or its refusal, from the first message on.
@@ -98,7 +123,7 @@ class RecipientValidationService::StreamReactor final
   uint64_t queued_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   size_t head_ ABSL_GUARDED_BY(mu_) = 0;
   size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
-  bool reading_ ABSL_GUARDED_BY(mu_) = true;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool read_closed_ ABSL_GUARDED_BY(mu_) = false;  // no more requests
   bool broken_ ABSL_GUARDED_BY(mu_) = false;       // a write failed

@@ -95,35 +95,35 @@ absl::Status RecipientValidationService::Parse(
   return status;
 }
 
-grpc::ServerUnaryReactor* RecipientValidationService::Validate(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
-    grpc::ByteBuffer* response_bytes) {
-  // Runs on gRPC's callback thread: parsing, the lookup and the harvest
-  // update take microseconds and never block on I/O.
+absl::Status RecipientValidationService::AnswerValidate(
+    const grpc::ServerContextBase& context,
+    const grpc::ByteBuffer& request_bytes,
+    grpc::ByteBuffer* response_bytes) const {
+  // Runs on the queue's thread: parsing, the lookup and the harvest update
+  // take microseconds and never block on I/O.
   CallTimer timer(metrics_, metrics::Method::kValidate);
   CallArena arena;
   auto* request =
       google::protobuf::Arena::CreateMessage<v1::ValidateRequest>(arena.get());
   auto* response =
       google::protobuf::Arena::CreateMessage<v1::ValidateResponse>(arena.get());
-  absl::StatusOr<std::string> identity = Identify(*context);
+  absl::StatusOr<std::string> identity = Identify(context);
   absl::Status status = identity.status();
-  if (status.ok()) status = Parse(*context, *request_bytes, request);
+  if (status.ok()) status = Parse(context, request_bytes, request);
   if (status.ok()) {
-    status = Charge(*context, *identity, request->recipients_size());
+    status = Charge(context, *identity, request->recipients_size());
   }
   if (status.ok()) status = validator_->Validate(*request, response, *identity);
   if (status.ok() && draining()) response->set_draining(true);
   if (status.ok()) status = SerializeMessage(*response, response_bytes);
   timer.Done(status);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  return status;
 }
 
-grpc::ServerUnaryReactor* RecipientValidationService::GetServedDomains(
-    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_bytes,
-    grpc::ByteBuffer* response_bytes) {
+absl::Status RecipientValidationService::AnswerServedDomains(
+    const grpc::ServerContextBase& context,
+    const grpc::ByteBuffer& request_bytes,
+    grpc::ByteBuffer* response_bytes) const {
   CallTimer timer(metrics_, metrics::Method::kGetServedDomains);
   v1::GetServedDomainsRequest request;
   v1::ServedDomains response;
@@ -131,25 +131,93 @@ grpc::ServerUnaryReactor* RecipientValidationService::GetServedDomains(
   // see it in Admin.GetStatus anyway.
   absl::Status status = absl::OkStatus();
   if (access_ != nullptr) {
-    status = access_->Authorize(*context, Role::kValidate).status();
+    status = access_->Authorize(context, Role::kValidate).status();
     if (status.code() == absl::StatusCode::kPermissionDenied) {
-      status = access_->Authorize(*context, Role::kRead).status();
+      status = access_->Authorize(context, Role::kRead).status();
     }
-    if (!status.ok()) status = Refuse(metrics_, *context, status);
+    if (!status.ok()) status = Refuse(metrics_, context, status);
   }
-  if (status.ok()) status = ParseMessage(*request_bytes, &request);
+  if (status.ok()) status = ParseMessage(request_bytes, &request);
   if (status.ok()) status = validator_->ServedDomains(&response);
   if (status.ok()) status = SerializeMessage(response, response_bytes);
   timer.Done(status);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
-  return reactor;
+  return status;
 }
 
-grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-RecipientValidationService::ValidateStream(
-    grpc::CallbackServerContext* context) {
-  return new StreamReactor(this, context);
+// One Validate or GetServedDomains call: awaited on a queue, answered on
+// arrival by the queue's thread, deleted once the answer is sent.
+class RecipientValidationService::UnaryCall final {
+ public:
+  // What differs between the two methods.
+  struct Method {
+    void (RecipientValidationService::*request)(
+        grpc::ServerContext*, grpc::ByteBuffer*,
+        grpc::ServerAsyncResponseWriter<grpc::ByteBuffer>*,
+        grpc::CompletionQueue*, grpc::ServerCompletionQueue*, void*);
+    absl::Status (RecipientValidationService::*answer)(
+        const grpc::ServerContextBase&, const grpc::ByteBuffer&,
+        grpc::ByteBuffer*) const;
+  };
+
+  // Awaits the next call of `method` on `queue`.
+  static void Await(RecipientValidationService* service, CallQueues* queues,
+                    grpc::ServerCompletionQueue* queue, const Method* method) {
+    auto* call = new UnaryCall(service, queues, queue, method);
+    if (!queues->Request([&] {
+          (service->*method->request)(&call->context_, &call->request_,
+                                      &call->responder_, queue, queue,
+                                      &call->started_);
+        })) {
+      delete call;
+    }
+  }
+
+ private:
+  UnaryCall(RecipientValidationService* service, CallQueues* queues,
+            grpc::ServerCompletionQueue* queue, const Method* method)
+      : service_(service), queues_(queues), queue_(queue), method_(method) {}
+
+  void OnStarted(bool ok) {
+    if (!ok) {  // the server shuts down: no call came
+      delete this;
+      return;
+    }
+    Await(service_, queues_, queue_, method_);
+    const absl::Status status =
+        (service_->*method_->answer)(context_, request_, &response_);
+    request_.Clear();
+    if (status.ok()) {
+      responder_.Finish(response_, grpc::Status::OK, &finished_);
+    } else {
+      responder_.FinishWithError(ToGrpcStatus(status), &finished_);
+    }
+  }
+  void OnFinished(bool /*ok*/) { delete this; }
+
+  RecipientValidationService* const service_;
+  CallQueues* const queues_;
+  grpc::ServerCompletionQueue* const queue_;
+  const Method* const method_;
+  grpc::ServerContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  grpc::ServerAsyncResponseWriter<grpc::ByteBuffer> responder_{&context_};
+  Op<UnaryCall> started_{this, &UnaryCall::OnStarted};
+  Op<UnaryCall> finished_{this, &UnaryCall::OnFinished};
+};
+
+void RecipientValidationService::Serve(CallQueues* queues,
+                                       grpc::ServerCompletionQueue* queue) {
+  static constexpr UnaryCall::Method kValidate = {
+      &RecipientValidationService::RequestValidate,
+      &RecipientValidationService::AnswerValidate};
+  static constexpr UnaryCall::Method kServedDomains = {
+      &RecipientValidationService::RequestGetServedDomains,
+      &RecipientValidationService::AnswerServedDomains};
+  UnaryCall::Await(this, queues, queue, &kValidate);
+  UnaryCall::Await(this, queues, queue, &kServedDomains);
+  StreamReactor::Await(this, queues, queue, /*batch=*/false);
+  StreamReactor::Await(this, queues, queue, /*batch=*/true);
 }
 
 }  // namespace rcptguard::service

@@ -8,12 +8,14 @@
 // INVALID_ARGUMENT naming the field, not UNIMPLEMENTED, charges the
 // caller's recipient budget (RateLimiter), asks the Validator, serializes
 // the answer, records the call in metrics, and returns the absl::Status
-// through ToGrpcStatus (grpc_status.h). Served with gRPC's callback API: a
-// call is answered on the thread that read it, with no hand-over to a
-// thread of a synchronous pool.
+// through ToGrpcStatus (grpc_status.h). Served on our completion queues
+// (call_queues.h): a call is answered by the thread that polled it, with no
+// hand-over between threads.
 //
-// Thread safety: gRPC calls the handlers from its own threads; the service
-// is safe to call concurrently as long as what it points at outlives it.
+//   service.Serve(&queues, queue);   // for each queue, in CallQueues::Start
+//
+// Thread safety: the calls run on the queues' threads; the service is safe
+// to use from several at once as long as what it points at outlives it.
 #ifndef RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
 #define RCPTGUARD_SERVER_SERVICE_VALIDATION_SERVICE_H_
 
@@ -26,18 +28,18 @@
 #include "rcptguard/v1/validation.grpc.pb.h"
 #include "server/metrics/metrics.h"
 #include "server/service/access.h"
+#include "server/service/call_queues.h"
 #include "server/service/stream_limits.h"
 #include "server/service/validator.h"
 
 namespace rcptguard::service {
 
 class RecipientValidationService final
-    : public v1::RecipientValidation::WithRawCallbackMethod_Validate<
-          v1::RecipientValidation::WithRawCallbackMethod_ValidateStream<
-              v1::RecipientValidation::WithRawCallbackMethod_GetServedDomains<
-                  v1::RecipientValidation::
-                      WithRawCallbackMethod_ValidateBatchStream<
-                          v1::RecipientValidation::Service>>>> {
+    : public v1::RecipientValidation::WithRawMethod_Validate<
+          v1::RecipientValidation::WithRawMethod_ValidateStream<
+              v1::RecipientValidation::WithRawMethod_GetServedDomains<
+                  v1::RecipientValidation::WithRawMethod_ValidateBatchStream<
+                      v1::RecipientValidation::Service>>>> {
  public:
   // `metrics`, `access` and `limiter` may be null (no metrics, everyone
   // allowed, no budget).
@@ -47,18 +49,9 @@ class RecipientValidationService final
                                       RateLimiter* limiter = nullptr,
                                       const StreamLimits& limits = {});
 
-  grpc::ServerUnaryReactor* Validate(grpc::CallbackServerContext* context,
-                                     const grpc::ByteBuffer* request,
-                                     grpc::ByteBuffer* response) override;
-  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ValidateStream(
-      grpc::CallbackServerContext* context) override;
-  grpc::ServerUnaryReactor* GetServedDomains(
-      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
-      grpc::ByteBuffer* response) override;
-  // Several requests per message (batch_stream.cc): the stream machinery
-  // of ValidateStream, each message answered by AnswerBatch.
-  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
-  ValidateBatchStream(grpc::CallbackServerContext* context) override;
+  // Awaits the first call of each method on `queue` (one of `queues`, in
+  // CallQueues::Start); each call awaits the next when it arrives.
+  void Serve(CallQueues* queues, grpc::ServerCompletionQueue* queue);
 
   // From now on every answer has `draining` set (the server is shutting
   // down: edges move their new requests elsewhere). Safe from any thread.
@@ -69,7 +62,16 @@ class RecipientValidationService final
   uint64_t buffered_response_bytes() const { return budget_.used(); }
 
  private:
+  class UnaryCall;      // validation_service.cc
   class StreamReactor;  // stream_reactor.h
+
+  // The unary methods' work: the answer's octets or the call's error.
+  absl::Status AnswerValidate(const grpc::ServerContextBase& context,
+                              const grpc::ByteBuffer& request,
+                              grpc::ByteBuffer* response) const;
+  absl::Status AnswerServedDomains(const grpc::ServerContextBase& context,
+                                   const grpc::ByteBuffer& request,
+                                   grpc::ByteBuffer* response) const;
 
   // The caller's identity if it may validate; otherwise the refusal
   // (counted and logged).

@@ -197,12 +197,16 @@ void BM_ValidateGrpc(benchmark::State& state) {
   }
   Validator validator(config, &Handle(), detector.get());
   RecipientValidationService service(&validator);
+  CallQueues queues;
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(&service);
+  queues.AddTo(&builder, 1);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  queues.Start(
+      [&](grpc::ServerCompletionQueue* q) { service.Serve(&queues, q); });
   auto stub = v1::RecipientValidation::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials()));
   const std::vector<v1::ValidateRequest> requests = Requests(batch);
@@ -217,6 +221,7 @@ void BM_ValidateGrpc(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
   state.SetLabel(detect ? "detection on" : "detection off");
   server->Shutdown();
+  queues.Shutdown();
 }
 BENCHMARK(BM_ValidateGrpc)
     ->ArgNames({"batch", "detect"})
