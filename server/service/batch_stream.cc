@@ -58,7 +58,8 @@ absl::Status RecipientValidationService::AnswerBatch(
   std::vector<grpc::Slice> slices;
   std::string flat;
   const std::string_view data = Flatten(bytes, &slices, &flat);
-  google::protobuf::Arena arena;
+  CallArena call_arena;
+  google::protobuf::Arena& arena = *call_arena.get();
   auto* frame =
       google::protobuf::Arena::CreateMessage<internal::ValidateBatchFrame>(
           &arena);

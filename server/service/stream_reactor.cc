@@ -68,7 +68,7 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
     return;
   }
   // Each message is recorded as one ValidateStream request. Only this
-  // reaction touches request_, response_, identity_ and the ring slot
+  // reaction touches identity_ and the ring slot
   // after the queued ones (free: reading stops while the ring is full):
   // there is one read at a time.
   size_t slot;
@@ -83,6 +83,7 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
   if (!identity_.has_value()) identity_ = service_->Identify(context_);
   absl::Status status = identity_->status();
   uint64_t size = 0;
+  uint64_t request_id = 0;  // a refusal in a batch names no request_id
   if (batch_) {
     // Each request of the batch is timed and recorded by AnswerBatch; the
     // message itself only when it ends the stream.
@@ -91,25 +92,29 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
                                      &ring_[slot]);
     }
     request_bytes_.Clear();
-    request_.Clear();  // a refusal names no request_id
     if (status.ok()) size = ring_[slot].Length();
   } else {
+    CallArena arena;
+    auto* request = google::protobuf::Arena::CreateMessage<v1::ValidateRequest>(
+        arena.get());
+    auto* response =
+        google::protobuf::Arena::CreateMessage<v1::ValidateResponse>(
+            arena.get());
     if (status.ok()) {
-      status = service_->Parse(context_, request_bytes_, &request_);
+      status = service_->Parse(context_, request_bytes_, request);
+      request_id = request->request_id();
     }
     request_bytes_.Clear();
     if (status.ok()) {
       status =
-          service_->Charge(context_, **identity_, request_.recipients_size());
+          service_->Charge(context_, **identity_, request->recipients_size());
     }
     if (status.ok()) {
-      response_.Clear();
-      status =
-          service_->validator_->Validate(request_, &response_, **identity_);
-      if (status.ok() && service_->draining()) response_.set_draining(true);
+      status = service_->validator_->Validate(*request, response, **identity_);
+      if (status.ok() && service_->draining()) response->set_draining(true);
     }
     if (status.ok()) {
-      status = SerializeMessage(response_, &ring_[slot]);
+      status = SerializeMessage(*response, &ring_[slot]);
       size = ring_[slot].Length();
     }
   }
@@ -128,7 +133,7 @@ void RecipientValidationService::StreamReactor::OnReadDone(bool ok) {
                      absl::StartsWith(status.message(), "not a valid"))
               ? absl::StrCat("message ", messages_,
                              " of the stream: ", status.message())
-              : absl::StrCat("request_id ", request_.request_id(), ": ",
+              : absl::StrCat("request_id ", request_id, ": ",
                              status.message()));
     } else if (!broken_) {
       sizes_[slot] = size;

@@ -108,8 +108,6 @@ class RecipientValidationService::StreamReactor final {
   // The caller's identity or its refusal, from the first message on.
   std::optional<absl::StatusOr<std::string>> identity_;
   grpc::ByteBuffer request_bytes_;
-  v1::ValidateRequest request_;
-  v1::ValidateResponse response_;
   uint64_t messages_ = 0;  // read so far
 
   // Serialized answers not yet written: ring_[head_] and the queued_ - 1

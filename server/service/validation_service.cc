@@ -28,26 +28,6 @@ void LogMalformed(const grpc::ServerContextBase& context,
                                    {"similar_left_out", left_out}});
 }
 
-// A protobuf arena whose first block is a per-thread buffer: a Validate
-// (parsed, answered and serialized within one callback on one thread)
-// allocates nothing for a request and answer of about 100 recipients;
-// larger ones grow the arena, and the arena frees what it grew.
-class CallArena {
- public:
-  CallArena() : arena_(Options()) {}
-  google::protobuf::Arena* get() { return &arena_; }
-
- private:
-  static google::protobuf::ArenaOptions Options() {
-    alignas(16) static thread_local char block[16384];
-    google::protobuf::ArenaOptions options;
-    options.initial_block = block;
-    options.initial_block_size = sizeof(block);
-    return options;
-  }
-  google::protobuf::Arena arena_;
-};
-
 }  // namespace
 
 RecipientValidationService::RecipientValidationService(
