@@ -5,8 +5,10 @@
 // while validation goes on, and limits.grpc_threads.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -273,6 +275,70 @@ TEST(ServingE2eTest, SeveralThreadsServeEveryMethod) {
   for (std::thread& t : clients) t.join();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(server.Health(), hv1::HealthCheckResponse::SERVING);
+}
+
+// The health-only port's queue rides along with the main thread
+// (CallQueues passengers): probes there are answered while that thread is
+// kept busy by the main port, well within a probe's timeout.
+TEST(ServingE2eTest, HealthPortAnswersWhileTheMainPortIsBusy) {
+  absl::StatusOr<int> health_port = testing::PickFreeLoopbackPort();
+  ASSERT_TRUE(health_port.ok()) << health_port.status();
+  ServerProcess server;
+  ASSERT_NO_FATAL_FAILURE(server.Start(Config(absl::StrCat(
+      "health_listen_address: \"127.0.0.1:", *health_port, "\"\n"))));
+  ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> answered{0};
+  std::vector<std::thread> load;
+  for (int c = 0; c < 4; ++c) {
+    load.emplace_back([&] {
+      auto stub = v1::RecipientValidation::NewStub(server.NewChannel());
+      grpc::ClientContext ctx;
+      Deadline(ctx, 60);
+      auto stream = stub->ValidateStream(&ctx);
+      v1::ValidateRequest request = Ask("alice@example.com");
+      v1::ValidateResponse response;
+      while (!stop) {
+        // 8 pipelined requests, then their 8 answers.
+        for (int i = 0; i < 8; ++i) {
+          if (!stream->Write(request)) return;
+        }
+        for (int i = 0; i < 8; ++i) {
+          if (!stream->Read(&response)) return;
+          ++answered;
+        }
+      }
+      stream->WritesDone();
+      stream->Finish();
+    });
+  }
+  auto health = hv1::Health::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *health_port),
+                          grpc::InsecureChannelCredentials()));
+  absl::Duration slowest;
+  int probes = 0;
+  const absl::Time until = absl::Now() + absl::Seconds(3);
+  while (absl::Now() < until) {
+    grpc::ClientContext ctx;
+    Deadline(ctx, 5);
+    hv1::HealthCheckResponse response;
+    const absl::Time start = absl::Now();
+    grpc::Status s = health->Check(&ctx, {}, &response);
+    slowest = std::max(slowest, absl::Now() - start);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(response.status(), hv1::HealthCheckResponse::SERVING);
+    ++probes;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  stop = true;
+  for (std::thread& t : load) t.join();
+  std::cout << "health port under load: " << probes << " probes, slowest "
+            << slowest << ", " << answered.load()
+            << " stream answers meanwhile\n";
+  EXPECT_GT(answered.load(), 1000);
+  // Kubernetes' probes in deploy/ allow 2 s.
+  EXPECT_LT(slowest, absl::Seconds(1));
 }
 
 }  // namespace
