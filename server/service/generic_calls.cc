@@ -191,12 +191,13 @@ class GenericCalls::Call final : public Health::Watcher {
         const absl::Status status = ParseMessage(in_, &request);
         if (!status.ok()) {
           Finish(status);
-        } else if (!Health::Knows(request.service())) {
-          // grpc.health.v1: say so, and keep the stream open.
-          absl::MutexLock lock(&mu_);
-          unknown_service_ = true;
-          WriteStatusLocked();
         } else {
+          if (!Health::Knows(request.service())) {
+            // grpc.health.v1: say so once, and keep the stream open (it
+            // still ends at shutdown).
+            absl::MutexLock lock(&mu_);
+            unknown_service_ = true;
+          }
           watching_ = true;
           calls_->health_->Add(this);
         }

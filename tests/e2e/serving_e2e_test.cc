@@ -92,6 +92,18 @@ TEST(ServingE2eTest, HealthWatchFollowsTheStatusAndEndsAtShutdown) {
     EXPECT_EQ(r.status(), hv1::HealthCheckResponse::SERVING);
     watches.push_back(std::move(w));
   }
+  // A Watch of a service health does not know ends at shutdown too.
+  Watch unknown;
+  Deadline(unknown.ctx, 30);
+  hv1::HealthCheckRequest unknown_request;
+  unknown_request.set_service("no.such.Service");
+  unknown.reader = hv1::Health::NewStub(server.channel())
+                       ->Watch(&unknown.ctx, unknown_request);
+  {
+    hv1::HealthCheckResponse r;
+    ASSERT_TRUE(unknown.reader->Read(&r));
+    EXPECT_EQ(r.status(), hv1::HealthCheckResponse::SERVICE_UNKNOWN);
+  }
   const absl::Time term = absl::Now();
   server.process().Signal(SIGTERM);
   for (auto& w : watches) {
@@ -102,6 +114,12 @@ TEST(ServingE2eTest, HealthWatchFollowsTheStatusAndEndsAtShutdown) {
     const grpc::Status end = w->reader->Finish();
     EXPECT_EQ(end.error_code(), grpc::StatusCode::UNAVAILABLE)
         << end.error_message();
+  }
+  {
+    hv1::HealthCheckResponse r;
+    EXPECT_FALSE(unknown.reader->Read(&r)) << r.DebugString();
+    EXPECT_EQ(unknown.reader->Finish().error_code(),
+              grpc::StatusCode::UNAVAILABLE);
   }
   std::optional<int> exit_status = server.process().Wait(absl::Seconds(15));
   ASSERT_TRUE(exit_status.has_value()) << "did not exit";
