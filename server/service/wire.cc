@@ -1,6 +1,7 @@
 #include "server/service/wire.h"
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -18,6 +19,38 @@
 #include "rcptguard/v1/validation.pb.h"
 
 namespace rcptguard::service {
+
+namespace {
+
+// The calling thread's first block for CallArena.
+std::vector<std::max_align_t>& ThreadBlock() {
+  static thread_local std::vector<std::max_align_t> block(
+      16384 / sizeof(std::max_align_t));
+  return block;
+}
+
+}  // namespace
+
+google::protobuf::ArenaOptions CallArena::Options() {
+  std::vector<std::max_align_t>& block = ThreadBlock();
+  google::protobuf::ArenaOptions options;
+  options.initial_block = reinterpret_cast<char*>(block.data());
+  options.initial_block_size = block.size() * sizeof(std::max_align_t);
+  return options;
+}
+
+CallArena::~CallArena() {
+  const size_t used = arena_->SpaceAllocated();
+  // The arena's clean-up runs in its blocks: gone before the block grows.
+  arena_.reset();
+  std::vector<std::max_align_t>& block = ThreadBlock();
+  const size_t have = block.size() * sizeof(std::max_align_t);
+  if (used > have && have < kMaxBlockBytes) {
+    size_t want = have;
+    while (want < used && want < kMaxBlockBytes) want *= 2;
+    block.assign(want / sizeof(std::max_align_t), std::max_align_t{});
+  }
+}
 namespace {
 
 using google::protobuf::Descriptor;
