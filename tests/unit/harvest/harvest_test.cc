@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testutil/harvest_builders.h"
 
 namespace rcptguard::harvest {
 namespace {
@@ -38,13 +39,7 @@ HarvestConfig With(std::vector<HarvestRule> rules) {
   return c;
 }
 
-Observation Obs(std::string_view ip, uint32_t unknown, uint32_t valid = 0) {
-  Observation o;
-  o.client_ip = ip;
-  o.unknown = unknown;
-  o.valid = valid;
-  return o;
-}
+using testing::Recipients;
 
 std::string V4(uint32_t n) {
   return absl::StrCat(n >> 24 & 255, ".", n >> 16 & 255, ".", n >> 8 & 255, ".",
@@ -66,7 +61,7 @@ class HarvestTest : public ::testing::Test {
 
 TEST_F(HarvestTest, CleanClientIsAccepted) {
   auto d = Make(HarvestConfig::Defaults());
-  const Verdict v = d->Observe(Obs("192.0.2.1", 0, 5));
+  const Verdict v = d->Observe(Recipients("192.0.2.1", 0, 5));
   EXPECT_EQ(v.action, Action::kAccept);
   EXPECT_EQ(v.observed_action, Action::kAccept);
   EXPECT_EQ(v.rule, "");
@@ -80,9 +75,9 @@ TEST_F(HarvestTest, WindowSlides) {
   auto d = Make(
       With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
   // 10 minutes over 60 buckets of 10 s each.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 5)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 5)).action, Action::kAccept);
   clock_.Advance(absl::Minutes(6));
-  const Verdict v = d->Observe(Obs("192.0.2.1", 5));
+  const Verdict v = d->Observe(Recipients("192.0.2.1", 5));
   EXPECT_EQ(v.action, Action::kTarpit);
   EXPECT_EQ(v.unknown_in_window, 10u);
   // The first 5 leave the window 10 minutes after they came.
@@ -94,15 +89,15 @@ TEST_F(HarvestTest, WindowSlides) {
   clock_.Advance(absl::Minutes(6));
   peek = d->Peek("192.0.2.1");
   EXPECT_EQ(peek.unknown_in_window, 0u);
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 9)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 9)).action, Action::kAccept);
 }
 
 TEST_F(HarvestTest, LongIdleGapClearsTheWholeRing) {
   auto d = Make(
       With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
-  d->Observe(Obs("192.0.2.1", 9));
+  d->Observe(Recipients("192.0.2.1", 9));
   clock_.Advance(absl::Hours(50));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 9)).unknown_in_window, 9u);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 9)).unknown_in_window, 9u);
 }
 
 // Random traffic at random times against a plain model of the window:
@@ -130,7 +125,7 @@ TEST_F(HarvestTest, WindowSumsMatchAModel) {
     ASSERT_EQ(d->Peek("192.0.2.1").unknown_in_window, expected(now_s)) << i;
     const uint32_t n = rng() % 5;
     sent.emplace_back(now_s / width, n);
-    ASSERT_EQ(d->Observe(Obs("192.0.2.1", n, 1)).unknown_in_window,
+    ASSERT_EQ(d->Observe(Recipients("192.0.2.1", n, 1)).unknown_in_window,
               expected(now_s))
         << i;
   }
@@ -165,7 +160,7 @@ TEST_F(HarvestTest, ShortWindowSumsMatchAModel) {
     ASSERT_EQ(d->Peek("192.0.2.1").unknown_in_window, expected(now_s)) << i;
     const uint32_t n = rng() % 3;
     sent.emplace_back(now_s / width, n);
-    const Verdict v = d->Observe(Obs("192.0.2.1", n, 1));
+    const Verdict v = d->Observe(Recipients("192.0.2.1", n, 1));
     ASSERT_EQ(v.unknown_in_window, expected(now_s)) << i;
     ASSERT_EQ(v.rule, sum(now_s, 10) > 0 ? "short" : "") << i;
   }
@@ -177,10 +172,10 @@ TEST_F(HarvestTest, TarpitDelayGrowsAndCaps) {
   r.factor = 2;
   r.max_delay = absl::Seconds(5);
   auto d = Make(With({r}));
-  d->Observe(Obs("192.0.2.1", 2));
+  d->Observe(Recipients("192.0.2.1", 2));
   std::vector<absl::Duration> delays;
   for (int i = 0; i < 5; ++i) {
-    const Verdict v = d->Observe(Obs("192.0.2.1", 1));
+    const Verdict v = d->Observe(Recipients("192.0.2.1", 1));
     EXPECT_EQ(v.action, Action::kTarpit);
     EXPECT_EQ(v.rule, "t");
     EXPECT_EQ(v.reply.code, 0u);
@@ -194,18 +189,18 @@ TEST_F(HarvestTest, TarpitDelayGrowsAndCaps) {
   EXPECT_EQ(d->Peek("192.0.2.1").delay, absl::Seconds(5));
   // Once the window is quiet the streak ends and starts over.
   clock_.Advance(absl::Minutes(11));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 1)).action, Action::kAccept);
-  d->Observe(Obs("192.0.2.1", 1));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 1)).delay, absl::Seconds(1));
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 1)).action, Action::kAccept);
+  d->Observe(Recipients("192.0.2.1", 1));
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 1)).delay, absl::Seconds(1));
 }
 
 TEST_F(HarvestTest, TempfailUntilTheWindowDrains) {
   auto d = Make(
       With({Rule("tf", {"v4/32"}, absl::Hours(1), 25, Action::kTempfail)}));
   const absl::Time start = clock_.Now();
-  d->Observe(Obs("198.51.100.7", 20));
+  d->Observe(Recipients("198.51.100.7", 20));
   clock_.Advance(absl::Minutes(30));
-  const Verdict v = d->Observe(Obs("198.51.100.7", 5));
+  const Verdict v = d->Observe(Recipients("198.51.100.7", 5));
   EXPECT_EQ(v.action, Action::kTempfail);
   EXPECT_EQ(v.rule, "tf");
   EXPECT_EQ(v.unknown_in_window, 25u);
@@ -226,7 +221,7 @@ TEST_F(HarvestTest, RejectPenaltyBoxOutlivesTheWindow) {
   r.reply_text = "Go away";
   auto d = Make(With({r}));
   const absl::Time fired_at = clock_.Now();
-  const Verdict v = d->Observe(Obs("203.0.113.5", 5));
+  const Verdict v = d->Observe(Recipients("203.0.113.5", 5));
   EXPECT_EQ(v.action, Action::kReject);
   EXPECT_EQ(v.reply.code, 550u);
   EXPECT_EQ(v.reply.enhanced_status, "5.7.1");
@@ -241,7 +236,8 @@ TEST_F(HarvestTest, RejectPenaltyBoxOutlivesTheWindow) {
   EXPECT_EQ(peek.unknown_in_window, 0u);
   EXPECT_EQ(peek.blocked_until, fired_at + absl::Hours(1));
   // A clean transaction from a boxed client is still refused.
-  EXPECT_EQ(d->Observe(Obs("203.0.113.5", 0, 1)).action, Action::kReject);
+  EXPECT_EQ(d->Observe(Recipients("203.0.113.5", 0, 1)).action,
+            Action::kReject);
 
   clock_.Set(fired_at + absl::Hours(1));
   EXPECT_EQ(d->Peek("203.0.113.5").action, Action::kAccept);
@@ -252,9 +248,9 @@ TEST_F(HarvestTest, ProbingWhileBoxedExtendsTheBox) {
   HarvestRule r = Rule("rej", {"v4/32"}, absl::Minutes(10), 5, Action::kReject);
   r.penalty_duration = absl::Hours(1);
   auto d = Make(With({r}));
-  d->Observe(Obs("203.0.113.5", 5));
+  d->Observe(Recipients("203.0.113.5", 5));
   clock_.Advance(absl::Minutes(5));
-  const Verdict v = d->Observe(Obs("203.0.113.5", 1));
+  const Verdict v = d->Observe(Recipients("203.0.113.5", 1));
   EXPECT_EQ(v.blocked_until, clock_.Now() + absl::Hours(1));
 }
 
@@ -266,9 +262,9 @@ TEST_F(HarvestTest, MostSevereRuleWins) {
       Rule("tf", {"v4/32"}, absl::Hours(1), 10, Action::kTempfail),
       reject,
   }));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.9", 5)).rule, "tar");
-  EXPECT_EQ(d->Observe(Obs("192.0.2.9", 5)).rule, "tf");
-  const Verdict v = d->Observe(Obs("192.0.2.9", 10));
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.9", 5)).rule, "tar");
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.9", 5)).rule, "tf");
+  const Verdict v = d->Observe(Recipients("192.0.2.9", 10));
   EXPECT_EQ(v.action, Action::kReject);
   EXPECT_EQ(v.rule, "rej");
   EXPECT_EQ(v.delay, absl::ZeroDuration());
@@ -281,15 +277,16 @@ TEST_F(HarvestTest, RatioThresholdNeedsMinTotal) {
   r.min_total = 20;
   auto d = Make(With({r}));
   // 10 unknown of 10: ratio 100% but below min_total.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 10)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 10)).action, Action::kAccept);
   // 10 unknown of 20: exactly 50%.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 0, 10)).action, Action::kReject);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 0, 10)).action, Action::kReject);
 
   // A busy legitimate sender: plenty of unknowns, a low share.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 10, 100)).action, Action::kAccept);
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 40, 0)).action,
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.2", 10, 100)).action,
+            Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.2", 40, 0)).action,
             Action::kAccept);  // 50/150
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 50, 0)).action,
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.2", 50, 0)).action,
             Action::kReject);  // 100/200
 }
 
@@ -297,7 +294,7 @@ TEST_F(HarvestTest, RelayAttemptsAndMalformedCountInTheTotal) {
   HarvestRule r = Rule("ratio", {"v4/32"}, absl::Hours(1), 5, Action::kReject);
   r.min_unknown_ratio = 0.5;
   auto d = Make(With({r}));
-  Observation o = Obs("192.0.2.1", 5);
+  Observation o = Recipients("192.0.2.1", 5);
   o.not_served = 4;
   o.malformed = 2;
   EXPECT_EQ(d->Observe(o).action, Action::kAccept);  // 5 of 11
@@ -311,9 +308,9 @@ TEST_F(HarvestTest, RelayAttemptsAndMalformedCountInTheTotal) {
 TEST_F(HarvestTest, V4SlashTwentyFourGathersItsAddresses) {
   auto d = Make(
       With({Rule("net", {"v4/24"}, absl::Hours(1), 10, Action::kTempfail)}));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 4)).action, Action::kAccept);
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 4)).action, Action::kAccept);
-  const Verdict v = d->Observe(Obs("192.0.2.3", 4));
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 4)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.2", 4)).action, Action::kAccept);
+  const Verdict v = d->Observe(Recipients("192.0.2.3", 4));
   EXPECT_EQ(v.action, Action::kTempfail);
   EXPECT_EQ(FormatPrefixKey(v.key), "192.0.2.0/24");
   EXPECT_EQ(v.unknown_in_window, 12u);
@@ -325,8 +322,8 @@ TEST_F(HarvestTest, V4SlashTwentyFourGathersItsAddresses) {
 TEST_F(HarvestTest, V6SlashSixtyFourGathersItsAddresses) {
   auto d = Make(
       With({Rule("net", {"v6/64"}, absl::Hours(1), 10, Action::kTempfail)}));
-  d->Observe(Obs("2001:db8:1:2::1", 5));
-  const Verdict v = d->Observe(Obs("2001:db8:1:2:ffff::9", 5));
+  d->Observe(Recipients("2001:db8:1:2::1", 5));
+  const Verdict v = d->Observe(Recipients("2001:db8:1:2:ffff::9", 5));
   EXPECT_EQ(v.action, Action::kTempfail);
   EXPECT_EQ(FormatPrefixKey(v.key), "2001:db8:1:2::/64");
   EXPECT_EQ(d->Peek("2001:db8:1:2:abcd::1").action, Action::kTempfail);
@@ -336,8 +333,8 @@ TEST_F(HarvestTest, V6SlashSixtyFourGathersItsAddresses) {
 TEST_F(HarvestTest, Ipv4MappedCountsAsIpv4) {
   auto d = Make(With(
       {Rule("c", {"v4/32", "v6/128"}, absl::Hours(1), 10, Action::kTempfail)}));
-  d->Observe(Obs("::ffff:192.0.2.1", 5));
-  const Verdict v = d->Observe(Obs("192.0.2.1", 5));
+  d->Observe(Recipients("::ffff:192.0.2.1", 5));
+  const Verdict v = d->Observe(Recipients("192.0.2.1", 5));
   EXPECT_EQ(v.action, Action::kTempfail);
   EXPECT_EQ(FormatPrefixKey(v.key), "192.0.2.1/32");
   EXPECT_EQ(d->Peek("::ffff:192.0.2.1").action, Action::kTempfail);
@@ -351,7 +348,7 @@ TEST_F(HarvestTest, AllowlistedCidrsAreCountedNeverPenalized) {
   c.allowlist = {"10.1.0.0/16", "2001:db8:aa::/48", "192.0.2.10"};
   auto d = Make(c);
   for (const char* ip : {"10.1.2.3", "2001:db8:aa:1::5", "192.0.2.10"}) {
-    const Verdict v = d->Observe(Obs(ip, 100));
+    const Verdict v = d->Observe(Recipients(ip, 100));
     EXPECT_EQ(v.action, Action::kAccept) << ip;
     EXPECT_EQ(v.observed_action, Action::kAccept) << ip;
     EXPECT_EQ(v.exempt, Exemption::kAllowlisted) << ip;
@@ -359,8 +356,8 @@ TEST_F(HarvestTest, AllowlistedCidrsAreCountedNeverPenalized) {
   }
   EXPECT_EQ(d->Stats().exempt_allowlisted, 3u);
   // Counted under their own keys only: a neighbour in 192.0.2.0/24 is clean.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.11", 1)).action, Action::kAccept);
-  EXPECT_EQ(d->Observe(Obs("10.2.0.1", 5)).action, Action::kReject);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.11", 1)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("10.2.0.1", 5)).action, Action::kReject);
   const std::vector<Offender> top = d->ListOffenders(10);
   ASSERT_GE(top.size(), 3u);
   EXPECT_EQ(top[0].counts.unknown, 100u);
@@ -378,24 +375,24 @@ TEST_F(HarvestTest, NullSenderHasItsOwnWindowsAndAuthenticatedFeedsNone) {
   null_rule.traffic = Traffic::kNullSender;
   auto d = Make(With({r, null_rule}));
   for (int i = 0; i < 7; ++i) {
-    Observation dsn = Obs("192.0.2.1", 1);
+    Observation dsn = Recipients("192.0.2.1", 1);
     dsn.dsn = true;
     const Verdict v = d->Observe(dsn);
     EXPECT_EQ(v.action, Action::kAccept) << i;
     EXPECT_EQ(v.exempt, Exemption::kDsn);
-    Observation auth = Obs("192.0.2.2", 3);
+    Observation auth = Recipients("192.0.2.2", 3);
     auth.authenticated = true;
     EXPECT_EQ(d->Observe(auth).exempt, Exemption::kAuthenticated);
   }
   // The eighth bounce to an unknown address fires the null-sender rule...
-  Observation dsn = Obs("192.0.2.1", 1);
+  Observation dsn = Recipients("192.0.2.1", 1);
   dsn.dsn = true;
   Verdict v = d->Observe(dsn);
   EXPECT_EQ(v.action, Action::kTempfail);
   EXPECT_EQ(v.rule, "null");
   // ...which holds that client's null-sender traffic only: its normal mail
   // is judged by its normal windows, which hold nothing.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 0, 1)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 0, 1)).action, Action::kAccept);
   EXPECT_EQ(d->Peek("192.0.2.1").unknown_in_window, 0u);
   const DetectorStats st = d->Stats();
   EXPECT_EQ(st.exempt_dsn, 8u);
@@ -403,7 +400,7 @@ TEST_F(HarvestTest, NullSenderHasItsOwnWindowsAndAuthenticatedFeedsNone) {
   EXPECT_EQ(st.active_penalties, 0u);
   // Authenticated recipients feed no window at all.
   EXPECT_EQ(d->Peek("192.0.2.2").unknown_in_window, 0u);
-  EXPECT_EQ(d->Observe(Obs("192.0.2.2", 0, 1)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.2", 0, 1)).action, Action::kAccept);
   // Listed with their null-sender counts: the client and its /24.
   std::vector<Offender> offenders = d->ListOffenders(10);
   ASSERT_EQ(offenders.size(), 2u);
@@ -413,7 +410,7 @@ TEST_F(HarvestTest, NullSenderHasItsOwnWindowsAndAuthenticatedFeedsNone) {
   EXPECT_EQ(offenders[1].counts.unknown, 0u);
 
   // A null sender with many recipients is no bounce: normal traffic.
-  Observation many = Obs("192.0.2.3", 5);
+  Observation many = Recipients("192.0.2.3", 5);
   many.dsn = true;
   EXPECT_EQ(d->Observe(many).exempt, Exemption::kNone);
   EXPECT_EQ(d->Peek("192.0.2.3").action, Action::kReject);
@@ -425,8 +422,8 @@ TEST_F(HarvestTest, PenaltyBoxHoldsNullSenderTrafficToo) {
   HarvestRule r = Rule("c", {"v4/32"}, absl::Hours(1), 5, Action::kReject);
   r.penalty_duration = absl::Hours(1);
   auto d = Make(With({r}));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 5)).action, Action::kReject);
-  Observation dsn = Obs("192.0.2.1", 0, 1);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 5)).action, Action::kReject);
+  Observation dsn = Recipients("192.0.2.1", 0, 1);
   dsn.dsn = true;
   const Verdict v = d->Observe(dsn);
   EXPECT_EQ(v.action, Action::kReject);
@@ -439,7 +436,7 @@ TEST_F(HarvestTest, ExemptionsCanBeTurnedOff) {
   c.exempt_dsn = false;
   c.exempt_authenticated = false;
   auto d = Make(c);
-  Observation o = Obs("192.0.2.1", 1);
+  Observation o = Recipients("192.0.2.1", 1);
   o.dsn = true;
   o.authenticated = true;
   EXPECT_EQ(d->Observe(o).action, Action::kTempfail);
@@ -450,7 +447,7 @@ TEST_F(HarvestTest, ObserveOnlyReportsButAccepts) {
   c.observe_only = true;
   auto d = Make(c);
   Verdict v;
-  for (int i = 0; i < 60; ++i) v = d->Observe(Obs("192.0.2.1", 1));
+  for (int i = 0; i < 60; ++i) v = d->Observe(Recipients("192.0.2.1", 1));
   EXPECT_EQ(v.action, Action::kAccept);
   EXPECT_EQ(v.rule, "");
   EXPECT_EQ(v.reply.code, 0u);
@@ -469,7 +466,7 @@ TEST_F(HarvestTest, ObserveOnlyPenaltyBoxPersistsLikeARealOne) {
   HarvestConfig c = With({r});
   c.observe_only = true;
   auto d = Make(c);
-  d->Observe(Obs("192.0.2.1", 5));
+  d->Observe(Recipients("192.0.2.1", 5));
   clock_.Advance(absl::Minutes(30));
   Verdict v = d->Peek("192.0.2.1");
   EXPECT_EQ(v.action, Action::kAccept);
@@ -485,7 +482,7 @@ TEST_F(HarvestTest, OneRuleInShadowMode) {
   shadow.observe_only = true;
   auto d = Make(With(
       {Rule("tar", {"v4/32"}, absl::Hours(1), 5, Action::kTarpit), shadow}));
-  const Verdict v = d->Observe(Obs("192.0.2.1", 10));
+  const Verdict v = d->Observe(Recipients("192.0.2.1", 10));
   EXPECT_EQ(v.action, Action::kTarpit);
   EXPECT_EQ(v.rule, "tar");
   // Each of the call's 10 recipients costs the first delay, 1 s.
@@ -504,9 +501,9 @@ TEST_F(HarvestTest, FloodOfRandomAddressesStaysBoundedAndKeepsTheOffender) {
   int probes = 0;
   size_t max_seen = 0;
   for (int i = 0; i < 10 * 1000; ++i) {
-    d->Observe(Obs(V4(rng()), 1));
+    d->Observe(Recipients(V4(rng()), 1));
     if (i % 20 == 0) {
-      d->Observe(Obs(offender, 1));
+      d->Observe(Recipients(offender, 1));
       ++probes;
     }
     if (i % 97 == 0) max_seen = std::max(max_seen, d->Stats().tracked_keys);
@@ -531,9 +528,9 @@ TEST_F(HarvestTest, BoxedKeysAreEvictedLast) {
   c.max_tracked_keys = 100;
   c.shards = 1;
   auto d = Make(c);
-  d->Observe(Obs("203.0.113.1", 5));
+  d->Observe(Recipients("203.0.113.1", 5));
   std::mt19937 rng(7);
-  for (int i = 0; i < 2000; ++i) d->Observe(Obs(V4(rng()), 1, 1));
+  for (int i = 0; i < 2000; ++i) d->Observe(Recipients(V4(rng()), 1, 1));
   EXPECT_EQ(d->Peek("203.0.113.1").action, Action::kReject);
   EXPECT_EQ(d->Stats().evictions_penalized, 0u);
   EXPECT_EQ(d->Stats().tracked_keys, 100u);
@@ -547,7 +544,7 @@ TEST_F(HarvestTest, GarbageClientIpIsCountedNeverBlocked) {
       "", "abc", "1.2.3.4.5", "::g", long_ip, with_nul, "192.0.2.1/32"};
   for (int round = 0; round < 20; ++round) {
     for (const std::string& ip : garbage) {
-      const Verdict v = d->Observe(Obs(ip, 10));
+      const Verdict v = d->Observe(Recipients(ip, 10));
       EXPECT_EQ(v.action, Action::kAccept);
       EXPECT_EQ(v.observed_action, Action::kAccept);
       EXPECT_EQ(v.exempt, Exemption::kUnparsableIp);
@@ -564,7 +561,7 @@ TEST_F(HarvestTest, GarbageClientIpIsCountedNeverBlocked) {
   EXPECT_EQ(top[0].counts.unknown, 1400u);
   EXPECT_EQ(top[0].verdict.action, Action::kAccept);
   // Nobody else is affected.
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 1)).action, Action::kAccept);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 1)).action, Action::kAccept);
   EXPECT_EQ(d->Peek("").exempt, Exemption::kUnparsableIp);
 }
 
@@ -573,10 +570,10 @@ TEST_F(HarvestTest, ForgetRemovesEveryKeyOfAnAddress) {
       Rule("rej", {"v4/32", "v6/128"}, absl::Hours(1), 5, Action::kReject);
   r.penalty_duration = absl::Hours(1);
   auto d = Make(With({r}));
-  d->Observe(Obs("192.0.2.1", 5));
-  d->Observe(Obs("192.0.2.2", 1));
-  d->Observe(Obs("2001:db8::1", 1));
-  d->Observe(Obs("garbage", 1));
+  d->Observe(Recipients("192.0.2.1", 5));
+  d->Observe(Recipients("192.0.2.2", 1));
+  d->Observe(Recipients("2001:db8::1", 1));
+  d->Observe(Recipients("garbage", 1));
   EXPECT_EQ(d->Stats().tracked_keys, 6u);
   ASSERT_EQ(d->Peek("192.0.2.1").action, Action::kReject);
 
@@ -592,17 +589,17 @@ TEST_F(HarvestTest, ForgetRemovesEveryKeyOfAnAddress) {
   EXPECT_FALSE(d->Forget("not an ip").ok());
   EXPECT_FALSE(d->Forget("10.0.0.1/8").ok());
   // Forgotten slots are reused.
-  d->Observe(Obs("192.0.2.1", 1));
+  d->Observe(Recipients("192.0.2.1", 1));
   EXPECT_EQ(d->Stats().tracked_keys, 2u);
 }
 
 TEST_F(HarvestTest, ListOffendersOrdering) {
   auto d = Make(HarvestConfig::Defaults());
-  d->Observe(Obs("192.0.2.1", 3));
-  d->Observe(Obs("198.51.100.1", 7));
-  d->Observe(Obs("203.0.113.1", 5));
-  d->Observe(Obs("203.0.113.2", 5));
-  d->Observe(Obs("192.0.2.99", 0, 50));  // clean: not an offender
+  d->Observe(Recipients("192.0.2.1", 3));
+  d->Observe(Recipients("198.51.100.1", 7));
+  d->Observe(Recipients("203.0.113.1", 5));
+  d->Observe(Recipients("203.0.113.2", 5));
+  d->Observe(Recipients("192.0.2.99", 0, 50));  // clean: not an offender
   std::vector<Offender> top = d->ListOffenders(4);
   ASSERT_EQ(top.size(), 4u);
   EXPECT_EQ(top[0].key_text, "203.0.113.0/24");
@@ -616,7 +613,7 @@ TEST_F(HarvestTest, ListOffendersOrdering) {
   EXPECT_TRUE(d->ListOffenders(0).empty());
 
   // Verdicts are each key's own.
-  for (int i = 0; i < 10; ++i) d->Observe(Obs("198.51.100.1", 1));
+  for (int i = 0; i < 10; ++i) d->Observe(Recipients("198.51.100.1", 1));
   top = d->ListOffenders(1);
   EXPECT_EQ(top[0].key_text, "198.51.100.0/24");
   // One address cannot fire its network's rule (3 distinct clients needed).
@@ -635,7 +632,7 @@ TEST_F(HarvestTest, DomainUnderAttackFromManyQuietClients) {
   const std::pair<int32_t, uint32_t> probe[] = {{2, 1}, {3, 1}};
   for (int i = 0; i < 30; ++i) {
     const std::string ip = V4(0x0a000001u + (i << 8));  // 30 different /24s
-    Observation o = Obs(ip, 2);
+    Observation o = Recipients(ip, 2);
     o.unknown_by_domain = probe;
     EXPECT_EQ(d->Observe(o).action, Action::kAccept);
     if (i == 10) {
@@ -653,7 +650,7 @@ TEST_F(HarvestTest, DomainUnderAttackFromManyQuietClients) {
 
   // One client probing a lot is one client.
   for (int i = 0; i < 40; ++i) {
-    Observation o = Obs("192.0.2.1", 1);
+    Observation o = Recipients("192.0.2.1", 1);
     const std::pair<int32_t, uint32_t> one[] = {{1, 1}};
     o.unknown_by_domain = one;
     d->Observe(o);
@@ -669,7 +666,7 @@ TEST_F(HarvestTest, DomainUnderAttackFromManyQuietClients) {
 TEST_F(HarvestTest, BadDomainIndexesAreCountedAndIgnored) {
   auto d = Make(HarvestConfig::Defaults(), /*domains=*/2);
   const std::pair<int32_t, uint32_t> bad[] = {{-1, 1}, {2, 1}, {1, 1}};
-  Observation o = Obs("192.0.2.1", 3);
+  Observation o = Recipients("192.0.2.1", 3);
   o.unknown_by_domain = bad;
   d->Observe(o);
   EXPECT_EQ(d->Stats().bad_domain_index, 2u);
@@ -681,7 +678,7 @@ TEST_F(HarvestTest, ExemptTrafficDoesNotFeedTheDomainSignal) {
   c.domain_min_distinct_clients = 1;
   auto d = Make(c, 1);
   const std::pair<int32_t, uint32_t> probe[] = {{0, 1}};
-  Observation o = Obs("192.0.2.1", 1);
+  Observation o = Recipients("192.0.2.1", 1);
   o.dsn = true;
   o.unknown_by_domain = probe;
   d->Observe(o);
@@ -691,7 +688,7 @@ TEST_F(HarvestTest, ExemptTrafficDoesNotFeedTheDomainSignal) {
 TEST_F(HarvestTest, DryRunCountsNothing) {
   auto d = Make(HarvestConfig::Defaults(), 1);
   const std::pair<int32_t, uint32_t> probe[] = {{0, 100}};
-  Observation o = Obs("192.0.2.1", 100);
+  Observation o = Recipients("192.0.2.1", 100);
   o.dry_run = true;
   o.unknown_by_domain = probe;
   for (int i = 0; i < 5; ++i) EXPECT_EQ(d->Observe(o).action, Action::kAccept);
@@ -702,7 +699,7 @@ TEST_F(HarvestTest, DryRunCountsNothing) {
   EXPECT_EQ(d->DomainStatuses()[0].distinct_clients, 0u);
 
   // On a known offender a dry run reports the verdict without moving it.
-  for (int i = 0; i < 12; ++i) d->Observe(Obs("192.0.2.1", 1));
+  for (int i = 0; i < 12; ++i) d->Observe(Recipients("192.0.2.1", 1));
   const Verdict before = d->Peek("192.0.2.1");
   EXPECT_EQ(before.action, Action::kTarpit);
   for (int i = 0; i < 5; ++i) {
@@ -719,7 +716,7 @@ TEST_F(HarvestTest, DryRunCountsNothing) {
 
 TEST_F(HarvestTest, ZeroRecipientObservationCreatesNothing) {
   auto d = Make(HarvestConfig::Defaults());
-  d->Observe(Obs("192.0.2.1", 0));
+  d->Observe(Recipients("192.0.2.1", 0));
   EXPECT_EQ(d->Stats().tracked_keys, 0u);
   EXPECT_EQ(d->Stats().observations, 1u);
 }
@@ -727,17 +724,17 @@ TEST_F(HarvestTest, ZeroRecipientObservationCreatesNothing) {
 TEST_F(HarvestTest, ClockGoingBackwardsIsHarmless) {
   auto d = Make(
       With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
-  d->Observe(Obs("192.0.2.1", 5));
+  d->Observe(Recipients("192.0.2.1", 5));
   clock_.Advance(-absl::Hours(3));
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 5)).action, Action::kTarpit);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 5)).action, Action::kTarpit);
   clock_.Set(absl::UnixEpoch() - absl::Hours(1));  // before 1970
-  EXPECT_EQ(d->Observe(Obs("192.0.2.1", 1)).unknown_in_window, 11u);
+  EXPECT_EQ(d->Observe(Recipients("192.0.2.1", 1)).unknown_in_window, 11u);
 }
 
 TEST_F(HarvestTest, CountsSaturateInsteadOfWrapping) {
   auto d = Make(
       With({Rule("t", {"v4/32"}, absl::Minutes(10), 10, Action::kTarpit)}));
-  Observation o = Obs("192.0.2.1", 4'000'000'000u, 4'000'000'000u);
+  Observation o = Recipients("192.0.2.1", 4'000'000'000u, 4'000'000'000u);
   o.not_served = 4'000'000'000u;
   o.malformed = 4'000'000'000u;
   const Verdict v = d->Observe(o);
@@ -773,7 +770,7 @@ TEST_F(HarvestTest, ManyThreadsOnOverlappingKeys) {
             (r & 1)
                 ? absl::StrCat("10.0.", r >> 8 & 3, ".", r >> 16 & 255)
                 : absl::StrCat("2001:db8:", r >> 8 & 3, "::", r >> 16 & 255);
-        Observation o = Obs(ip, r >> 24 & 3, r >> 26 & 3);
+        Observation o = Recipients(ip, r >> 24 & 3, r >> 26 & 3);
         const std::pair<int32_t, uint32_t> dom[] = {
             {static_cast<int32_t>(r >> 28 & 7), 1}};
         o.unknown_by_domain = dom;

@@ -11,31 +11,18 @@
 #include "common/clock.h"
 #include "gtest/gtest.h"
 #include "server/harvest/harvest.h"
+#include "tests/testutil/harvest_builders.h"
 
 namespace rcptguard::harvest {
 namespace {
 
 HarvestConfig OneRule(Action action, uint32_t min_unknown,
                       absl::Duration penalty = absl::ZeroDuration()) {
-  HarvestConfig c = HarvestConfig::Defaults();
-  HarvestRule r;
-  r.name = "probe";
-  r.scopes = {"v4/32"};
-  r.window = absl::Minutes(10);
-  r.min_unknown = min_unknown;
-  r.action = action;
-  r.penalty_duration = penalty;
-  c.rules = {r};
-  c.domain_min_distinct_clients = 0;
-  return c;
+  return testing::OneClientRule(action, min_unknown, absl::Minutes(10),
+                                penalty);
 }
 
-Observation Unknown(std::string_view ip, uint32_t n) {
-  Observation o;
-  o.client_ip = ip;
-  o.unknown = n;
-  return o;
-}
+using testing::Recipients;
 
 // A toy Redis: per key, the sum of every delta (counts added, sketches
 // ORed, boxes: the latest), so tests can check the merge rules.
@@ -123,8 +110,8 @@ class SharedStateTest : public ::testing::Test {
 
 TEST_F(SharedStateTest, DeltasHoldWhatWasCountedSinceTheLastTake) {
   auto d = Make(OneRule(Action::kTarpit, 100));
-  d->Observe(Unknown("192.0.2.7", 3));
-  d->Observe(Unknown("192.0.2.7", 2));
+  d->Observe(Recipients("192.0.2.7", 3));
+  d->Observe(Recipients("192.0.2.7", 2));
   std::vector<SharedKey> deltas = d->TakeDeltas(100);
   // The /32 and the /24 (default prefixes).
   ASSERT_EQ(deltas.size(), 2u);
@@ -137,7 +124,7 @@ TEST_F(SharedStateTest, DeltasHoldWhatWasCountedSinceTheLastTake) {
     EXPECT_FALSE(k.has_boxes);
   }
   EXPECT_TRUE(d->TakeDeltas(100).empty());
-  d->Observe(Unknown("192.0.2.7", 1));
+  d->Observe(Recipients("192.0.2.7", 1));
   deltas = d->TakeDeltas(100);
   ASSERT_EQ(deltas.size(), 2u);
   EXPECT_EQ(deltas[0].buckets[0].unknown, 1u);
@@ -146,7 +133,7 @@ TEST_F(SharedStateTest, DeltasHoldWhatWasCountedSinceTheLastTake) {
 TEST_F(SharedStateTest, TakeDeltasIsBounded) {
   auto d = Make(OneRule(Action::kTarpit, 100));
   for (int i = 0; i < 10; ++i) {
-    d->Observe(Unknown("10.0.0." + std::to_string(i), 1));
+    d->Observe(Recipients("10.0.0." + std::to_string(i), 1));
   }
   // 10 /32 keys and one /24.
   EXPECT_EQ(d->TakeDeltas(4).size(), 4u);
@@ -156,7 +143,7 @@ TEST_F(SharedStateTest, TakeDeltasIsBounded) {
 TEST_F(SharedStateTest, NothingRecordedWithoutRecordDeltas) {
   auto made = Detector::Create(OneRule(Action::kTarpit, 100), &clock_, 0);
   ASSERT_TRUE(made.ok());
-  (*made)->Observe(Unknown("192.0.2.7", 3));
+  (*made)->Observe(Recipients("192.0.2.7", 3));
   EXPECT_TRUE((*made)->TakeDeltas(100).empty());
 }
 
@@ -171,7 +158,7 @@ TEST_F(SharedStateTest, ThreeReplicasCountAHarvesterOnce) {
   for (int i = 0; i < 30 && first_block < 0; ++i) {
     Detector& d = *r[i % 3];
     Fetch(d);  // what the poll of the active set brings
-    const Verdict v = d.Observe(Unknown("198.51.100.9", 1));
+    const Verdict v = d.Observe(Recipients("198.51.100.9", 1));
     Flush(d);
     if (v.action == Action::kTempfail) first_block = i;
   }
@@ -181,12 +168,12 @@ TEST_F(SharedStateTest, ThreeReplicasCountAHarvesterOnce) {
 TEST_F(SharedStateTest, MergeKeepsWhatWasCountedAfterTheTake) {
   auto a = Make(OneRule(Action::kTarpit, 100));
   auto b = Make(OneRule(Action::kTarpit, 100));
-  a->Observe(Unknown("192.0.2.7", 4));
+  a->Observe(Recipients("192.0.2.7", 4));
   std::vector<SharedKey> in_flight = a->TakeDeltas(100);
-  b->Observe(Unknown("192.0.2.7", 5));
+  b->Observe(Recipients("192.0.2.7", 5));
   Flush(*b);
   // While a's deltas are in flight, a counts 2 more.
-  a->Observe(Unknown("192.0.2.7", 2));
+  a->Observe(Recipients("192.0.2.7", 2));
   a->MergeShared(store_.Apply(in_flight));
   // Global 9 plus the 2 not yet sent.
   EXPECT_EQ(a->Peek("192.0.2.7").unknown_in_window, 11u);
@@ -200,7 +187,7 @@ TEST_F(SharedStateTest, MergeNeverLowersLocalCounts) {
   // Redis restarted empty, or refused the write: the global state is
   // smaller than what this replica counted; it keeps its own.
   auto a = Make(OneRule(Action::kTarpit, 100));
-  a->Observe(Unknown("192.0.2.7", 6));
+  a->Observe(Recipients("192.0.2.7", 6));
   a->TakeDeltas(100);  // lost
   SharedKey empty;
   ASSERT_TRUE(ParseCidr("192.0.2.7/32").ok());
@@ -224,9 +211,9 @@ TEST_F(SharedStateTest, SketchesAreOrMergedAcrossReplicas) {
   auto b = Make(config);
   std::vector<uint64_t> fp_a = {11, 22, 33, 44, 55};
   std::vector<uint64_t> fp_b = {11, 22, 33, 44, 55};
-  Observation oa = Unknown("203.0.113.5", 5);
+  Observation oa = Recipients("203.0.113.5", 5);
   oa.unknown_fingerprints = fp_a;
-  Observation ob = Unknown("203.0.113.5", 5);
+  Observation ob = Recipients("203.0.113.5", 5);
   ob.unknown_fingerprints = fp_b;
   a->Observe(oa);
   Flush(*a);
@@ -234,7 +221,7 @@ TEST_F(SharedStateTest, SketchesAreOrMergedAcrossReplicas) {
   Flush(*b);
   EXPECT_EQ(b->Peek("203.0.113.5").action, Action::kAccept);  // 5 distinct
   std::vector<uint64_t> fp_c = {66, 77, 88, 99, 111};
-  Observation oc = Unknown("203.0.113.5", 5);
+  Observation oc = Recipients("203.0.113.5", 5);
   oc.unknown_fingerprints = fp_c;
   b->Observe(oc);
   Flush(*b);
@@ -245,7 +232,7 @@ TEST_F(SharedStateTest, SketchesAreOrMergedAcrossReplicas) {
 TEST_F(SharedStateTest, BoxesAreWrittenThroughAndHeldEverywhere) {
   auto a = Make(OneRule(Action::kReject, 3, absl::Minutes(30)));
   auto b = Make(OneRule(Action::kReject, 3, absl::Minutes(30)));
-  EXPECT_EQ(a->Observe(Unknown("192.0.2.66", 3)).action, Action::kReject);
+  EXPECT_EQ(a->Observe(Recipients("192.0.2.66", 3)).action, Action::kReject);
   EXPECT_EQ(box_wakes_, 1);  // the caller is told at once
   Flush(*a);
   // Much later the window is empty, the box still holds on b, which never
@@ -261,7 +248,7 @@ TEST_F(SharedStateTest, BoxesAreWrittenThroughAndHeldEverywhere) {
 
 TEST_F(SharedStateTest, BoxesOfUnknownRulesAreIgnored) {
   auto a = Make(OneRule(Action::kReject, 3, absl::Minutes(30)));
-  a->Observe(Unknown("192.0.2.66", 3));
+  a->Observe(Recipients("192.0.2.66", 3));
   std::vector<SharedKey> deltas = a->TakeDeltas(10);
   for (SharedKey& k : deltas) {
     for (SharedBox& box : k.boxes) {
@@ -276,7 +263,7 @@ TEST_F(SharedStateTest, BoxesOfUnknownRulesAreIgnored) {
 
 TEST_F(SharedStateTest, StaleStateIsNotInserted) {
   auto a = Make(OneRule(Action::kTarpit, 100));
-  a->Observe(Unknown("192.0.2.7", 4));
+  a->Observe(Recipients("192.0.2.7", 4));
   Flush(*a);
   clock_.Advance(absl::Hours(2));  // past every window
   auto b = Make(OneRule(Action::kTarpit, 100));
@@ -288,7 +275,7 @@ TEST_F(SharedStateTest, StaleStateIsNotInserted) {
 
 TEST_F(SharedStateTest, ForgetKeysNamesEveryKeyOfAnAddress) {
   auto a = Make(OneRule(Action::kTarpit, 100));
-  a->Observe(Unknown("192.0.2.7", 4));
+  a->Observe(Recipients("192.0.2.7", 4));
   absl::StatusOr<Detector::Forgotten> f = a->ForgetKeys("192.0.2.7");
   ASSERT_TRUE(f.ok());
   EXPECT_EQ(f->removed, 2u);
@@ -309,7 +296,7 @@ TEST_F(SharedStateTest, ForgetKeysNamesEveryKeyOfAnAddress) {
 
 TEST_F(SharedStateTest, UnparsableClientsAreNotShared) {
   auto a = Make(OneRule(Action::kTarpit, 100));
-  a->Observe(Unknown("not an ip", 4));
+  a->Observe(Recipients("not an ip", 4));
   EXPECT_TRUE(a->TakeDeltas(10).empty());
 }
 

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "gtest/gtest.h"
 #include "server/harvest/harvest.h"
+#include "tests/testutil/harvest_builders.h"
 #include "tests/testutil/redis.h"
 
 namespace rcptguard::harvest_shared {
@@ -24,25 +25,11 @@ using harvest::HarvestConfig;
 using harvest::Observation;
 
 HarvestConfig Config() {
-  HarvestConfig c = HarvestConfig::Defaults();
-  harvest::HarvestRule r;
-  r.name = "probe";
-  r.scopes = {"v4/32"};
-  r.window = absl::Minutes(1);
-  r.min_unknown = 20;
-  r.action = Action::kReject;
-  r.penalty_duration = absl::Minutes(5);
-  c.rules = {r};
-  c.domain_min_distinct_clients = 0;
-  return c;
+  return testing::OneClientRule(Action::kReject, 20, absl::Minutes(1),
+                                absl::Minutes(5));
 }
 
-Observation Unknown(std::string_view ip, uint32_t n) {
-  Observation o;
-  o.client_ip = ip;
-  o.unknown = n;
-  return o;
-}
+using testing::Recipients;
 
 bool Eventually(const std::function<bool()>& cond,
                 absl::Duration timeout = absl::Seconds(3)) {
@@ -95,15 +82,15 @@ TEST_F(ReplicatorTest, CountsAndBoxesReachTheOtherReplica) {
   Replica a = Make();
   Replica b = Make();
   ASSERT_TRUE(Eventually([&] { return a.replicator->status().connected; }));
-  a.detector->Observe(Unknown("192.0.2.9", 12));
-  b.detector->Observe(Unknown("192.0.2.9", 5));
+  a.detector->Observe(Recipients("192.0.2.9", 12));
+  b.detector->Observe(Recipients("192.0.2.9", 5));
   ASSERT_TRUE(Eventually([&] {
     return b.detector->Peek("192.0.2.9").unknown_in_window == 17 &&
            a.detector->Peek("192.0.2.9").unknown_in_window == 17;
   }));
   // 20 in all: a fires and boxes the client; b holds the box without
   // having counted the last probes.
-  EXPECT_EQ(a.detector->Observe(Unknown("192.0.2.9", 3)).action,
+  EXPECT_EQ(a.detector->Observe(Recipients("192.0.2.9", 3)).action,
             Action::kReject);
   ASSERT_TRUE(Eventually(
       [&] { return b.detector->Peek("192.0.2.9").action == Action::kReject; }));
@@ -117,8 +104,8 @@ TEST_F(ReplicatorTest, CountsAndBoxesReachTheOtherReplica) {
 
 TEST_F(ReplicatorTest, EveryKeyHasATtl) {
   Replica a = Make();
-  a.detector->Observe(Unknown("198.51.100.1", 2));
-  a.detector->Observe(Unknown("198.51.100.2", 30));  // boxed
+  a.detector->Observe(Recipients("198.51.100.1", 2));
+  a.detector->Observe(Recipients("198.51.100.2", 30));  // boxed
   ASSERT_TRUE(Eventually([&] {
     auto n = redis_->Cli({"DBSIZE"});
     // Two /32, one /24, the active set and its score clock.
@@ -136,7 +123,7 @@ TEST_F(ReplicatorTest, EveryKeyHasATtl) {
 TEST_F(ReplicatorTest, ForgetClearsEveryReplica) {
   Replica a = Make();
   Replica b = Make();
-  a.detector->Observe(Unknown("203.0.113.4", 25));
+  a.detector->Observe(Recipients("203.0.113.4", 25));
   ASSERT_TRUE(Eventually([&] {
     return b.detector->Peek("203.0.113.4").action == Action::kReject;
   }));
@@ -161,9 +148,9 @@ TEST_F(ReplicatorTest, RedisGoneMeansLocalCountingAndABoundedQueue) {
   EXPECT_EQ(a.replicator->status().state, "disconnected");
   // Local counting goes on; deltas of 20 keys wait in a queue of 5.
   for (int i = 0; i < 10; ++i) {
-    a.detector->Observe(Unknown(absl::StrCat("10.1.", i, ".1"), 1));
+    a.detector->Observe(Recipients(absl::StrCat("10.1.", i, ".1"), 1));
   }
-  EXPECT_EQ(a.detector->Observe(Unknown("10.9.9.9", 20)).action,
+  EXPECT_EQ(a.detector->Observe(Recipients("10.9.9.9", 20)).action,
             Action::kReject);
   ASSERT_TRUE(
       Eventually([&] { return a.replicator->status().dropped_deltas >= 15; }));
@@ -187,7 +174,7 @@ TEST_F(ReplicatorTest, FrozenRedisTimesOutAndRecovers) {
   redis_->Pause();
   ASSERT_TRUE(Eventually([&] { return !a.replicator->status().connected; }));
   EXPECT_GT(a.replicator->status().errors, 0u);
-  a.detector->Observe(Unknown("192.0.2.200", 3));  // never blocks
+  a.detector->Observe(Recipients("192.0.2.200", 3));  // never blocks
   redis_->Resume();
   ASSERT_TRUE(Eventually([&] { return a.replicator->status().connected; },
                          absl::Seconds(5)));
@@ -213,7 +200,7 @@ TEST(ReplicatorAuthTest, PasswordIsSentAndAWrongOneIsReported) {
     (*r)->Start();
     if (password == "s3cret") {
       ASSERT_TRUE(Eventually([&] { return (*r)->status().connected; }));
-      (*d)->Observe(Unknown("192.0.2.1", 2));
+      (*d)->Observe(Recipients("192.0.2.1", 2));
       ASSERT_TRUE(Eventually(
           [&] { return (*redis)->Cli({"DBSIZE"}).value_or("0") != "0"; }));
     } else {
@@ -247,18 +234,18 @@ TEST(ReplicatorTcpTest, FrozenThawedThenKilled) {
   for (int round = 0; round < 3; ++round) {
     (*redis)->Pause();
     for (int i = 0; i < 30; ++i) {
-      (*d)->Observe(Unknown(absl::StrCat("10.7.", round, ".", i), 1));
+      (*d)->Observe(Recipients(absl::StrCat("10.7.", round, ".", i), 1));
       absl::SleepFor(absl::Milliseconds(10));
     }
     ASSERT_TRUE(Eventually([&] { return !(*r)->status().connected; }));
     (*redis)->Resume();
     ASSERT_TRUE(Eventually([&] { return (*r)->status().connected; }));
     for (int i = 0; i < 30; ++i) {
-      (*d)->Observe(Unknown(absl::StrCat("10.8.", round, ".", i), 1));
+      (*d)->Observe(Recipients(absl::StrCat("10.8.", round, ".", i), 1));
     }
     (*redis)->Kill();
     for (int i = 0; i < 30; ++i) {
-      (*d)->Observe(Unknown(absl::StrCat("10.9.", round, ".", i), 1));
+      (*d)->Observe(Recipients(absl::StrCat("10.9.", round, ".", i), 1));
       absl::SleepFor(absl::Milliseconds(2));
     }
     ASSERT_TRUE(Eventually([&] { return !(*r)->status().connected; }));
@@ -273,13 +260,13 @@ TEST_F(ReplicatorTest, RefusedWritesAreReportedAndRetried) {
   ASSERT_TRUE(
       redis_->Cli({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).ok());
   ASSERT_TRUE(redis_->Cli({"CONFIG", "SET", "maxmemory", "1"}).ok());
-  a.detector->Observe(Unknown("192.0.2.77", 3));
+  a.detector->Observe(Recipients("192.0.2.77", 3));
   ASSERT_TRUE(Eventually(
       [&] { return a.replicator->status().state == "writes failing"; }));
   EXPECT_NE(a.replicator->status().last_error.find("OOM"), std::string::npos)
       << a.replicator->status().last_error;
   ASSERT_TRUE(redis_->Cli({"CONFIG", "SET", "maxmemory", "0"}).ok());
-  a.detector->Observe(Unknown("192.0.2.78", 1));
+  a.detector->Observe(Recipients("192.0.2.78", 1));
   ASSERT_TRUE(
       Eventually([&] { return a.replicator->status().state == "connected"; }));
 }
