@@ -67,7 +67,7 @@ void CallQueues::Run(grpc::ServerCompletionQueue* queue, bool with_passengers) {
       next_passengers = absl::Now() + kPassengerInterval;
     }
   }
-  while (queue->Next(&tag, &ok)) static_cast<Completion*>(tag)->Done(ok);
+  Drain(queue);
 }
 
 bool CallQueues::ServePassengers() {
