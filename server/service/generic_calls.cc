@@ -36,6 +36,16 @@ hv1::HealthCheckResponse::ServingStatus ToServingStatus(bool serving) {
 
 void Health::Set(bool serving) {
   absl::MutexLock lock(&mu_);
+  if (!shut_down_) SetLocked(serving);
+}
+
+void Health::ShutDown() {
+  absl::MutexLock lock(&mu_);
+  shut_down_ = true;
+  SetLocked(false);
+}
+
+void Health::SetLocked(bool serving) {
   if (serving_ == serving) return;
   serving_ = serving;
   for (Watcher* w : watchers_) w->Push(serving);

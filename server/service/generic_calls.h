@@ -57,7 +57,10 @@ class Health {
     ~Watcher() = default;
   };
 
+  // Ignored once ShutDown() was called.
   void Set(bool serving) ABSL_LOCKS_EXCLUDED(mu_);
+  // NOT_SERVING for good (the server is shutting down).
+  void ShutDown() ABSL_LOCKS_EXCLUDED(mu_);
   bool serving() const ABSL_LOCKS_EXCLUDED(mu_);
   // Ends every Watch stream, and those that start from now on.
   void EndWatches() ABSL_LOCKS_EXCLUDED(mu_);
@@ -71,8 +74,12 @@ class Health {
   static bool Knows(std::string_view service);
 
  private:
+  // Records the status and pushes a change to every watcher.
+  void SetLocked(bool serving) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   mutable absl::Mutex mu_;
   bool serving_ ABSL_GUARDED_BY(mu_) = false;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<Watcher*> watchers_ ABSL_GUARDED_BY(mu_);
 };

@@ -158,8 +158,9 @@ DirectoryManagerOptions Server::ManagerOptions() {
   DirectoryManagerOptions options;
   options.clock = RealClock::Get();
   // A load may come before Start() has built both servers (SIGHUP,
-  // Admin.Reload): SetServing records the state and Start() applies it.
-  options.on_loaded = [this] { SetServing(true); };
+  // Admin.Reload): Health records the state, and both servers answer from
+  // it once they start.
+  options.on_loaded = [this] { health_.Set(true); };
   if (metrics_ != nullptr) {
     metrics::ServerMetrics* m = metrics_.get();
     options.observer = [m](const ReloadResult& result,
@@ -345,11 +346,7 @@ void Server::Reload(std::string_view trigger) {
 
 void Server::Shutdown() {
   if (server_ == nullptr) return;
-  {
-    absl::MutexLock lock(&health_mu_);
-    shutting_down_ = true;
-  }
-  SetServing(false);
+  health_.ShutDown();
   // Answers from now on say `draining`: stream clients move new requests
   // elsewhere before GOAWAY and the drain deadline.
   validation_service_.SetDraining();
@@ -379,11 +376,6 @@ void Server::StopServing(absl::Time deadline) {
   generic_.StopWorker();
   health_queues_.Shutdown();
   queues_.Shutdown();
-}
-
-void Server::SetServing(bool serving) {
-  absl::MutexLock lock(&health_mu_);
-  health_.Set(serving && !shutting_down_);
 }
 
 void Server::Wait() {

@@ -70,9 +70,6 @@ class Server {
   void Wait();
 
  private:
-  // Health status of both the main and the health-only server; never
-  // SERVING again once Shutdown() began.
-  void SetServing(bool serving) ABSL_LOCKS_EXCLUDED(health_mu_);
   // Stops both gRPC servers (calls get until `deadline`), then the Admin
   // worker and the queues' threads.
   void StopServing(absl::Time deadline);
@@ -98,7 +95,8 @@ class Server {
   RecipientValidationService validation_service_;
   AdminService admin_service_;
 
-  // grpc.health.v1 of both servers; what SetServing last allowed.
+  // grpc.health.v1 of both servers: SERVING after the first load, never
+  // again once Shutdown() began.
   Health health_;
   const ReflectionV1Service reflection_;
   // Admin, health, reflection on the main port; health on the other.
@@ -117,9 +115,6 @@ class Server {
   // they sample goes away.
   std::unique_ptr<exposition::HttpEndpoint> metrics_server_;
   int port_ = 0;
-
-  absl::Mutex health_mu_;
-  bool shutting_down_ ABSL_GUARDED_BY(health_mu_) = false;
 };
 
 }  // namespace rcptguard::service
