@@ -220,6 +220,10 @@ INSTANTIATE_TEST_SUITE_P(
                 "4294967295 }",
                 "bad.textproto: metrics.max_edge_ids: must be at most 10000 "
                 "(got 4294967295)"},
+        BadCase{"TooManyGrpcThreads",
+                "domains { name: \"a.com\" } limits { grpc_threads: 65 }",
+                "bad.textproto: limits.grpc_threads: must be between 1 and 64 "
+                "(got 65)"},
         BadCase{"ConcurrentStreamsWouldWrapToInt",
                 "domains { name: \"a.com\" } limits { "
                 "max_concurrent_streams: 4294967295 }",
@@ -405,6 +409,8 @@ TEST(ConfigTest, TlsGetsDefaultsAndResolvedPaths) {
   // No maximum connection age unless asked for; a grace for when it is.
   EXPECT_EQ(config->limits().max_connection_age(), "0s");
   EXPECT_EQ(config->limits().max_connection_age_grace(), "30s");
+  // One thread serves every call unless asked for more.
+  EXPECT_EQ(config->limits().grpc_threads(), 1u);
 }
 
 TEST(ConfigTest, LoopbackAddresses) {
