@@ -10,6 +10,10 @@
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "common/strings.h"
+#include "grpc/byte_buffer.h"
+#include "grpc/byte_buffer_reader.h"
+#include "grpc/grpc.h"
+#include "grpcpp/impl/codegen/completion_queue_tag.h"
 #include "grpcpp/impl/codegen/proto_utils.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/proto_buffer_reader.h"
@@ -45,6 +49,17 @@ bool ParseBuffer(grpc::ByteBuffer* bytes, google::protobuf::Message* message) {
   return reader.status().ok() && message->ParseFromZeroCopyStream(&reader);
 }
 
+bool ParseBuffer(grpc_byte_buffer* bytes, google::protobuf::Message* message) {
+  grpc_byte_buffer_reader reader;
+  if (grpc_byte_buffer_reader_init(&reader, bytes) == 0) return false;
+  grpc_slice all = grpc_byte_buffer_reader_readall(&reader);
+  grpc_byte_buffer_reader_destroy(&reader);
+  const bool ok = message->ParseFromArray(
+      GRPC_SLICE_START_PTR(all), static_cast<int>(GRPC_SLICE_LENGTH(all)));
+  grpc_slice_unref(all);
+  return ok;
+}
+
 // "request_id N: ..." / "message N of the stream: ..." (ValidateStream's
 // refusals, validation.proto): N, or 0.
 uint64_t RefusedNumber(std::string_view message, std::string_view prefix,
@@ -69,10 +84,23 @@ struct StreamTransport::Conn {
     void Proceed(bool ok) override { (conn->transport->*handler)(conn, ok); }
   };
 
-  explicit Conn(StreamTransport* t, StreamMode m) : transport(t), mode(m) {
+  // What gRPC's core hands the completion queue for a round trip; the
+  // queue's Next() gives back `tag`, as for the C++ API's operations.
+  struct CoreTag final : grpc::internal::CompletionQueueTag {
+    Tag* tag = nullptr;
+    bool FinalizeResult(void** out, bool* /*status*/) override {
+      *out = static_cast<CqTag*>(tag);
+      return true;
+    }
+  };
+
+  Conn(StreamTransport* t, StreamMode m, bool rt)
+      : transport(t), mode(m), round_trips(rt) {
+    trip_core_tag.tag = &trip_tag;
     for (auto [tag, handler] :
          {std::pair{&start_tag, &StreamTransport::OnStart},
           std::pair{&read_tag, &StreamTransport::OnRead},
+          std::pair{&trip_tag, &StreamTransport::OnTrip},
           std::pair{&write_tag, &StreamTransport::OnWrite},
           std::pair{&writes_done_tag, &StreamTransport::OnWritesDone},
           std::pair{&finish_tag, &StreamTransport::OnFinish}}) {
@@ -81,13 +109,24 @@ struct StreamTransport::Conn {
     }
   }
 
+  ~Conn() {
+    if (trip_send != nullptr) grpc_byte_buffer_destroy(trip_send);
+    if (trip_recv != nullptr) grpc_byte_buffer_destroy(trip_recv);
+  }
+
   StreamTransport* const transport;
   const StreamMode mode;
+  // One message at a time, each with the read of its answer in one core
+  // batch (see StartTripLocked).
+  const bool round_trips;
   grpc::ClientContext context;  // outlives rw (declared first)
   std::unique_ptr<grpc::GenericClientAsyncReaderWriter> rw;
-  Tag start_tag, read_tag, write_tag, writes_done_tag, finish_tag;
+  Tag start_tag, read_tag, trip_tag, write_tag, writes_done_tag, finish_tag;
+  CoreTag trip_core_tag;
   grpc::ByteBuffer write_buf;
-  grpc::ByteBuffer read_buf;  // the completion thread's only
+  grpc::ByteBuffer read_buf;              // the completion thread's only
+  grpc_byte_buffer* trip_send = nullptr;  // the round trip's message
+  grpc_byte_buffer* trip_recv = nullptr;  // its answer (null: stream ended)
   grpc::Status status;
 
   // Guarded by the transport's mu_.
@@ -158,7 +197,9 @@ void StreamTransport::Send(const v1::ValidateRequest* request,
 }
 
 void StreamTransport::StartConnLocked() {
-  auto* conn = new Conn(this, mode_);
+  auto* conn = new Conn(
+      this, mode_,
+      mode_ == StreamMode::kBatchStream && options_.max_in_flight == 1);
   conns_.push_back(conn);
   current_ = conn;
   ++stats_.streams;
@@ -217,11 +258,50 @@ void StreamTransport::MaybeWriteLocked(Conn* conn) {
   ++stats_.messages;
   stats_.requests += message.entries.size();
   conn->in_flight.push_back(std::move(message));
-  grpc::Slice slice(bytes);
-  conn->write_buf = grpc::ByteBuffer(&slice, 1);
   conn->writing = true;
   ++conn->ops;
+  if (conn->round_trips) {
+    StartTripLocked(conn, bytes);
+    return;
+  }
+  grpc::Slice slice(bytes);
+  conn->write_buf = grpc::ByteBuffer(&slice, 1);
   conn->rw->Write(conn->write_buf, &conn->write_tag);
+}
+
+// A round trip: the message and the read of its answer go to gRPC's core
+// as one batch, which completes once, when the answer has arrived. With
+// the C++ API's Write and Read, the write's completion alone woke the
+// completion-queue thread (a write started on the caller's thread kicks
+// the thread polling the queue): a lookup travelling alone cost the
+// client three thread wake-ups, now two (BENCHMARKS.md, issue 15).
+// With one message in flight at a time (group commit's default) nothing
+// is lost: the stream's end, which a standing Read would have seen, is
+// seen by Finish, posted when the stream starts. That Finish also asks
+// for the server's initial metadata, which gRPC delivers before any
+// message: without it no answer would ever arrive.
+void StreamTransport::StartTripLocked(Conn* conn, const std::string& bytes) {
+  grpc_slice slice = grpc_slice_from_copied_buffer(bytes.data(), bytes.size());
+  conn->trip_send = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+  grpc_op ops[2] = {};
+  ops[0].op = GRPC_OP_SEND_MESSAGE;
+  ops[0].data.send_message.send_message = conn->trip_send;
+  ops[1].op = GRPC_OP_RECV_MESSAGE;
+  ops[1].data.recv_message.recv_message = &conn->trip_recv;
+  const grpc_call_error error = grpc_call_start_batch(
+      conn->context.c_call(), ops, 2, &conn->trip_core_tag, nullptr);
+  if (error != GRPC_CALL_OK) {
+    // Only a misuse of the API gets here (an operation already in
+    // flight); the stream is given up and its requests fail.
+    LogError("rcptguard_stream_batch",
+             {{"error", grpc_call_error_to_string(error)}});
+    --conn->ops;
+    conn->writing = false;
+    CancelLocked(conn, absl::InternalError(absl::StrCat(
+                           "rcptguard stream: core batch refused: ",
+                           grpc_call_error_to_string(error))));
+  }
 }
 
 void StreamTransport::MaybeFinishLocked(Conn* conn) {
@@ -272,8 +352,46 @@ void StreamTransport::OnStart(Conn* conn, bool ok) {
   }
   conn->started = true;
   ++conn->ops;
-  conn->rw->Read(&conn->read_buf, &conn->read_tag);
+  if (conn->round_trips) {
+    // The stream's end (server gone, drain, cancel) is seen here; each
+    // answer is read by its round trip.
+    conn->finish_started = true;
+    conn->rw->Finish(&conn->status, &conn->finish_tag);
+  } else {
+    conn->rw->Read(&conn->read_buf, &conn->read_tag);
+  }
   MaybeWriteLocked(conn);
+}
+
+void StreamTransport::OnTrip(Conn* conn, bool ok) {
+  std::vector<Outcome> out;
+  {
+    absl::MutexLock lock(&mu_);
+    --conn->ops;
+    conn->writing = false;
+    grpc_byte_buffer_destroy(conn->trip_send);
+    conn->trip_send = nullptr;
+    grpc_byte_buffer* answer = conn->trip_recv;
+    conn->trip_recv = nullptr;
+    if (!ok || answer == nullptr) {
+      // The message or its answer failed, or the stream ended first:
+      // Finish (already posted) tells why and fails what is in flight.
+      if (answer != nullptr) grpc_byte_buffer_destroy(answer);
+      NoMoreAnswersLocked(conn);
+      return;
+    }
+    Answer(
+        conn,
+        [answer](google::protobuf::Message* m) {
+          return ParseBuffer(answer, m);
+        },
+        &out);
+    grpc_byte_buffer_destroy(answer);
+    // Group commit: what queued while the answer was awaited leaves now.
+    if (!conn->read_failed) MaybeWriteLocked(conn);
+    MaybeDestroyLocked(conn);
+  }
+  Deliver(&out);
 }
 
 void StreamTransport::OnWrite(Conn* conn, bool ok) {
@@ -303,7 +421,13 @@ void StreamTransport::OnRead(Conn* conn, bool ok) {
       NoMoreAnswersLocked(conn);
       return;
     }
-    Answer(conn, &out);
+    Answer(
+        conn,
+        [conn](google::protobuf::Message* m) {
+          return ParseBuffer(&conn->read_buf, m);
+        },
+        &out);
+    conn->read_buf.Clear();
     if (!conn->read_failed) {
       ++conn->ops;
       conn->rw->Read(&conn->read_buf, &conn->read_tag);
@@ -314,9 +438,10 @@ void StreamTransport::OnRead(Conn* conn, bool ok) {
   Deliver(&out);
 }
 
-void StreamTransport::Answer(Conn* conn, std::vector<Outcome>* out) {
+void StreamTransport::Answer(
+    Conn* conn, absl::FunctionRef<bool(google::protobuf::Message*)> parse,
+    std::vector<Outcome>* out) {
   if (conn->in_flight.empty()) {
-    conn->read_buf.Clear();
     CancelLocked(
         conn, absl::InternalError("rcptguard stream: an answer to no request"));
     return;
@@ -326,7 +451,7 @@ void StreamTransport::Answer(Conn* conn, std::vector<Outcome>* out) {
   absl::Status broken;
   if (conn->mode == StreamMode::kStream) {
     v1::ValidateResponse response;
-    if (!ParseBuffer(&conn->read_buf, &response)) {
+    if (!parse(&response)) {
       broken = absl::InternalError("rcptguard stream: answer does not parse");
     } else if (response.request_id() != message.entries[0].wire_id) {
       broken = absl::InternalError(absl::StrCat(
@@ -339,7 +464,7 @@ void StreamTransport::Answer(Conn* conn, std::vector<Outcome>* out) {
     }
   } else {
     v1::ValidateBatchResponse response;
-    if (!ParseBuffer(&conn->read_buf, &response)) {
+    if (!parse(&response)) {
       broken = absl::InternalError("rcptguard stream: answer does not parse");
     } else if (response.batch_id() != message.id ||
                static_cast<size_t>(response.results_size()) !=
@@ -367,7 +492,6 @@ void StreamTransport::Answer(Conn* conn, std::vector<Outcome>* out) {
       }
     }
   }
-  conn->read_buf.Clear();
   if (!broken.ok()) {
     for (Entry& e : message.entries) {
       out->push_back(Outcome{std::move(e.done), broken});

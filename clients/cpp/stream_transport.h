@@ -14,6 +14,10 @@
 //     message, pipelined (up to `max_in_flight` unanswered), answers
 //     matched by request_id (the transport's own ids on the wire; the
 //     caller's id is given back in the answer).
+// With one message in flight (max_in_flight 1, kBatchStream's default),
+// each message and the read of its answer are one operation of gRPC's
+// core (a round trip), which completes once: a lookup travelling alone
+// wakes the completion-queue thread once, for its answer.
 // A server without ValidateBatchStream (UNIMPLEMENTED before any answer)
 // makes the transport fall back to kStream, and one without ValidateStream
 // to unary calls (unary_only()); the requests of that stream were never
@@ -51,6 +55,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -149,11 +154,17 @@ class StreamTransport {
 
   void OnStart(Conn* conn, bool ok);
   void OnRead(Conn* conn, bool ok);
+  void OnTrip(Conn* conn, bool ok);
   void OnWrite(Conn* conn, bool ok);
   void OnWritesDone(Conn* conn, bool ok);
   void OnFinish(Conn* conn, bool ok);
-  // Matches the answer in conn->read_buf to the oldest message.
-  void Answer(Conn* conn, std::vector<Outcome>* out)
+  // Matches the answer that `parse` reads to the oldest message.
+  void Answer(Conn* conn,
+              absl::FunctionRef<bool(google::protobuf::Message*)> parse,
+              std::vector<Outcome>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes a message and reads its answer in one core batch (conn's
+  // round_trips mode; see the .cc).
+  void StartTripLocked(Conn* conn, const std::string& bytes)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   static void Deliver(std::vector<Outcome>* out);

@@ -280,6 +280,37 @@ TEST(StreamRestartTest, ServerRestartMidStream) {
   EXPECT_GE(client->stats().streams, 2u);
 }
 
+// The server restarts while the stream is idle: the client sees the
+// stream end at once (not on its next lookup), so the first lookup after
+// the restart opens a new stream and gets a real answer. (With one
+// message in flight, each message and its answer travel as one round
+// trip with no read standing between lookups: Finish, posted when the
+// stream starts, is what notices the end.)
+TEST(StreamRestartTest, RestartWhileIdleLosesNoLookup) {
+  ServerProcess first;
+  ASSERT_NO_FATAL_FAILURE(first.Start(Config()));
+  ASSERT_TRUE(first.WaitServing(absl::Seconds(30))) << first.log();
+  ClientOptions options;
+  options.deadline = absl::Seconds(5);
+  auto client = Make(first.target(), options);
+  ASSERT_EQ(
+      client->CheckRecipientSync(Context("198.51.100.4"), "alice@example.com")
+          .source,
+      RecipientResult::Source::kService);
+  ASSERT_TRUE(first.process().Stop(absl::Seconds(10)).has_value());
+  absl::SleepFor(absl::Milliseconds(300));  // the client notices the end
+
+  ServerProcess second;
+  ASSERT_NO_FATAL_FAILURE(
+      second.Start(Config(absl::StrCat("127.0.0.1:", first.port()))));
+  ASSERT_TRUE(second.WaitServing(absl::Seconds(30))) << second.log();
+  RecipientResult r =
+      client->CheckRecipientSync(Context("198.51.100.4"), "alice@example.com");
+  EXPECT_EQ(r.source, RecipientResult::Source::kService) << r.error;
+  EXPECT_EQ(r.verdict.status(), v1::RECIPIENT_STATUS_VALID);
+  EXPECT_EQ(client->stats().streams, 2u);
+}
+
 // A frozen server (SIGSTOP) keeps its connection open but answers
 // nothing: every pending check ends at its deadline with the failure
 // policy, the stream is cancelled, and after SIGCONT answers flow again.
