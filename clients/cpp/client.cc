@@ -253,8 +253,8 @@ class Client::Impl {
             batch->context = context;
             batch->dry_run = check.dry_run;
             batch->flush_at = absl::Now() + options_.batch_window;
+            WakeSchedulerByLocked(batch->flush_at);
             it = pending_.emplace(std::move(key), std::move(batch)).first;
-            cv_.Signal();
           }
         }
         if (it != pending_.end()) {
@@ -518,8 +518,19 @@ class Client::Impl {
     if (stopping_) return false;
     timers_.push_back(Timer{at, next_timer_seq_++, std::move(run)});
     std::push_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
-    cv_.Signal();
+    WakeSchedulerByLocked(at);
     return true;
+  }
+
+  // The scheduler must look again by `at`: it is woken only when it
+  // sleeps past that. (A socketmap lookup arriving while another is out
+  // used to wake it every time; under load that was a thread wake-up per
+  // lookup, now at most one per batch window.)
+  void WakeSchedulerByLocked(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (at < scheduler_wake_) {
+      scheduler_wake_ = at;
+      cv_.Signal();
+    }
   }
 
   // Sends batches whose window is over and runs due timers. On stop, sends
@@ -540,7 +551,10 @@ class Client::Impl {
         // The stream transports' deadlines are checked every tick.
         if (transport_ != nullptr) next = std::min(next, now + tick_);
         if (!stopping_ && next > now) {
+          scheduler_wake_ = next;
           cv_.WaitWithDeadline(&mu_, next);
+          // Awake: it looks at pending_ and timers_ before it sleeps again.
+          scheduler_wake_ = absl::InfinitePast();
         }
         stop = stopping_;
         const absl::Time after = absl::Now();
@@ -584,6 +598,9 @@ class Client::Impl {
   absl::flat_hash_map<std::string, int> busy_ ABSL_GUARDED_BY(mu_);
   std::vector<Timer> timers_ ABSL_GUARDED_BY(mu_);  // min-heap on `at`
   uint64_t next_timer_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // When the sleeping scheduler wakes by itself; InfinitePast() while it
+  // is awake (it will look at everything before sleeping again).
+  absl::Time scheduler_wake_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   ClientStats stats_ ABSL_GUARDED_BY(mu_);
 

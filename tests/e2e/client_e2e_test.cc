@@ -2,6 +2,8 @@
 // answers, micro-batching by identical context, splitting a batch the
 // server refuses, deadlines, retries of dry lookups only, and the failure
 // policy with the server stopped or silent.
+#include <signal.h>
+
 #include <atomic>
 #include <string>
 #include <thread>
@@ -352,6 +354,39 @@ TEST(ClientOptionsTest, BadOptionsAreRefused) {
   EXPECT_EQ(*ParseFailurePolicy("TEMPFAIL"), FailurePolicy::kTempfail);
   EXPECT_EQ(ParseFailurePolicy("reject").status().message(),
             "failure policy \"reject\": expected fail_open or tempfail");
+}
+
+// A lookup that waits behind a call for its context leaves at the end of
+// the batch window, not when that call returns: behind a frozen server it
+// gets its failure-policy answer one deadline after it was asked, not two.
+TEST_P(ClientTest, BatchWindowBoundsTheWaitBehindAStuckCall) {
+  ClientOptions options;
+  options.deadline = absl::Milliseconds(400);
+  options.batch_window = absl::Milliseconds(5);
+  auto client = Make(options);
+  ASSERT_EQ(
+      client->CheckRecipientSync(v1::SmtpContext(), "alice@example.com").source,
+      RecipientResult::Source::kService);
+  ASSERT_TRUE(server_.process().Freeze());
+  const absl::Time start = absl::Now();
+  absl::Mutex mu;
+  std::vector<absl::Duration> took(2);
+  absl::BlockingCounter done(2);
+  for (int i = 0; i < 2; ++i) {
+    client->CheckRecipient(
+        v1::SmtpContext(), "alice@example.com", {}, [&, i](RecipientResult r) {
+          EXPECT_EQ(r.source, RecipientResult::Source::kFailOpen);
+          absl::MutexLock lock(&mu);
+          took[i] = absl::Now() - start;
+          done.DecrementCount();
+        });
+  }
+  done.Wait();
+  kill(server_.process().pid(), SIGCONT);
+  EXPECT_GE(took[0], absl::Milliseconds(390));
+  // The second left at the end of its 5 ms window: about 405 ms; 800 if
+  // it had waited for the first to fail. Slack for a loaded machine.
+  EXPECT_LT(took[1], absl::Milliseconds(700));
 }
 
 TEST_P(ClientTest, DestructorAnswersPendingBatches) {
