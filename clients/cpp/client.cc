@@ -219,9 +219,11 @@ class Client::Impl {
       return;
     }
     std::unique_ptr<Batch> full;
+    std::vector<std::unique_ptr<Batch>> due;
     {
       absl::MutexLock lock(&mu_);
       ++stats_.checks;
+      TakeDueLocked(absl::Now(), &due);
       if (stopping_) {
         // A callback asking again while the Client is being destroyed: the
         // scheduler may be gone, so no batch window.
@@ -253,7 +255,12 @@ class Client::Impl {
             batch->context = context;
             batch->dry_run = check.dry_run;
             batch->flush_at = absl::Now() + options_.batch_window;
-            WakeSchedulerByLocked(batch->flush_at);
+            // Its window is enforced as checks arrive (above) and by the
+            // scheduler at least every tick: waking the scheduler for
+            // each window cost a thread wake-up per socketmap lookup
+            // under load, mostly for batches their call's return had
+            // already sent.
+            WakeSchedulerByLocked(absl::Now() + tick_);
             it = pending_.emplace(std::move(key), std::move(batch)).first;
           }
         }
@@ -269,6 +276,7 @@ class Client::Impl {
         }
       }
     }
+    for (auto& batch : due) Send(std::move(batch));
     if (full != nullptr) Send(std::move(full));
   }
 
@@ -493,6 +501,20 @@ class Client::Impl {
     });
   }
 
+  // Moves the batches whose window is over to `due` (counted busy).
+  void TakeDueLocked(absl::Time now, std::vector<std::unique_ptr<Batch>>* due)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (auto it = pending_.begin(); it != pending_.end();) {
+      if (stopping_ || it->second->flush_at <= now) {
+        ++busy_[it->second->key];
+        due->push_back(std::move(it->second));
+        pending_.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+
   // A call for `key` returned: the batch gathered meanwhile goes out now
   // rather than at the end of its window.
   void Released(const std::string& key) {
@@ -523,9 +545,7 @@ class Client::Impl {
   }
 
   // The scheduler must look again by `at`: it is woken only when it
-  // sleeps past that. (A socketmap lookup arriving while another is out
-  // used to wake it every time; under load that was a thread wake-up per
-  // lookup, now at most one per batch window.)
+  // sleeps past that.
   void WakeSchedulerByLocked(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (at < scheduler_wake_) {
       scheduler_wake_ = at;
@@ -543,13 +563,13 @@ class Client::Impl {
       {
         absl::MutexLock lock(&mu_);
         absl::Time next = absl::InfiniteFuture();
-        for (const auto& [key, batch] : pending_) {
-          next = std::min(next, batch->flush_at);
-        }
         if (!timers_.empty()) next = std::min(next, timers_.front().at);
         const absl::Time now = absl::Now();
-        // The stream transports' deadlines are checked every tick.
-        if (transport_ != nullptr) next = std::min(next, now + tick_);
+        // The stream transports' deadlines and the batch windows are
+        // checked every tick.
+        if (transport_ != nullptr || !pending_.empty()) {
+          next = std::min(next, now + tick_);
+        }
         if (!stopping_ && next > now) {
           scheduler_wake_ = next;
           cv_.WaitWithDeadline(&mu_, next);
@@ -558,15 +578,7 @@ class Client::Impl {
         }
         stop = stopping_;
         const absl::Time after = absl::Now();
-        for (auto it = pending_.begin(); it != pending_.end();) {
-          if (stop || it->second->flush_at <= after) {
-            ++busy_[it->second->key];
-            due.push_back(std::move(it->second));
-            pending_.erase(it++);
-          } else {
-            ++it;
-          }
-        }
+        TakeDueLocked(after, &due);
         while (!timers_.empty() && (stop || timers_.front().at <= after)) {
           std::pop_heap(timers_.begin(), timers_.end(), std::greater<Timer>());
           timers.push_back(std::move(timers_.back().run));

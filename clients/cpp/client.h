@@ -15,7 +15,9 @@
 //     into a few hundred calls. Merging adds no latency at low load: a
 //     check goes out at once when no call for its context is in flight;
 //     while one is, checks gather until it returns, `batch_window` ends or
-//     the batch is full, whichever comes first. Calls with different
+//     the batch is full, whichever comes first (the window's end is
+//     noticed when another check arrives, at the latest a tenth of the
+//     deadline later). Calls with different
 //     contexts are never merged: the server counts each request as one
 //     harvest observation of one client, so merging clients would blame one
 //     client for another's recipients.
