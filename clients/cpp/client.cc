@@ -223,7 +223,8 @@ class Client::Impl {
     {
       absl::MutexLock lock(&mu_);
       ++stats_.checks;
-      TakeDueLocked(absl::Now(), &due);
+      const absl::Time now = absl::Now();
+      TakeDueLocked(now, &due);
       if (stopping_) {
         // A callback asking again while the Client is being destroyed: the
         // scheduler may be gone, so no batch window.
@@ -254,13 +255,13 @@ class Client::Impl {
             batch->key = key;
             batch->context = context;
             batch->dry_run = check.dry_run;
-            batch->flush_at = absl::Now() + options_.batch_window;
+            batch->flush_at = now + options_.batch_window;
             // Its window is enforced as checks arrive (above) and by the
             // scheduler at least every tick: waking the scheduler for
             // each window cost a thread wake-up per socketmap lookup
             // under load, mostly for batches their call's return had
             // already sent.
-            WakeSchedulerByLocked(absl::Now() + tick_);
+            WakeSchedulerByLocked(now + tick_);
             it = pending_.emplace(std::move(key), std::move(batch)).first;
           }
         }
