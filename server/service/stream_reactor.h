@@ -26,8 +26,8 @@
 //
 // Thread safety: a call's completions all come from its queue, which one
 // thread drives, so they never run at the same time; the state they share
-// is still guarded by mu_ (uncontended) and the gRPC operations (StartRead,
-// StartWrite, Finish) are started after releasing it.
+// is still guarded by mu_ (uncontended) and the stream's operations (Read,
+// Write, Finish) are started after releasing it.
 #ifndef RCPTGUARD_SERVER_SERVICE_STREAM_REACTOR_H_
 #define RCPTGUARD_SERVER_SERVICE_STREAM_REACTOR_H_
 
