@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const protos = require('./lib/protos')
 const policy = require('./lib/policy')
-const { RcptguardClient } = require('./lib/client')
+const { RcptguardClient, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT } = require('./lib/client')
 
 // Haraka puts its return codes on the global object for packaged plugins;
 // the numbers are haraka-constants' (for tests outside Haraka).
@@ -49,6 +49,7 @@ exports.register = function () {
       protos: this.protos,
       transport: this.cfg.main.transport,
       batch: this.cfg.main.batch,
+      messages_in_flight: this.cfg.main.messages_in_flight,
       timeout_ms: this.cfg.main.timeout_ms,
       retry_ms: this.cfg.main.retry_ms,
       tls: this.cfg.tls,
@@ -83,6 +84,11 @@ exports.load_rcptguard_ini = function () {
   m.batch = m.batch !== false && m.batch !== 'false'
   m.dry_run = m.dry_run === true || m.dry_run === 'true'
   m.failure_policy = m.failure_policy === 'tempfail' ? 'tempfail' : 'fail_open'
+  m.messages_in_flight = num(m.messages_in_flight, DEFAULT_IN_FLIGHT)
+  if (!Number.isInteger(m.messages_in_flight) || m.messages_in_flight < 1 || m.messages_in_flight > MAX_IN_FLIGHT) {
+    this.logwarn(`rcptguard: main.messages_in_flight must be 1..${MAX_IN_FLIGHT}; using ${DEFAULT_IN_FLIGHT}`)
+    m.messages_in_flight = DEFAULT_IN_FLIGHT
+  }
   m.timeout_ms = num(m.timeout_ms, 1000)
   m.retry_ms = num(m.retry_ms, 5000)
   m.tarpit_max_ms = num(m.tarpit_max_ms, 0)

@@ -7,8 +7,10 @@
 #
 # One rcptguardd on the sample directory (harvest detection on, default
 # rules), four Haraka processes (one worker each, nodes unset): no check,
-# the plugin as configured by default (stream with group commit, "batch"),
-# over a plain ValidateStream ("stream"), over unary calls ("unary"). An
+# the plugin as configured by default (stream with group commit, two
+# messages in flight: "batch"), the same with one message in flight
+# ("batch1", only when named in RG_BENCH_VARIANTS), over a plain
+# ValidateStream ("stream"), over unary calls ("unary"). An
 # asyncio driver keeps RG_BENCH_SESSIONS (8) SMTP sessions busy, each
 # sending up to 300 RCPTs of valid demo addresses per transaction (every
 # answer is 250 in every variant, so the work differs only by the check).
@@ -109,6 +111,9 @@ for v in $VARIANTS; do
     none) start_haraka none "rcpt_to.in_host_list" "" ;;
     batch) start_haraka batch "rcptguard" "transport=stream
 batch=true" ;;
+    batch1) start_haraka batch1 "rcptguard" "transport=stream
+batch=true
+messages_in_flight=1" ;;
     stream) start_haraka stream "rcptguard" "transport=stream
 batch=false" ;;
     unary) start_haraka unary "rcptguard" "transport=unary" ;;

@@ -47,7 +47,7 @@ for (const transport of ['stream', 'unary']) {
 
 test('group commit: lookups queued while a message is in flight go out together', async () => {
   const fake = await startFake(byName)
-  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000, messages_in_flight: 1 })
   try {
     // Lookups of one turn of the event loop go out in one message.
     const names = Array.from({ length: 200 }, (_, i) => `ok${i}`)
@@ -69,6 +69,41 @@ test('group commit: lookups queued while a message is in flight go out together'
     c.close()
     fake.stop()
   }
+})
+
+test('group commit, two in flight (the default): the next message leaves at once, then lookups queue', async () => {
+  const fake = await startFake(byName)
+  const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000 })
+  try {
+    assert.strictEqual(c.maxInFlight, 2)
+    fake.state.delayMs = 100
+    const first = c.validate(request('ok-first'))
+    const later = []
+    for (let i = 0; i < 50; i++) {
+      await new Promise((resolve) => setImmediate(resolve))
+      later.push(c.validate(request(`ok-later${i}`)))
+    }
+    const answers = await Promise.all([first, ...later])
+    answers.forEach((a, i) =>
+      assert.strictEqual(a.verdicts[0].reply.text, i === 0 ? 'OK ok-first' : `OK ok-later${i - 1}`))
+    // ok-first; ok-later0 in a second message while the first is out; the
+    // other 49 wait for an answer and go together.
+    assert.deepStrictEqual(fake.state.batches, [1, 1, 49])
+  } finally {
+    c.close()
+    fake.stop()
+  }
+})
+
+test('messages_in_flight outside 1..16 falls back to the default', () => {
+  for (const bad of [0, 17, 1.5, 'x', -1]) {
+    const c = new RcptguardClient({ servers: ['127.0.0.1:1'], protos: p, messages_in_flight: bad })
+    assert.strictEqual(c.maxInFlight, 2, String(bad))
+    c.close()
+  }
+  const c = new RcptguardClient({ servers: ['127.0.0.1:1'], protos: p, messages_in_flight: 5 })
+  assert.strictEqual(c.maxInFlight, 5)
+  c.close()
 })
 
 test('a refused request fails alone; the others of its message are answered', async () => {
