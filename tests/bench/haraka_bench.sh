@@ -15,7 +15,9 @@
 # sending up to 300 RCPTs of valid demo addresses per transaction (every
 # answer is 250 in every variant, so the work differs only by the check).
 # Variants alternate for RG_BENCH_ROUNDS (3) rounds of RG_BENCH_SECONDS (10)
-# each; the ratio per round is against that round's baseline, and the
+# each, each round starting one variant later (a fixed order favoured the
+# later places by up to 0.1x); the ratio per round is against that round's
+# baseline, and the
 # summary gives, per variant, the ratio of its RCPTs over all rounds to the
 # baseline's (short alternating rounds even out a machine whose load
 # changes) and the median of the per-round ratios. Also printed: CPU us of
@@ -136,20 +138,26 @@ print(f'{$total/$SECONDS_PER_RUN:.0f} {1e6*($(cpu_ticks "${PID[$1]}")-$h0)/hz/t:
 
 echo "== Haraka RCPT/s: $SESSIONS sessions, ${SECONDS_PER_RUN}s per variant, $ROUNDS rounds =="
 echo "   (per variant: RCPT/s, ratio to no check, CPU us per RCPT of Haraka + rcptguardd, non-250 replies)"
-declare -A SUM RATIOS
+declare -A SUM RATIOS RATE HCPU RCPU BAD
+read -r -a ORDER <<<"$VARIANTS"
 for round in $(seq "$ROUNDS"); do
+  # Each round starts one variant later: a variant's place in the round
+  # (right after another Haraka's burst, or not) changes its rate, so no
+  # variant keeps one place.
+  n=${#ORDER[@]}
+  for ((i = 0; i < n; i++)); do
+    v=${ORDER[$(( (i + round - 1) % n ))]}
+    read -r "RATE[$v]" "HCPU[$v]" "RCPU[$v]" "BAD[$v]" <<<"$(rcpt_rate "$v")"
+    SUM[$v]=$(( ${SUM[$v]:-0} + ${RATE[$v]} ))
+  done
   line="round $round:"
-  base=0
   for v in $VARIANTS; do
-    read -r rate hcpu rcpu bad <<<"$(rcpt_rate "$v")"
-    SUM[$v]=$(( ${SUM[$v]:-0} + rate ))
     if [[ $v == none ]]; then
-      base=$rate
-      line+=" none ${rate}/s (${hcpu} us, bad ${bad}) |"
+      line+=" none ${RATE[$v]}/s (${HCPU[$v]} us, bad ${BAD[$v]}) |"
     else
-      ratio=$(python3 -c "print(f'{$rate/max($base,1):.2f}')")
+      ratio=$(python3 -c "print(f'{${RATE[$v]}/max(${RATE[none]:-1},1):.2f}')")
       RATIOS[$v]+=" $ratio"
-      line+=" $v ${rate}/s = ${ratio}x (${hcpu} + ${rcpu} us, bad ${bad}) |"
+      line+=" $v ${RATE[$v]}/s = ${ratio}x (${HCPU[$v]} + ${RCPU[$v]} us, bad ${BAD[$v]}) |"
     fi
   done
   echo "$line"

@@ -21,8 +21,8 @@
 //   per message). So batches grow with load, and an idle worker adds no
 //   delay. Two in flight rather than one: a lookup that arrives just after
 //   a message left goes in the next at once instead of waiting a whole
-//   round trip (through Haraka, 0.77x of no check against 0.65x with one;
-//   BENCHMARKS.md). A server without ValidateBatchStream answers
+//   round trip (through Haraka, 0.65-0.70x of no check against 0.63-0.68x
+//   with one; BENCHMARKS.md). A server without ValidateBatchStream answers
 //   UNIMPLEMENTED; the client then uses ValidateStream with it.
 // - Transport "unary": one Validate call per lookup, with the same
 //   deadline. Simpler, and about ten times the client CPU per lookup.
