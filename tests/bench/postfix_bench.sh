@@ -29,7 +29,9 @@
 #   RG_BENCH_PIN=1      rcptguardd and slapd on CPU 1 (taskset), Postfix,
 #                       the adapters and the SMTP driver on CPU 0 (lmdb: too)
 #   RG_BENCH_LDAP=0     skip the ldap: row
-#   RG_BENCH_ROUNDS=N   repeat the Postfix rows N times, alternating
+#   RG_BENCH_ROUNDS=N   repeat the Postfix rows N times, alternating (each
+#                       round starts one row later); the summary gives each
+#                       row's RCPTs over all rounds against lmdb:'s
 #   RG_BENCH_SKIP_ALONE=1  skip part 1;  RG_BENCH_UNARY=0  skip unary rows
 #   RG_BENCH_SECONDS, RG_BENCH_SESSIONS  per row (10 s, 16 sessions)
 #
@@ -399,46 +401,85 @@ print(f"{label:44s} {total/secs:8.0f} RCPT/s   replies {dict(sorted(counts.items
 EOF
   [ -n "$2" ] && a1="$(cpu_ticks "$2")" && c1="$(ctx_switches "$2")"
   r1="$(cpu_ticks "$server")"
-  local total rate
+  local total
   total="$(cat "$WORK/total")"
-  rate=$((total / SECONDS_PER_RUN))
-  [ "$1" = "relay_recipient_maps = lmdb:" ] && BASE_RATE=$rate
+  ROUND_TOTAL[$ROW]=$total
+  SUM_TOTAL[$ROW]=$(( ${SUM_TOTAL[$ROW]:-0} + total ))
   awk -v a=$((a1 - a0)) -v r=$((r1 - r0)) -v n="$total" -v t="$TICK_US" \
-      -v c=$((c1 - c0)) \
-      -v rate="$rate" -v base="${BASE_RATE:-0}" -v name="$name" 'BEGIN {
-    printf "   %.2fx lmdb", (base > 0 ? rate / base : 0);
+      -v c=$((c1 - c0)) -v name="$name" 'BEGIN {
     if (n > 0) printf "   adapter %.1f us/RCPT %.2f cs/RCPT   %s %.1f us/RCPT", a * t / n, c / n, name, r * t / n;
     printf "\n" }'
 }
 
+# One row each: Postfix reconfigured, then measured by rcpt_rate.
+row() {
+  ROW=$1
+  case $1 in
+    lmdb)
+      postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps = lmdb:$WORK/pf/valid" \
+        "smtpd_recipient_restrictions = reject_unauth_destination"
+      rcpt_rate "relay_recipient_maps = lmdb:" "" ;;
+    ldap)
+      postconf -c "$MASTER_CONFIG" -e \
+        "relay_recipient_maps = ldap:$WORK/ldap-recipients.cf" \
+        "smtpd_recipient_restrictions = reject_unauth_destination"
+      rcpt_rate "relay_recipient_maps = ldap: (slapd)" "" "$SLAPD_PID" slapd ;;
+    socketmap)
+      postconf -c "$MASTER_CONFIG" -e \
+        "relay_recipient_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:rcpt" \
+        "smtpd_recipient_restrictions = reject_unauth_destination"
+      rcpt_rate "relay_recipient_maps = socketmap: (adapter)" "$ADAPTER_PID" ;;
+    policy)
+      postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+        "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$POLICY_PORT"
+      rcpt_rate "check_policy_service (adapter)" "$ADAPTER_PID" ;;
+    socketmap_unary)
+      postconf -c "$MASTER_CONFIG" -e \
+        "relay_recipient_maps = socketmap:inet:127.0.0.1:$UNARY_SOCKETMAP_PORT:rcpt" \
+        "smtpd_recipient_restrictions = reject_unauth_destination"
+      rcpt_rate "socketmap: (adapter, --transport=unary)" "$UNARY_PID" ;;
+    policy_unary)
+      postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+        "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$UNARY_POLICY_PORT"
+      rcpt_rate "check_policy_service (adapter, unary)" "$UNARY_PID" ;;
+    none)
+      postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
+        "smtpd_recipient_restrictions = reject_unauth_destination"
+      rcpt_rate "no recipient check (upper bound)" "" ;;
+  esac
+}
+
+ROWS=(lmdb)
+[ -n "$SLAPD_PID" ] && ROWS+=(ldap)
+ROWS+=(socketmap policy)
+[ "${RG_BENCH_UNARY:-1}" = 1 ] && ROWS+=(socketmap_unary policy_unary)
+ROWS+=(none)
+declare -A ROUND_TOTAL SUM_TOTAL RATIOS
 echo "== RCPT commands per second through Postfix ($SESSIONS sessions, ${SECONDS_PER_RUN}s each, $ROUNDS round(s), pinned: ${RG_BENCH_PIN:-0}) =="
 for round in $(seq "$ROUNDS"); do
   echo "-- round $round"
-  postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps = lmdb:$WORK/pf/valid" \
-    "smtpd_recipient_restrictions = reject_unauth_destination"
-  rcpt_rate "relay_recipient_maps = lmdb:" ""
-  if [ -n "$SLAPD_PID" ]; then
-    postconf -c "$MASTER_CONFIG" -e \
-      "relay_recipient_maps = ldap:$WORK/ldap-recipients.cf"
-    rcpt_rate "relay_recipient_maps = ldap: (slapd)" "" "$SLAPD_PID" slapd
-  fi
-  postconf -c "$MASTER_CONFIG" -e \
-    "relay_recipient_maps = socketmap:inet:127.0.0.1:$SOCKETMAP_PORT:rcpt"
-  rcpt_rate "relay_recipient_maps = socketmap: (adapter)" "$ADAPTER_PID"
-  postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
-    "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$POLICY_PORT"
-  rcpt_rate "check_policy_service (adapter)" "$ADAPTER_PID"
-  if [ "${RG_BENCH_UNARY:-1}" = 1 ]; then
-    postconf -c "$MASTER_CONFIG" -e \
-      "relay_recipient_maps = socketmap:inet:127.0.0.1:$UNARY_SOCKETMAP_PORT:rcpt" \
-      "smtpd_recipient_restrictions = reject_unauth_destination"
-    rcpt_rate "socketmap: (adapter, --transport=unary)" "$UNARY_PID"
-    postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
-      "smtpd_recipient_restrictions = reject_unauth_destination, check_policy_service inet:127.0.0.1:$UNARY_POLICY_PORT"
-    rcpt_rate "check_policy_service (adapter, unary)" "$UNARY_PID"
-  fi
-  postconf -c "$MASTER_CONFIG" -e "relay_recipient_maps =" \
-    "smtpd_recipient_restrictions = reject_unauth_destination"
-  rcpt_rate "no recipient check (upper bound)" ""
+  # Each round starts one row later: a row's place in the round changes
+  # its rate (noise of up to 0.1x between rows in one round), so no row
+  # keeps one place.
+  n=${#ROWS[@]}
+  for ((i = 0; i < n; i++)); do
+    row "${ROWS[$(( (i + round - 1) % n ))]}"
+  done
+  line="   round $round against lmdb:"
+  for r in "${ROWS[@]}"; do
+    [ "$r" = lmdb ] && continue
+    ratio=$(awk -v a="${ROUND_TOTAL[$r]}" -v b="${ROUND_TOTAL[lmdb]}" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    RATIOS[$r]+=" $ratio"
+    line+=" $r ${ratio}x"
+  done
+  echo "$line"
+done
+echo "== against lmdb: over all rounds (median of rounds, range)"
+for r in "${ROWS[@]}"; do
+  [ "$r" = lmdb ] && continue
+  python3 -c "
+import statistics
+x = [float(v) for v in '${RATIOS[$r]}'.split()]
+print(f'   $r: {${SUM_TOTAL[$r]}/max(${SUM_TOTAL[lmdb]},1):.2f}x (median {statistics.median(x):.2f}, {min(x):.2f}-{max(x):.2f})')"
 done
 echo "adapter: $(grep -E '^(Threads|VmRSS)' /proc/$ADAPTER_PID/status | tr -s ' \t' ' ' | tr '\n' ' ')"
