@@ -84,10 +84,16 @@ exports.load_rcptguard_ini = function () {
   m.batch = m.batch !== false && m.batch !== 'false'
   m.dry_run = m.dry_run === true || m.dry_run === 'true'
   m.failure_policy = m.failure_policy === 'tempfail' ? 'tempfail' : 'fail_open'
-  m.messages_in_flight = num(m.messages_in_flight, DEFAULT_IN_FLIGHT)
-  if (!Number.isInteger(m.messages_in_flight) || m.messages_in_flight < 1 || m.messages_in_flight > MAX_IN_FLIGHT) {
-    this.logwarn(`rcptguard: main.messages_in_flight must be 1..${MAX_IN_FLIGHT}; using ${DEFAULT_IN_FLIGHT}`)
+  const inFlight = num(m.messages_in_flight, NaN)
+  if (m.messages_in_flight === undefined || m.messages_in_flight === '') {
     m.messages_in_flight = DEFAULT_IN_FLIGHT
+  } else if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > MAX_IN_FLIGHT) {
+    this.logwarn(
+      `rcptguard: main.messages_in_flight=${m.messages_in_flight} is not 1..${MAX_IN_FLIGHT}; using ${DEFAULT_IN_FLIGHT}`,
+    )
+    m.messages_in_flight = DEFAULT_IN_FLIGHT
+  } else {
+    m.messages_in_flight = inFlight
   }
   m.timeout_ms = num(m.timeout_ms, 1000)
   m.retry_ms = num(m.retry_ms, 5000)

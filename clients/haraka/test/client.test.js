@@ -45,6 +45,20 @@ for (const transport of ['stream', 'unary']) {
   })
 }
 
+// One lookup, then 50 more, each in a later turn of the event loop (while
+// the first is still out); checks every answer against its request.
+async function firstThenFiftyLater(c) {
+  const first = c.validate(request('ok-first'))
+  const later = []
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setImmediate(resolve))
+    later.push(c.validate(request(`ok-later${i}`)))
+  }
+  const answers = await Promise.all([first, ...later])
+  answers.forEach((a, i) =>
+    assert.strictEqual(a.verdicts[0].reply.text, i === 0 ? 'OK ok-first' : `OK ok-later${i - 1}`))
+}
+
 test('group commit: lookups queued while a message is in flight go out together', async () => {
   const fake = await startFake(byName)
   const c = new RcptguardClient({ servers: [fake.target], protos: p, timeout_ms: 2000, messages_in_flight: 1 })
@@ -56,13 +70,7 @@ test('group commit: lookups queued while a message is in flight go out together'
     assert.deepStrictEqual(fake.state.batches, [200])
     // While one message is in flight, later lookups wait and go together.
     fake.state.delayMs = 100
-    const first = c.validate(request('ok-first'))
-    const later = []
-    for (let i = 0; i < 50; i++) {
-      await new Promise((resolve) => setImmediate(resolve))
-      later.push(c.validate(request(`ok-later${i}`)))
-    }
-    await Promise.all([first, ...later])
+    await firstThenFiftyLater(c)
     assert.deepStrictEqual(fake.state.batches, [200, 1, 50])
     assert.strictEqual(c.events.batched_requests, 251)
   } finally {
@@ -77,15 +85,7 @@ test('group commit, two in flight (the default): the next message leaves at once
   try {
     assert.strictEqual(c.maxInFlight, 2)
     fake.state.delayMs = 100
-    const first = c.validate(request('ok-first'))
-    const later = []
-    for (let i = 0; i < 50; i++) {
-      await new Promise((resolve) => setImmediate(resolve))
-      later.push(c.validate(request(`ok-later${i}`)))
-    }
-    const answers = await Promise.all([first, ...later])
-    answers.forEach((a, i) =>
-      assert.strictEqual(a.verdicts[0].reply.text, i === 0 ? 'OK ok-first' : `OK ok-later${i - 1}`))
+    await firstThenFiftyLater(c)
     // ok-first; ok-later0 in a second message while the first is out; the
     // other 49 wait for an answer and go together.
     assert.deepStrictEqual(fake.state.batches, [1, 1, 49])

@@ -109,3 +109,24 @@ test('relaying clients sending elsewhere are not asked about', async () => {
     fake.stop()
   }
 })
+
+test('messages_in_flight from rcptguard.ini: used when 1..16, else warned and 2', () => {
+  const warnings = []
+  const good = makePlugin({ servers: '127.0.0.1:1', messages_in_flight: '4' })
+  good.load_rcptguard_ini()
+  assert.strictEqual(good.cfg.main.messages_in_flight, 4)
+  for (const bad of ['0', '17', '2.5', 'many']) {
+    const p = makePlugin({ servers: '127.0.0.1:1', messages_in_flight: bad })
+    p.logwarn = (m) => warnings.push(m)
+    p.load_rcptguard_ini()
+    assert.strictEqual(p.cfg.main.messages_in_flight, 2, bad)
+  }
+  assert.strictEqual(warnings.length, 4)
+  assert.match(warnings[0], /messages_in_flight=0 is not 1\.\.16; using 2/)
+  assert.match(warnings[3], /messages_in_flight=many is not/)
+  const unset = makePlugin({ servers: '127.0.0.1:1' })
+  unset.logwarn = (m) => warnings.push(m)
+  unset.load_rcptguard_ini()
+  assert.strictEqual(unset.cfg.main.messages_in_flight, 2)
+  assert.strictEqual(warnings.length, 4)
+})
