@@ -10,13 +10,13 @@
 # the plugin as configured by default (stream with group commit, two
 # messages in flight: "batch"), the same with one message in flight
 # ("batch1", only when named in RG_BENCH_VARIANTS), over a plain
-# ValidateStream ("stream"), over unary calls ("unary"). An
-# asyncio driver keeps RG_BENCH_SESSIONS (8) SMTP sessions busy, each
+# ValidateStream ("stream"), over unary calls ("unary").
+# tests/bench/smtp_driver.py keeps RG_BENCH_SESSIONS (8) SMTP sessions busy, each
 # sending up to 300 RCPTs of valid demo addresses per transaction (every
 # answer is 250 in every variant, so the work differs only by the check).
 # Variants alternate for RG_BENCH_ROUNDS (3) rounds of RG_BENCH_SECONDS (10)
-# each, each round starting one variant later (a fixed order favoured the
-# later places by up to 0.1x); the ratio per round is against that round's
+# each, each round starting one variant later (in a fixed order, one run's
+# differences up to 0.1x were noise); the ratio per round is against that round's
 # baseline, and the
 # summary gives, per variant, the ratio of its RCPTs over all rounds to the
 # baseline's (short alternating rounds even out a machine whose load
@@ -50,40 +50,6 @@ wait_file "$WORK/rg.port" || { cat "$WORK/rg.log"; exit 1; }
 RG_PORT="$(cat "$WORK/rg.port")"
 
 sample_valid_addresses "$ROOT" example.com >"$WORK/valid.txt"
-
-cat > "$WORK/driver.py" <<'EOF'
-import asyncio, sys, time
-port, secs, sessions, valid_file = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-valid = [l.strip() for l in open(valid_file) if l.strip()]
-counts = {}
-async def reply(r):
-    while True:
-        line = await r.readline()
-        if not line:
-            raise ConnectionError("closed")
-        if line[3:4] != b"-":
-            return int(line[:3])
-async def session(i, stop):
-    n = i * 7
-    while time.monotonic() < stop:
-        r, w = await asyncio.open_connection("127.0.0.1", port)
-        await reply(r)
-        for cmd in (b"EHLO bench.example.net", b"MAIL FROM:<s@example.net>"):
-            w.write(cmd + b"\r\n"); await reply(r)
-        for _ in range(300):
-            if time.monotonic() >= stop:
-                break
-            w.write(b"RCPT TO:<" + valid[n % len(valid)].encode() + b">\r\n")
-            code = await reply(r)
-            counts[code] = counts.get(code, 0) + 1
-            n += 1
-        w.write(b"QUIT\r\n"); w.close()
-async def main():
-    stop = time.monotonic() + secs
-    await asyncio.gather(*(session(i, stop) for i in range(sessions)))
-asyncio.run(main())
-print(sum(counts.values()), sum(v for k, v in counts.items() if k != 250))
-EOF
 
 declare -A PORT PID
 # start_haraka NAME PLUGINS RCPTGUARD_INI_LINE
@@ -129,8 +95,9 @@ HZ=$(getconf CLK_TCK)
 rcpt_rate() {
   local h0 r0 total bad
   h0=$(cpu_ticks "${PID[$1]}"); r0=$(cpu_ticks "$RGD_PID")
-  read -r total bad < <(python3 "$WORK/driver.py" "${PORT[$1]}" "$SECONDS_PER_RUN" \
-    "$SESSIONS" "$WORK/valid.txt")
+  read -r total bad _ < <(python3 "$ROOT/tests/bench/smtp_driver.py" "${PORT[$1]}" \
+    "$SECONDS_PER_RUN" "$SESSIONS" "$WORK/valid.txt" valid)
+  [[ $total =~ ^[0-9]+$ ]] || { echo "$1: the SMTP driver failed" >&2; exit 1; }
   python3 -c "
 t=max($total,1); hz=$HZ
 print(f'{$total/$SECONDS_PER_RUN:.0f} {1e6*($(cpu_ticks "${PID[$1]}")-$h0)/hz/t:.0f} {1e6*($(cpu_ticks "$RGD_PID")-$r0)/hz/t:.0f} $bad')"
