@@ -102,9 +102,10 @@ std::vector<std::pair<std::string, std::string>> SocketmapMode(
 }
 
 // One SMTP session from 127.0.0.1 up to MAIL FROM. Postfix's master spawns
-// smtpd on demand; on a loaded 2-core machine the greeting was once seen to
-// take longer than the client's timeout, so connecting is tried up to
-// three times (what the test checks starts after the greeting).
+// smtpd on demand; connecting is tried up to three times (what the test
+// checks starts after the greeting). A greeting that never came at all was
+// postlogd deadlocked on its own log socket (PostfixInstance::Start writes
+// each main.cf parameter once to avoid it).
 void Open(SmtpClient& smtp, const PostfixInstance& postfix) {
   absl::Status connected;
   for (int attempt = 0; attempt < 3; ++attempt) {

@@ -10,6 +10,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -255,7 +256,21 @@ absl::Status PostfixInstance::Start(
       {"maillog_file_prefixes", dir_},
       {"biff", "no"},
   };
-  settings.insert(settings.end(), main_cf.begin(), main_cf.end());
+  // Each parameter once: a test's own value replaces the default above.
+  // A duplicate makes every Postfix daemon log "overriding earlier entry"
+  // at start, postlogd included, which logs through its own socket: with
+  // the kernel's queue of 10 datagrams full of the other daemons' copies
+  // before it reads, postlogd blocked sending to itself, and every daemon
+  // after it blocked on its next log line (an smtpd that never greeted).
+  for (const auto& [name, value] : main_cf) {
+    auto same = std::find_if(settings.begin(), settings.end(),
+                             [&](const auto& s) { return s.first == name; });
+    if (same != settings.end()) {
+      same->second = value;
+    } else {
+      settings.emplace_back(name, value);
+    }
+  }
   std::string text;
   for (const auto& [name, value] : settings) {
     absl::StrAppend(&text, name, " = ", value, "\n");
