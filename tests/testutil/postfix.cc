@@ -262,13 +262,14 @@ absl::Status PostfixInstance::Start(
   // the kernel's queue of 10 datagrams full of the other daemons' copies
   // before it reads, postlogd blocked sending to itself, and every daemon
   // after it blocked on its next log line (an smtpd that never greeted).
-  for (const auto& [name, value] : main_cf) {
-    auto same = std::find_if(settings.begin(), settings.end(),
-                             [&](const auto& s) { return s.first == name; });
+  for (const auto& setting : main_cf) {
+    auto same =
+        std::find_if(settings.begin(), settings.end(),
+                     [&](const auto& s) { return s.first == setting.first; });
     if (same != settings.end()) {
-      same->second = value;
+      same->second = setting.second;
     } else {
-      settings.emplace_back(name, value);
+      settings.push_back(setting);
     }
   }
   std::string text;
