@@ -11,9 +11,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 
 extern char** environ;
 
@@ -188,12 +192,42 @@ void RemoveTestDir(const std::string& dir) {
   std::filesystem::remove_all(dir, ignored);
 }
 
+namespace {
+
+// The folders MakeTempDir() made in this process, removed when it exits if
+// every test passed (a failed test's logs stay for reading; so does
+// everything of a process that crashed or was killed).
+absl::Mutex temp_dirs_mu;
+std::vector<std::string>* temp_dirs ABSL_GUARDED_BY(temp_dirs_mu) = nullptr;
+pid_t temp_dirs_owner ABSL_GUARDED_BY(temp_dirs_mu) = 0;
+
+void RemoveTempDirsAtExit() {
+  std::vector<std::string> dirs;
+  {
+    absl::MutexLock lock(&temp_dirs_mu);
+    if (temp_dirs == nullptr || temp_dirs_owner != ::getpid()) return;
+    dirs.swap(*temp_dirs);
+  }
+  if (::testing::UnitTest::GetInstance()->Failed()) return;
+  for (const std::string& dir : dirs) RemoveTestDir(dir);
+}
+
+}  // namespace
+
 std::string MakeTempDir(const std::string& prefix) {
   const char* tmp = std::getenv("TMPDIR");
   std::string templ = absl::StrCat(tmp != nullptr && *tmp ? tmp : "/tmp", "/",
                                    prefix, "-XXXXXX");
   char* made = ::mkdtemp(templ.data());
-  return made != nullptr ? std::string(made) : std::string();
+  if (made == nullptr) return std::string();
+  absl::MutexLock lock(&temp_dirs_mu);
+  if (temp_dirs == nullptr) {
+    temp_dirs = new std::vector<std::string>();
+    temp_dirs_owner = ::getpid();
+    std::atexit(RemoveTempDirsAtExit);
+  }
+  temp_dirs->push_back(made);
+  return std::string(made);
 }
 
 bool WaitForFile(const std::string& path, absl::Duration timeout) {

@@ -68,7 +68,9 @@ int ExitCode(int wait_status);
 std::string ReadFile(const std::string& path);
 // Writes a whole file.
 absl::Status WriteFile(const std::string& path, const std::string& content);
-// A fresh temporary directory under $TMPDIR (or /tmp).
+// A fresh temporary directory under $TMPDIR (or /tmp). Removed when the
+// process exits if every test in it passed (kept after a failure, a crash,
+// or with RG_KEEP_TEST_DIRS set).
 std::string MakeTempDir(const std::string& prefix);
 // Removes a directory tree, ignoring errors; kept when RG_KEEP_TEST_DIRS is
 // set (to read logs after a failure).
