@@ -7,7 +7,7 @@
 const fs = require('node:fs')
 const protos = require('./lib/protos')
 const policy = require('./lib/policy')
-const { RcptguardClient, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT } = require('./lib/client')
+const { RcptguardClient, messagesInFlight, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT } = require('./lib/client')
 
 // Haraka puts its return codes on the global object for packaged plugins;
 // the numbers are haraka-constants' (for tests outside Haraka).
@@ -84,17 +84,13 @@ exports.load_rcptguard_ini = function () {
   m.batch = m.batch !== false && m.batch !== 'false'
   m.dry_run = m.dry_run === true || m.dry_run === 'true'
   m.failure_policy = m.failure_policy === 'tempfail' ? 'tempfail' : 'fail_open'
-  const inFlight = num(m.messages_in_flight, NaN)
-  if (m.messages_in_flight === undefined || m.messages_in_flight === '') {
-    m.messages_in_flight = DEFAULT_IN_FLIGHT
-  } else if (!Number.isInteger(inFlight) || inFlight < 1 || inFlight > MAX_IN_FLIGHT) {
+  const inFlight = messagesInFlight(m.messages_in_flight)
+  if (inFlight === null && m.messages_in_flight !== undefined && m.messages_in_flight !== '') {
     this.logwarn(
       `rcptguard: main.messages_in_flight=${m.messages_in_flight} is not 1..${MAX_IN_FLIGHT}; using ${DEFAULT_IN_FLIGHT}`,
     )
-    m.messages_in_flight = DEFAULT_IN_FLIGHT
-  } else {
-    m.messages_in_flight = inFlight
   }
+  m.messages_in_flight = inFlight ?? DEFAULT_IN_FLIGHT
   m.timeout_ms = num(m.timeout_ms, 1000)
   m.retry_ms = num(m.retry_ms, 5000)
   m.tarpit_max_ms = num(m.tarpit_max_ms, 0)

@@ -65,6 +65,13 @@ const MAX_BATCH = 1000
 const DEFAULT_IN_FLIGHT = 2
 const MAX_IN_FLIGHT = 16
 
+// `v` as a number of messages in flight (an integer 1..MAX_IN_FLIGHT, also
+// given as a string), or null.
+function messagesInFlight(v) {
+  const n = typeof v === 'string' && v.trim() === '' ? NaN : Number(v)
+  return Number.isInteger(n) && n >= 1 && n <= MAX_IN_FLIGHT ? n : null
+}
+
 class Stream {
   constructor(server, call, batch) {
     this.server = server
@@ -105,10 +112,7 @@ class RcptguardClient {
     this.timeoutMs = options.timeout_ms > 0 ? options.timeout_ms : 1000
     this.retryMs = options.retry_ms >= 0 ? options.retry_ms : 5000
     this.batch = options.batch !== false
-    const inFlight = Number(options.messages_in_flight)
-    this.maxInFlight = Number.isInteger(inFlight) && inFlight >= 1 && inFlight <= MAX_IN_FLIGHT
-      ? inFlight
-      : DEFAULT_IN_FLIGHT
+    this.maxInFlight = messagesInFlight(options.messages_in_flight) ?? DEFAULT_IN_FLIGHT
     this.now = options.now || Date.now
     const Client = grpc.makeGenericClientConstructor(
       this.protos.clientService || this.protos.service,
@@ -391,4 +395,4 @@ class RcptguardClient {
   }
 }
 
-module.exports = { RcptguardClient, LookupError, credentials, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT }
+module.exports = { RcptguardClient, LookupError, credentials, messagesInFlight, DEFAULT_IN_FLIGHT, MAX_IN_FLIGHT }
