@@ -21,6 +21,9 @@ import time
 
 
 def main():
+    if len(sys.argv) < 5 or sys.argv[1] in ("-h", "--help"):
+        print(__doc__.strip())
+        sys.exit(0 if len(sys.argv) > 1 and sys.argv[1] in ("-h", "--help") else 2)
     port, secs, sessions = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
     valid = [l.strip() for l in open(sys.argv[4]) if l.strip()]
     pattern = sys.argv[5] if len(sys.argv) > 5 else "mixed"
