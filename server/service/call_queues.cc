@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <chrono>
 
+#include "absl/time/clock.h"
+#include "common/log.h"
+
 namespace rcptguard::service {
 namespace {
 
@@ -72,21 +75,28 @@ void CallQueues::Run(grpc::ServerCompletionQueue* queue, bool with_passengers) {
 
 bool CallQueues::ServePassengers() {
   bool open = false;
-  const auto now = std::chrono::system_clock::now();
   for (CallQueues* p : passengers_) {
-    for (auto& queue : p->queues_) {
-      void* tag = nullptr;
-      bool ok = false;
-      while (true) {
-        const grpc::CompletionQueue::NextStatus next =
-            queue->AsyncNext(&tag, &ok, now);
-        if (next == grpc::CompletionQueue::GOT_EVENT) {
-          static_cast<Completion*>(tag)->Done(ok);
-          continue;
-        }
-        if (next == grpc::CompletionQueue::TIMEOUT) open = true;
-        break;
+    if (ServeNow(p->queues_)) open = true;
+  }
+  return open;
+}
+
+bool CallQueues::ServeNow(
+    const std::vector<std::unique_ptr<grpc::ServerCompletionQueue>>& queues) {
+  bool open = false;
+  const auto now = std::chrono::system_clock::now();
+  for (auto& queue : queues) {
+    void* tag = nullptr;
+    bool ok = false;
+    while (true) {
+      const grpc::CompletionQueue::NextStatus next =
+          queue->AsyncNext(&tag, &ok, now);
+      if (next == grpc::CompletionQueue::GOT_EVENT) {
+        static_cast<Completion*>(tag)->Done(ok);
+        continue;
       }
+      if (next == grpc::CompletionQueue::TIMEOUT) open = true;
+      break;
     }
   }
   return open;
@@ -98,8 +108,26 @@ void CallQueues::Shutdown() {
   {
     absl::MutexLock lock(&mu_);
     accepting_ = false;
-    for (auto& queue : queues_) queue->Shutdown();
   }
+  // The calls' last completions come back on the queues, still served:
+  // by our threads, or (a passenger) by its host's first thread, or here
+  // when there is no thread (a passenger also serves itself here: its
+  // host's thread may have stopped; two threads may poll one queue).
+  const absl::Time deadline = absl::Now() + kCallsGoneTimeout;
+  while (live_calls() > 0 && absl::Now() < deadline) {
+    if (threads_.empty()) {
+      ServeNow(queues_);
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  // Past the timeout, a call still alive awaits something that will not
+  // come (none is known to): it is logged, and the queues go.
+  if (const int64_t left = live_calls(); left > 0) {
+    LogWarning("calls_left_at_shutdown",
+               {{"calls", left},
+                {"waited_ms", absl::ToInt64Milliseconds(kCallsGoneTimeout)}});
+  }
+  for (auto& queue : queues_) queue->Shutdown();
   for (std::thread& t : threads_) t.join();
   threads_.clear();
   // A queue without a thread of ours (a passenger, or a server that never

@@ -24,6 +24,12 @@
 // queue (Request) as soon as its own arrives, so one call of every method
 // is always awaited on every queue.
 //
+// Every call object also holds a CallQueues::Live from its construction
+// to its destruction. gRPC requires that no operation is started on a
+// queue once it is shut down; a call cancelled by the drain deadline still
+// starts one (its Finish, when its cancelled read comes back), so Shutdown
+// shuts the queues down only once no call object is left.
+//
 // A passenger is the queue of another server (the health-only port) that
 // the first thread serves between its own events and at least every
 // kPassengerInterval: a thread of its own would poll too, and take turns
@@ -34,6 +40,8 @@
 #ifndef RCPTGUARD_SERVER_SERVICE_CALL_QUEUES_H_
 #define RCPTGUARD_SERVER_SERVICE_CALL_QUEUES_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -72,6 +80,23 @@ class Op final : public Completion {
 class CallQueues {
  public:
   static constexpr absl::Duration kPassengerInterval = absl::Milliseconds(50);
+  // How long Shutdown waits for the cancelled calls' last completions.
+  static constexpr absl::Duration kCallsGoneTimeout = absl::Seconds(5);
+
+  // Counts a call object on `queues` for as long as it lives; a member of
+  // every call object (thread-safe: construct and destroy anywhere).
+  class Live {
+   public:
+    explicit Live(CallQueues* queues) : queues_(queues) {
+      queues_->live_.fetch_add(1, std::memory_order_relaxed);
+    }
+    ~Live() { queues_->live_.fetch_sub(1, std::memory_order_acq_rel); }
+    Live(const Live&) = delete;
+    Live& operator=(const Live&) = delete;
+
+   private:
+    CallQueues* const queues_;
+  };
 
   CallQueues() = default;
   CallQueues(const CallQueues&) = delete;
@@ -97,10 +122,15 @@ class CallQueues {
   // (gRPC must not be handed a request on a queue being shut down).
   bool Request(absl::FunctionRef<void()> request) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // After grpc::Server::Shutdown returned: no more calls are requested,
-  // the queues shut down, the awaited calls come back !ok and delete
-  // themselves, and the threads end (joined here).
+  // After grpc::Server::Shutdown returned: no more calls are requested;
+  // the awaited calls come back !ok and the cancelled ones finish, all
+  // served by the threads, and delete themselves (waited for, at most
+  // kCallsGoneTimeout); then the queues shut down and the threads end
+  // (joined here). A passenger's calls are served by its host's thread
+  // meanwhile (or here, when the host has stopped).
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // Call objects alive (for tests).
+  int64_t live_calls() const { return live_.load(std::memory_order_acquire); }
 
  private:
   // Serves `queue` until it is shut down; with passengers, serves theirs
@@ -109,11 +139,16 @@ class CallQueues {
   // Serves what the passengers' queues hold now, without waiting. Returns
   // false once every passenger queue is shut down and drained.
   bool ServePassengers();
+  // Serves what `queues` hold now, without waiting; true if any is still
+  // open (not shut down, or not yet drained).
+  static bool ServeNow(
+      const std::vector<std::unique_ptr<grpc::ServerCompletionQueue>>& queues);
 
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   std::vector<CallQueues*> passengers_;
   bool shut_down_ = false;
+  std::atomic<int64_t> live_{0};  // call objects (Live)
 
   absl::Mutex mu_;
   bool accepting_ ABSL_GUARDED_BY(mu_) = false;

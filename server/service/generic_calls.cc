@@ -119,7 +119,7 @@ class GenericCalls::Call final : public Health::Watcher {
 
   Call(GenericCalls* calls, CallQueues* queues,
        grpc::ServerCompletionQueue* queue)
-      : calls_(calls), queues_(queues), queue_(queue) {}
+      : calls_(calls), queues_(queues), live_(queues), queue_(queue) {}
 
   void OnStarted(bool ok) {
     if (!ok) {  // the server shuts down: no call came, no done notification
@@ -162,10 +162,11 @@ class GenericCalls::Call final : public Health::Watcher {
       Release();
       return;
     }
+    bool worker_has_request = false;
     switch (kind_) {
       case Kind::kAdmin: {
         Hold();  // until the worker has answered
-        calls_->Post([this] {
+        const bool posted = calls_->Post([this] {
           grpc::ByteBuffer out;
           const absl::Status status = calls_->options_.admin->Answer(
               context_.method(), context_, in_, &out);
@@ -176,6 +177,15 @@ class GenericCalls::Call final : public Health::Watcher {
           }
           Release();
         });
+        if (posted) {
+          worker_has_request = true;
+        } else {
+          // The request came as the server stopped; the hold taken for
+          // the worker is this Finish's.
+          stream_.Finish(ToGrpcStatus(absl::UnavailableError(
+                             "the server is shutting down")),
+                         &finished_);
+        }
         break;
       }
       case Kind::kCheck: {
@@ -232,7 +242,7 @@ class GenericCalls::Call final : public Health::Watcher {
       case Kind::kUnimplemented:
         break;
     }
-    if (kind_ != Kind::kAdmin) in_.Clear();  // the worker's until it answers
+    if (!worker_has_request) in_.Clear();  // else the worker's until it answers
     Release();
   }
 
@@ -321,6 +331,8 @@ class GenericCalls::Call final : public Health::Watcher {
 
   GenericCalls* const calls_;
   CallQueues* const queues_;
+  // Counts this call (call_queues.h); destroyed after its gRPC objects.
+  CallQueues::Live live_;
   grpc::ServerCompletionQueue* const queue_;
   grpc::GenericServerContext context_;
   grpc::GenericServerAsyncReaderWriter stream_{&context_};
@@ -368,9 +380,11 @@ void GenericCalls::Serve(CallQueues* queues,
   Call::Await(this, queues, queue);
 }
 
-void GenericCalls::Post(std::function<void()> work) {
+bool GenericCalls::Post(std::function<void()> work) {
   absl::MutexLock lock(&mu_);
+  if (stopping_) return false;
   work_.push_back(std::move(work));
+  return true;
 }
 
 void GenericCalls::RunWorker() {

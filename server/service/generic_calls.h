@@ -111,8 +111,9 @@ class GenericCalls {
  private:
   class Call;
 
-  // Runs `work` on the worker thread, after what it holds already.
-  void Post(std::function<void()> work) ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs `work` on the worker thread, after what it holds already; false
+  // (and `work` dropped) once StopWorker has begun: nothing would run it.
+  bool Post(std::function<void()> work) ABSL_LOCKS_EXCLUDED(mu_);
   void RunWorker() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Constant after construction.

@@ -28,7 +28,11 @@ void RecipientValidationService::StreamReactor::Await(
 RecipientValidationService::StreamReactor::StreamReactor(
     RecipientValidationService* service, CallQueues* queues,
     grpc::ServerCompletionQueue* queue, bool batch)
-    : service_(service), queues_(queues), queue_(queue), batch_(batch) {}
+    : service_(service),
+      queues_(queues),
+      live_(queues),
+      queue_(queue),
+      batch_(batch) {}
 
 void RecipientValidationService::StreamReactor::OnStarted(bool ok) {
   if (!ok) {  // the server shuts down: no call came

@@ -91,6 +91,8 @@ class RecipientValidationService::StreamReactor final {
 
   RecipientValidationService* const service_;
   CallQueues* const queues_;
+  // Counts this call (call_queues.h); destroyed after its gRPC objects.
+  CallQueues::Live live_;
   grpc::ServerCompletionQueue* const queue_;
   const bool batch_;
   grpc::ServerContext context_;

@@ -155,7 +155,11 @@ class RecipientValidationService::UnaryCall final {
  private:
   UnaryCall(RecipientValidationService* service, CallQueues* queues,
             grpc::ServerCompletionQueue* queue, const Method* method)
-      : service_(service), queues_(queues), queue_(queue), method_(method) {}
+      : service_(service),
+        queues_(queues),
+        live_(queues),
+        queue_(queue),
+        method_(method) {}
 
   void OnStarted(bool ok) {
     if (!ok) {  // the server shuts down: no call came
@@ -176,6 +180,8 @@ class RecipientValidationService::UnaryCall final {
 
   RecipientValidationService* const service_;
   CallQueues* const queues_;
+  // Counts this call (call_queues.h); destroyed after its gRPC objects.
+  CallQueues::Live live_;
   grpc::ServerCompletionQueue* const queue_;
   const Method* const method_;
   grpc::ServerContext context_;
