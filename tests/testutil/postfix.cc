@@ -42,6 +42,39 @@ bool Alive(int pid) {
            stat[paren + 2] == 'Z');
 }
 
+// The parent of `pid` from /proc/PID/stat, or 0 when it is gone.
+int ParentOf(int pid) {
+  const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  const size_t paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 4 > stat.size()) return 0;
+  // ") S PPID ..."
+  const size_t start = paren + 4;
+  int ppid = 0;
+  if (!absl::SimpleAtoi(
+          absl::string_view(stat).substr(start, stat.find(' ', start) - start),
+          &ppid)) {
+    return 0;
+  }
+  return ppid;
+}
+
+// The live children of `parent`.
+std::vector<int> ChildrenOf(int parent) {
+  std::vector<int> out;
+  if (parent <= 0) return out;
+  DIR* d = opendir("/proc");
+  if (d == nullptr) return out;
+  while (dirent* e = readdir(d)) {
+    int pid = 0;
+    if (absl::SimpleAtoi(e->d_name, &pid) && ParentOf(pid) == parent &&
+        Alive(pid)) {
+      out.push_back(pid);
+    }
+  }
+  closedir(d);
+  return out;
+}
+
 std::string MasterCf(int smtp_port) {
   // No chroot: the private instance has no chroot tree.
   return absl::StrCat("127.0.0.1:", smtp_port, " inet n - n - - smtpd\n", R"(
@@ -314,7 +347,32 @@ absl::Status PostfixInstance::Reconfigure(
   absl::StatusOr<int> rc = RunCommand(argv, &out);
   if (!rc.ok()) return rc.status();
   if (*rc != 0) return absl::InternalError("postconf -e: " + out);
-  return Postfix({"reload"});
+  // `postfix reload` only signals the master. Until the daemons started
+  // under the old main.cf have exited, an idle old smtpd can still accept
+  // the next connection and answer it with the old restrictions (seen on a
+  // loaded machine: a RCPT answered by the previous adapter). So wait for
+  // them; the test closed its connections, so they exit at once.
+  const int master = MasterPid();
+  const std::vector<int> old_daemons = ChildrenOf(master);
+  if (absl::Status s = Postfix({"reload"}); !s.ok()) return s;
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  std::vector<int> left = old_daemons;
+  while (!left.empty()) {
+    left.erase(std::remove_if(left.begin(), left.end(),
+                              [&](int pid) {
+                                return ParentOf(pid) != master || !Alive(pid);
+                              }),
+               left.end());
+    if (left.empty()) break;
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("postfix reload: daemons of the old configuration "
+                       "still running after 10 s: ",
+                       absl::StrJoin(left, " ")));
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return absl::OkStatus();
 }
 
 int PostfixInstance::MasterPid() const {

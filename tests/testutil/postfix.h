@@ -78,7 +78,8 @@ class PostfixInstance {
   // smtp-sink and Postfix, and waits until smtpd accepts connections.
   absl::Status Start(
       const std::vector<std::pair<std::string, std::string>>& main_cf = {});
-  // Changes main.cf settings (postconf -e) and reloads Postfix.
+  // Changes main.cf settings (postconf -e), reloads Postfix, and waits
+  // until the daemons of the old configuration have exited.
   absl::Status Reconfigure(
       const std::vector<std::pair<std::string, std::string>>& main_cf);
   // `postfix stop`, then the master's PID; stops smtp-sink too.
