@@ -30,6 +30,8 @@ if [[ $mode == asan ]]; then
   # tests (hostile_e2e_test) measure the server's RSS, and freed memory
   # held in quarantine would count as the server's own.
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=64
+  # Known leaks of third-party libraries, each explained there.
+  export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 else
   dir=build-test
