@@ -983,8 +983,9 @@ TEST_F(HarvestV2Test, DomainUnderAttackHoldsClientsThatAreNotEstablished) {
   EXPECT_EQ(d->Observe(regular).action, Action::kAccept);
   Verdict last;
   for (int i = 0; i < 60; ++i) {
+    const std::string ip = V4(0x0a000001u + (i << 16));  // 60 different /16s
     Observation o;
-    o.client_ip = V4(0x0a000001u + (i << 16));  // 60 different /16s
+    o.client_ip = ip;  // a view: the string must outlive Observe
     o.unknown = 2;
     o.unknown_by_domain = probe;
     o.domains = domain;
@@ -1004,8 +1005,9 @@ TEST_F(HarvestV2Test, TyposFromManyClientsAreNoAttack) {
   const int32_t domain[] = {0};
   const std::pair<int32_t, uint32_t> typo[] = {{0, 1}};
   for (int i = 0; i < 1000; ++i) {
+    const std::string ip = V4(0x0b000001u + (i << 8));
     Observation o;
-    o.client_ip = V4(0x0b000001u + (i << 8));
+    o.client_ip = ip;
     o.valid = 3;
     o.unknown = 1;
     o.unknown_by_domain = typo;
