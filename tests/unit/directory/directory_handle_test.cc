@@ -1,6 +1,7 @@
 #include "server/directory/directory_handle.h"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <set>
 #include <string>
@@ -113,6 +114,7 @@ TEST(DirectoryHandleTest, ReplaceWhileReadersLoop) {
   std::atomic<bool> stop{false};
   std::atomic<int> bad{0};
   std::atomic<long> reads{0};
+  std::atomic<int> reading{0};  // readers that have completed a read
   std::vector<std::thread> readers;
   for (int r = 0; r < kReaders; ++r) {
     readers.emplace_back([&] {
@@ -129,12 +131,21 @@ TEST(DirectoryHandleTest, ReplaceWhileReadersLoop) {
             LookupStatus::kValid) {
           bad.fetch_add(1);
         }
-        ++n;
+        if (++n == 1) reading.fetch_add(1);
       }
       reads.fetch_add(n);
     });
   }
 
+  // Replace only once every reader is reading: on a loaded machine the
+  // readers may not be scheduled before the writer is done otherwise.
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (reading.load() < kReaders &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  EXPECT_EQ(reading.load(), kReaders) << "readers never read";
   for (int i = 1; i < kVersions; ++i) {
     handle.Replace(std::move(versions[i]));
     if (i % 7 == 0) handle.Reclaim();
