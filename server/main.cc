@@ -26,6 +26,9 @@ ABSL_FLAG(std::string, metrics_listen, "",
           "Override metrics.listen_address (host:port; port 0 picks one).");
 ABSL_FLAG(std::string, metrics_port_file, "",
           "Write the bound metrics port to this file once listening (tests).");
+ABSL_FLAG(std::string, health_port_file, "",
+          "Write the bound health-only port (health_listen_address; port 0 "
+          "picks one) to this file once listening (tests).");
 ABSL_FLAG(bool, log_json, false, "Log JSON objects instead of key=value.");
 ABSL_FLAG(bool, check_config, false,
           "Validate the config and the files it names (key, LDIF, snapshot, "
@@ -119,13 +122,16 @@ int main(int argc, char** argv) {
   absl::Status started = (*server)->Start();
   if (!started.ok()) return Fail("cannot start", started);
 
-  // Port files are written whole and renamed into place, metrics first, so
-  // a test that sees the gRPC port file can read both.
+  // Port files are written whole and renamed into place, the gRPC port's
+  // last, so a test that sees it can read the others. A port not listened
+  // on (no health_listen_address) gets no file.
   for (const auto& [path, port] :
        {std::pair{absl::GetFlag(FLAGS_metrics_port_file),
                   (*server)->metrics_port()},
+        std::pair{absl::GetFlag(FLAGS_health_port_file),
+                  (*server)->health_port()},
         std::pair{absl::GetFlag(FLAGS_port_file), (*server)->port()}}) {
-    if (path.empty()) continue;
+    if (path.empty() || port == 0) continue;
     const std::string tmp = path + ".tmp";
     std::ofstream(tmp) << port << "\n";
     std::rename(tmp.c_str(), path.c_str());

@@ -39,15 +39,20 @@ void ServerProcess::Start(const std::string& config_text,
   log_ = dir_ + "/rcptguardd.log";
   // Metrics on a free loopback port, so tests can run side by side.
   std::vector<std::string> argv = {
-      BinaryDir() + "/server/rcptguardd", "--config=" + config,
-      "--port_file=" + port_file_, "--metrics_listen=127.0.0.1:0",
-      "--metrics_port_file=" + dir_ + "/metrics_port"};
+      BinaryDir() + "/server/rcptguardd",
+      "--config=" + config,
+      "--port_file=" + port_file_,
+      "--metrics_listen=127.0.0.1:0",
+      "--metrics_port_file=" + dir_ + "/metrics_port",
+      "--health_port_file=" + dir_ + "/health_port"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   ASSERT_TRUE(process_.Start(argv, log_, log_).ok());
   ASSERT_TRUE(WaitForFile(port_file_, absl::Seconds(20))) << ReadFile(log_);
   port_ = std::stoi(ReadFile(port_file_));
   const std::string metrics_port = ReadFile(dir_ + "/metrics_port");
   metrics_port_ = metrics_port.empty() ? 0 : std::stoi(metrics_port);
+  const std::string health_port = ReadFile(dir_ + "/health_port");
+  health_port_ = health_port.empty() ? 0 : std::stoi(health_port);
   channel_ = NewChannel();
 }
 

@@ -51,6 +51,9 @@ class ServerProcess {
   int port() const { return port_; }
   // The /metrics port (0 if the config disabled metrics).
   int metrics_port() const { return metrics_port_; }
+  // The health-only port (0 without health_listen_address); give the
+  // config "127.0.0.1:0" and the server picks it.
+  int health_port() const { return health_port_; }
   std::string target() const;
   Subprocess& process() { return process_; }
   std::string log() const { return ReadFile(log_); }
@@ -60,6 +63,7 @@ class ServerProcess {
   std::string dir_, port_file_, log_;
   int port_ = 0;
   int metrics_port_ = 0;
+  int health_port_ = 0;
   Subprocess process_;
   std::shared_ptr<grpc::ChannelCredentials> credentials_;
   std::string server_name_;

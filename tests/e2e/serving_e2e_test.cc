@@ -67,16 +67,14 @@ v1::ValidateRequest Ask(const std::string& recipient) {
 // turns it NOT_SERVING and then ends the stream, on both ports, and the
 // open Watch streams do not hold up the exit.
 TEST(ServingE2eTest, HealthWatchFollowsTheStatusAndEndsAtShutdown) {
-  absl::StatusOr<int> health_port = testing::PickFreeLoopbackPort();
-  ASSERT_TRUE(health_port.ok()) << health_port.status();
   ServerProcess server;
   ASSERT_NO_FATAL_FAILURE(server.Start(
-      Config(absl::StrCat("health_listen_address: \"127.0.0.1:", *health_port,
-                          "\"\nshutdown { grace_ms: 1000 drain_timeout_ms: "
-                          "20000 }\n"))));
+      Config("health_listen_address: \"127.0.0.1:0\"\n"
+             "shutdown { grace_ms: 1000 drain_timeout_ms: 20000 }\n")));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  ASSERT_GT(server.health_port(), 0);
   auto health_channel =
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *health_port),
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.health_port()),
                           grpc::InsecureChannelCredentials());
   struct Watch {
     grpc::ClientContext ctx;
@@ -299,12 +297,11 @@ TEST(ServingE2eTest, SeveralThreadsServeEveryMethod) {
 // (CallQueues passengers): probes there are answered while that thread is
 // kept busy by the main port, well within a probe's timeout.
 TEST(ServingE2eTest, HealthPortAnswersWhileTheMainPortIsBusy) {
-  absl::StatusOr<int> health_port = testing::PickFreeLoopbackPort();
-  ASSERT_TRUE(health_port.ok()) << health_port.status();
   ServerProcess server;
-  ASSERT_NO_FATAL_FAILURE(server.Start(Config(absl::StrCat(
-      "health_listen_address: \"127.0.0.1:", *health_port, "\"\n"))));
+  ASSERT_NO_FATAL_FAILURE(
+      server.Start(Config("health_listen_address: \"127.0.0.1:0\"\n")));
   ASSERT_TRUE(server.WaitServing(absl::Seconds(30))) << server.log();
+  ASSERT_GT(server.health_port(), 0);
 
   std::atomic<bool> stop{false};
   std::atomic<int64_t> answered{0};
@@ -332,7 +329,7 @@ TEST(ServingE2eTest, HealthPortAnswersWhileTheMainPortIsBusy) {
     });
   }
   auto health = hv1::Health::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *health_port),
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.health_port()),
                           grpc::InsecureChannelCredentials()));
   absl::Duration slowest;
   int probes = 0;

@@ -142,14 +142,10 @@ class TlsE2eTest : public ::testing::Test {
 
   // rcptguardd with mutual TLS, reachable through edge1's certificate.
   void StartServer(const std::string& extra = "") {
-    absl::StatusOr<int> health_port = testing::PickFreeLoopbackPort();
-    ASSERT_TRUE(health_port.ok()) << health_port.status();
-    health_port_ = *health_port;
     server_.SetChannelCredentials(Credentials(*pki_, "edge1"), kServerName);
     ASSERT_NO_FATAL_FAILURE(server_.Start(absl::StrCat(
         R"(listen_address: "127.0.0.1:0"
-health_listen_address: "127.0.0.1:)",
-        health_port_, R"("
+health_listen_address: "127.0.0.1:0"
 domains { name: "example.com" }
 directory { ldif_files: ")",
         SourceDir(),
@@ -213,7 +209,6 @@ shutdown { grace_ms: 0 }
   static std::string* pki_;
   static std::string* error_;
   ServerProcess server_;
-  int health_port_ = 0;
   int channels_ = 0;
 };
 
@@ -292,7 +287,9 @@ TEST_F(TlsE2eTest, ServedDomainsForEdgesAndReaders) {
     v1::ServedDomains answer;
     grpc::Status s = v1::RecipientValidation::NewStub(Channel(who))
                          ->GetServedDomains(&ctx, {}, &answer);
-    if (s.ok()) EXPECT_EQ(answer.domains(0).name(), "example.com");
+    if (s.ok()) {
+      EXPECT_EQ(answer.domains(0).name(), "example.com");
+    }
     return s.error_code();
   };
   EXPECT_EQ(served("edge1"), grpc::StatusCode::OK);
@@ -330,9 +327,9 @@ TEST_F(TlsE2eTest, HealthPortAndCliWithClientCertificates) {
       {cli, "health", "--server=" + server_.target(), "--timeout_ms=3000"},
       &output);
   EXPECT_NE(WEXITSTATUS(*rc), 0) << output;
-  rc = RunCommand(
-      {cli, "health", absl::StrCat("--server=127.0.0.1:", health_port_)},
-      &output);
+  rc = RunCommand({cli, "health",
+                   absl::StrCat("--server=127.0.0.1:", server_.health_port())},
+                  &output);
   EXPECT_EQ(WEXITSTATUS(*rc), 0) << output;
   EXPECT_THAT(output, HasSubstr("SERVING"));
 }
