@@ -11,10 +11,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <system_error>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 
 namespace rcptguard::testing {
@@ -99,24 +104,72 @@ std::string StripLdifVersion(std::string_view ldif) {
   return std::string(ldif);
 }
 
-absl::StatusOr<int> PickFreeLoopbackPort() {
+namespace {
+
+// Binds 127.0.0.1:`port` (0: the kernel picks one) and returns the port
+// bound, then closes it; 0 if `port` is taken.
+absl::StatusOr<int> TryBindLoopback(int port) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
-  addr.sin_port = 0;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (port != 0 && err == EADDRINUSE) return 0;
+    return absl::InternalError(
+        absl::StrCat("bind 127.0.0.1:", port, ": ", std::strerror(err)));
+  }
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     const int err = errno;
     ::close(fd);
     return absl::InternalError(
-        absl::StrCat("bind 127.0.0.1:0: ", std::strerror(err)));
+        absl::StrCat("getsockname: ", std::strerror(err)));
   }
   ::close(fd);
   return static_cast<int>(ntohs(addr.sin_port));
+}
+
+// The kernel's ephemeral port range (ports it gives to bind(0) and to
+// outgoing connections).
+std::pair<int, int> EphemeralRange() {
+  int lo = 32768, hi = 60999;
+  const std::string text = ReadFile("/proc/sys/net/ipv4/ip_local_port_range");
+  std::vector<std::string> parts =
+      absl::StrSplit(text, absl::ByAnyChar(" \t\n"), absl::SkipEmpty());
+  if (parts.size() == 2) {
+    int a = 0, b = 0;
+    if (absl::SimpleAtoi(parts[0], &a) && absl::SimpleAtoi(parts[1], &b)) {
+      lo = a;
+      hi = b;
+    }
+  }
+  return {lo, hi};
+}
+
+}  // namespace
+
+absl::StatusOr<int> PickFreeLoopbackPort() {
+  // A port below the ephemeral range: a server elsewhere that binds port 0
+  // (rcptguardd's metrics port, say) or an outgoing connection can never
+  // be given it between our pick and the caller's bind, as happened with
+  // a pick from bind(0) itself. Random, so tests side by side differ.
+  constexpr int kLow = 20000, kHigh = 32767;
+  const auto [eph_lo, eph_hi] = EphemeralRange();
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(kLow, kHigh);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = pick(rng);
+    if (port >= eph_lo && port <= eph_hi) continue;
+    absl::StatusOr<int> bound = TryBindLoopback(port);
+    if (!bound.ok()) return bound.status();
+    if (*bound != 0) return *bound;
+  }
+  return TryBindLoopback(0);  // the range is taken or overlaps: as before
 }
 
 absl::StatusOr<TlsFiles> MakeSelfSignedCertificate(const std::string& dir,

@@ -139,8 +139,11 @@ struct TlsFiles {
 absl::StatusOr<TlsFiles> MakeSelfSignedCertificate(
     const std::string& dir, const std::string& name = "server");
 
-// A free TCP port on 127.0.0.1 right now (bind port 0, read it, close), or
-// an error. Another process may take it before you bind it: retry.
+// A free TCP port on 127.0.0.1 right now, or an error: a random one below
+// the kernel's ephemeral range (so no bind(0) elsewhere is given it before
+// you bind it), else one the kernel picks. Another test picking at random
+// may still take it first (rarely): retry. Prefer port 0 and a port file
+// for our own servers.
 absl::StatusOr<int> PickFreeLoopbackPort();
 
 }  // namespace rcptguard::testing
