@@ -28,6 +28,7 @@ void CallQueues::AddTo(grpc::ServerBuilder* builder, int count) {
 
 void CallQueues::AddPassenger(CallQueues* other) {
   passengers_.push_back(other);
+  other->host_ = this;
 }
 
 void CallQueues::Start(
@@ -111,13 +112,13 @@ void CallQueues::Shutdown() {
   }
   // The calls' last completions come back on the queues, still served:
   // by our threads, or (a passenger) by its host's first thread, or here
-  // when there is no thread (a passenger also serves itself here: its
-  // host's thread may have stopped; two threads may poll one queue).
+  // when no thread serves them. Never two at once: a call's completions
+  // must not run concurrently.
+  const bool served_here =
+      threads_.empty() && (host_ == nullptr || host_->threads_.empty());
   const absl::Time deadline = absl::Now() + kCallsGoneTimeout;
   while (live_calls() > 0 && absl::Now() < deadline) {
-    if (threads_.empty()) {
-      ServeNow(queues_);
-    }
+    if (served_here) ServeNow(queues_);
     absl::SleepFor(absl::Milliseconds(1));
   }
   // Past the timeout, a call still alive awaits something that will not

@@ -147,6 +147,7 @@ class CallQueues {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   std::vector<CallQueues*> passengers_;
+  CallQueues* host_ = nullptr;  // whose first thread serves us (passenger)
   bool shut_down_ = false;
   std::atomic<int64_t> live_{0};  // call objects (Live)
 
