@@ -127,13 +127,20 @@ if tomb then
     end
   end
 end
+-- While the tombstone stands, a delta seen after the forget brings its
+-- counts but no box: a replica that has not yet learned of the forget
+-- extends its old box on the next probe (ls after the forget) and would
+-- put it back. A box comes back from counts, on each replica.
 local hot = false
 for i = 5, #ARGV, 2 do
   if skip then break end
   local f, v = ARGV[i], ARGV[i + 1]
   local c = string.sub(f, 1, 1)
+  if c == 'p' and tomb then c = '-' end
   if c == 'u' or c == 'q' or c == 'p' then hot = true end
-  if c == 'r' or c == 'c' then
+  if c == '-' then
+    -- dropped (above)
+  elseif c == 'r' or c == 'c' then
     local old = redis.call('HGET', h, f)
     if old then v = orhex(old, v) end
     redis.call('HSET', h, f, v)

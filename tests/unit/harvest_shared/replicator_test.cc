@@ -54,14 +54,15 @@ class ReplicatorTest : public ::testing::Test {
     redis_ = *std::move(redis);
   }
 
-  Replica Make(size_t max_queued = 1000) {
+  Replica Make(size_t max_queued = 1000,
+               absl::Duration flush_interval = absl::Milliseconds(50)) {
     Replica r;
     auto d = Detector::Create(Config(), RealClock::Get(), 0);
     EXPECT_TRUE(d.ok());
     r.detector = *std::move(d);
     Replicator::Options o;
     o.address = redis_->address();
-    o.flush_interval = absl::Milliseconds(50);
+    o.flush_interval = flush_interval;
     o.command_timeout = absl::Milliseconds(300);
     o.connect_timeout = absl::Milliseconds(300);
     o.max_queued_deltas = max_queued;
@@ -141,6 +142,44 @@ TEST_F(ReplicatorTest, ForgetClearsEveryReplica) {
       redis_->Cli({"EXISTS", "rcptguard:1000:k:203.0.113.4/32"}).value_or("?"),
       "0");
   EXPECT_EQ(a.replicator->status().forgets_applied, 1u);
+}
+
+// A replica that has not yet learned of a forget extends its old box on
+// the client's next probe; that delta is newer than the forget, but its
+// box must not go back into Redis (where the other replicas would fetch
+// it for the whole penalty).
+TEST_F(ReplicatorTest, AReplicaThatHasNotHeardOfAForgetDoesNotPutTheBoxBack) {
+  Replica a = Make();
+  Replica b = Make(1000, /*flush_interval=*/absl::Seconds(2));
+  a.detector->Observe(Recipients("203.0.113.8", 25));
+  ASSERT_TRUE(Eventually(
+      [&] { return b.detector->Peek("203.0.113.8").action == Action::kReject; },
+      absl::Seconds(10)));
+  ASSERT_TRUE(a.replicator->Forget("203.0.113.8").ok());
+  const std::string tomb = "rcptguard:1000:t:203.0.113.8/32";
+  ASSERT_TRUE(Eventually([&] {
+    return redis_->Cli({"EXISTS", tomb}).value_or("") == "1";
+  })) << redis_->Cli({"KEYS", "*"}).value_or("");
+  // b still holds the box (its next flush is up to 2 s away) and the
+  // client probes it: the box is extended there, after the forget.
+  const bool b_boxed =
+      b.detector->Peek("203.0.113.8").action == Action::kReject;
+  b.detector->Observe(Recipients("203.0.113.8", 1));
+  // b flushes (and learns of the forget); a fetches what b wrote.
+  const uint64_t flushes = b.replicator->status().flushes;
+  ASSERT_TRUE(
+      Eventually([&] { return b.replicator->status().flushes >= flushes + 2; },
+                 absl::Seconds(10)));
+  EXPECT_EQ(redis_->Cli({"HEXISTS", "rcptguard:1000:k:203.0.113.8/32", "p0"})
+                .value_or("?"),
+            "0");
+  absl::SleepFor(absl::Milliseconds(300));  // a few of a's flushes
+  EXPECT_EQ(a.detector->Peek("203.0.113.8").action, Action::kAccept);
+  EXPECT_EQ(b.detector->Peek("203.0.113.8").action, Action::kAccept);
+  if (!b_boxed) {
+    GTEST_LOG_(INFO) << "b had learned of the forget before the probe: the "
+                        "stale box was not exercised this run";
+  }
 }
 
 TEST_F(ReplicatorTest, RedisGoneMeansLocalCountingAndABoundedQueue) {
