@@ -129,7 +129,7 @@ class CallQueues {
   // (joined here). A passenger's calls are served by its host's thread
   // meanwhile (or here, when the host has stopped).
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
-  // Call objects alive (for tests).
+  // Call objects alive now (Live); Shutdown waits for none.
   int64_t live_calls() const { return live_.load(std::memory_order_acquire); }
 
  private:

@@ -36,26 +36,13 @@ absl::Status Errno(const std::string& what) {
 // does not reap it) counts as stopped.
 bool Alive(int pid) {
   if (pid <= 0 || kill(pid, 0) != 0) return false;
-  const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t paren = stat.rfind(')');
-  return !(paren != std::string::npos && paren + 2 < stat.size() &&
-           stat[paren + 2] == 'Z');
+  return ReadProcStat(absl::StrCat("/proc/", pid, "/stat")).state != 'Z';
 }
 
-// The parent of `pid` from /proc/PID/stat, or 0 when it is gone.
-int ParentOf(int pid) {
-  const std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 4 > stat.size()) return 0;
-  // ") S PPID ..."
-  const size_t start = paren + 4;
-  int ppid = 0;
-  if (!absl::SimpleAtoi(
-          absl::string_view(stat).substr(start, stat.find(' ', start) - start),
-          &ppid)) {
-    return 0;
-  }
-  return ppid;
+// Whether `pid` is a child of `parent` that has not exited.
+bool LiveChildOf(int pid, int parent) {
+  const ProcStat s = ReadProcStat(absl::StrCat("/proc/", pid, "/stat"));
+  return s.ppid == parent && s.state != 0 && s.state != 'Z';
 }
 
 // The live children of `parent`.
@@ -66,8 +53,7 @@ std::vector<int> ChildrenOf(int parent) {
   if (d == nullptr) return out;
   while (dirent* e = readdir(d)) {
     int pid = 0;
-    if (absl::SimpleAtoi(e->d_name, &pid) && ParentOf(pid) == parent &&
-        Alive(pid)) {
+    if (absl::SimpleAtoi(e->d_name, &pid) && LiveChildOf(pid, parent)) {
       out.push_back(pid);
     }
   }
@@ -353,16 +339,14 @@ absl::Status PostfixInstance::Reconfigure(
   // loaded machine: a RCPT answered by the previous adapter). So wait for
   // them; the test closed its connections, so they exit at once.
   const int master = MasterPid();
-  const std::vector<int> old_daemons = ChildrenOf(master);
+  std::vector<int> left = ChildrenOf(master);  // the old daemons
   if (absl::Status s = Postfix({"reload"}); !s.ok()) return s;
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  std::vector<int> left = old_daemons;
   while (!left.empty()) {
-    left.erase(std::remove_if(left.begin(), left.end(),
-                              [&](int pid) {
-                                return ParentOf(pid) != master || !Alive(pid);
-                              }),
-               left.end());
+    left.erase(
+        std::remove_if(left.begin(), left.end(),
+                       [&](int pid) { return !LiveChildOf(pid, master); }),
+        left.end());
     if (left.empty()) break;
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -84,18 +85,25 @@ void Subprocess::Signal(int sig) {
   if (pid_ > 0 && !exit_status_.has_value()) ::kill(pid_, sig);
 }
 
-namespace {
-
-// The state letter of /proc/<pid>/task/<tid>/stat (after the ")" that ends
-// the command name), or 0 if unreadable.
-char TaskState(const std::filesystem::path& stat_file) {
-  const std::string stat = ReadFile(stat_file.string());
+ProcStat ReadProcStat(const std::string& stat_file) {
+  const std::string stat = ReadFile(stat_file);
+  ProcStat out;
+  // ") S PPID ..."
   const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos || paren + 2 >= stat.size()) return 0;
-  return stat[paren + 2];
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return out;
+  out.state = stat[paren + 2];
+  const size_t start = paren + 4;
+  if (start < stat.size()) {
+    const size_t end = stat.find(' ', start);
+    if (!absl::SimpleAtoi(
+            absl::string_view(stat).substr(
+                start, end == std::string::npos ? end : end - start),
+            &out.ppid)) {
+      out.ppid = 0;
+    }
+  }
+  return out;
 }
-
-}  // namespace
 
 bool Subprocess::Freeze(absl::Duration timeout) {
   if (pid_ <= 0 || exit_status_.has_value()) return false;
@@ -106,7 +114,7 @@ bool Subprocess::Freeze(absl::Duration timeout) {
     bool all_stopped = true;
     std::error_code error;
     for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
-      const char state = TaskState(task.path() / "stat");
+      const char state = ReadProcStat((task.path() / "stat").string()).state;
       // 'T' stopped; a thread that exited meanwhile reads as 0 or 'Z'/'X'.
       if (state != 'T' && state != 0 && state != 'Z' && state != 'X') {
         all_stopped = false;

@@ -66,6 +66,14 @@ int ExitCode(int wait_status);
 
 // Reads a whole file ("" if missing).
 std::string ReadFile(const std::string& path);
+// What a /proc stat file (/proc/<pid>/stat, or a task's) says after the
+// ")" that ends the command name: the state letter and the parent's PID;
+// zeros when it is gone or unreadable.
+struct ProcStat {
+  char state = 0;
+  int ppid = 0;
+};
+ProcStat ReadProcStat(const std::string& stat_file);
 // Writes a whole file.
 absl::Status WriteFile(const std::string& path, const std::string& content);
 // A fresh temporary directory under $TMPDIR (or /tmp). Removed when the
